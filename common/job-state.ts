@@ -1,0 +1,117 @@
+// The job state machine: which state may follow which, and which terminal state
+// an end reason leads to. Pure: the job store turns these tables into
+// compare-and-set updates, so Postgres enforces exactly what is unit-tested here.
+import { EndReason, JobState } from './gen/grid/v1/job.js';
+
+export { EndReason, JobState };
+
+export const TERMINAL_STATES: readonly JobState[] = [
+  JobState.JOB_STATE_SUCCEEDED,
+  JobState.JOB_STATE_FAILED,
+  JobState.JOB_STATE_CANCELLED,
+];
+
+/** States that hold a slot on a node. */
+export const ACTIVE_STATES: readonly JobState[] = [
+  JobState.JOB_STATE_ASSIGNED,
+  JobState.JOB_STATE_RUNNING,
+  JobState.JOB_STATE_CANCELLING,
+];
+
+const Q = JobState.JOB_STATE_QUEUED;
+const A = JobState.JOB_STATE_ASSIGNED;
+const R = JobState.JOB_STATE_RUNNING;
+const C = JobState.JOB_STATE_CANCELLING;
+const S = JobState.JOB_STATE_SUCCEEDED;
+const F = JobState.JOB_STATE_FAILED;
+const X = JobState.JOB_STATE_CANCELLED;
+
+/**
+ * Allowed transitions, from → to. Why the less obvious ones exist:
+ * - ASSIGNED/RUNNING → QUEUED: the node was lost and the job has attempts left.
+ * - ASSIGNED → SUCCEEDED/FAILED: a job can end before its start report is handled
+ *   (image unavailable, or an agent that restarted and reports a finished container).
+ * - CANCELLING → SUCCEEDED/FAILED: the process exited on its own before the agent
+ *   acted on the cancel; the truth wins, and it is still exactly one terminal state.
+ * - QUEUED → FAILED: queue timeout.
+ */
+const TRANSITIONS: ReadonlyMap<JobState, readonly JobState[]> = new Map([
+  [Q, [A, X, F]],
+  [A, [R, Q, C, S, F]],
+  [R, [Q, C, S, F]],
+  [C, [X, S, F]],
+  [S, []],
+  [F, []],
+  [X, []],
+]);
+
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.includes(state);
+}
+
+export function canTransition(from: JobState, to: JobState): boolean {
+  return TRANSITIONS.get(from)?.includes(to) ?? false;
+}
+
+/** The states a job may be in for a move to `to` to be allowed: the CAS guard. */
+export function sourcesOf(to: JobState): JobState[] {
+  return [...TRANSITIONS].filter(([, targets]) => targets.includes(to)).map(([from]) => from);
+}
+
+/** The terminal state a reason ends a job in. */
+export function terminalStateFor(reason: EndReason): JobState {
+  switch (reason) {
+    case EndReason.END_REASON_SUCCEEDED:
+      return S;
+    case EndReason.END_REASON_CANCELLED:
+      return X;
+    case EndReason.END_REASON_UNSPECIFIED:
+    case EndReason.UNRECOGNIZED:
+      throw new Error(`end reason ${reason} is not a reason a job can end with`);
+    default:
+      return F;
+  }
+}
+
+/** The end reason of a process that exited by itself with `exitCode`. */
+export function reasonForExit(exitCode: number, oomKilled: boolean): EndReason {
+  if (oomKilled) return EndReason.END_REASON_OOM_KILLED;
+  return exitCode === 0 ? EndReason.END_REASON_SUCCEEDED : EndReason.END_REASON_FAILED;
+}
+
+// Postgres stores states and reasons as the enum names without their prefix,
+// readable in psql and independent of the proto numbering.
+const STATE_PREFIX = 'JOB_STATE_';
+const REASON_PREFIX = 'END_REASON_';
+
+export function stateToDb(state: JobState): string {
+  return JobState[state].slice(STATE_PREFIX.length);
+}
+
+export function stateFromDb(text: string): JobState {
+  const state = JobState[(STATE_PREFIX + text) as keyof typeof JobState];
+  if (state === undefined) throw new Error(`unknown job state in database: ${text}`);
+  return state;
+}
+
+export function reasonToDb(reason: EndReason): string {
+  return EndReason[reason].slice(REASON_PREFIX.length);
+}
+
+export function reasonFromDb(text: string | null): EndReason {
+  if (text === null) return EndReason.END_REASON_UNSPECIFIED;
+  const reason = EndReason[(REASON_PREFIX + text) as keyof typeof EndReason];
+  if (reason === undefined) throw new Error(`unknown end reason in database: ${text}`);
+  return reason;
+}
+
+export function stateName(state: JobState): string {
+  return stateToDb(state);
+}
+
+export function reasonName(reason: EndReason): string {
+  return reason === EndReason.END_REASON_UNSPECIFIED ? '' : reasonToDb(reason);
+}
+
+/** Every state, for tests and CHECK constraints. */
+export const ALL_STATES: readonly JobState[] = [Q, A, R, C, S, F, X];
