@@ -1,0 +1,16 @@
+// Opens the control plane's Postgres pool. All SQL lives in the *-store.ts files.
+import postgres from 'postgres';
+
+export type Sql = postgres.Sql;
+
+export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    connection: { application_name: 'grid-control-plane' },
+    // Byte offsets and sizes fit in a double; numbers are easier everywhere.
+    types: {
+      bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) },
+    },
+  });
+}

@@ -1,0 +1,90 @@
+// Versioned schema migrations, applied in order on control-plane start and by
+// `grid-control-plane migrate`. Append new versions; never edit an applied one.
+// Kept as TypeScript strings rather than .sql files so a bundled single-file
+// control plane still carries them.
+import { ALL_STATES, stateToDb, TERMINAL_STATES, ACTIVE_STATES } from '../../common/job-state.js';
+import { EndReason } from '../../common/gen/grid/v1/job.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const list = (values: string[]) => values.map((v) => `'${v}'`).join(', ');
+const states = list(ALL_STATES.map(stateToDb));
+const terminal = list(TERMINAL_STATES.map(stateToDb));
+const active = list(ACTIVE_STATES.map(stateToDb));
+const reasons = list(
+  Object.keys(EndReason)
+    .filter((k) => k.startsWith('END_REASON_') && k !== 'END_REASON_UNSPECIFIED')
+    .map((k) => k.slice('END_REASON_'.length)),
+);
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, logs and nodes',
+    sql: `
+      CREATE TABLE jobs (
+        id            uuid PRIMARY KEY,            -- UUIDv7: time-ordered, so id order is submit order
+        state         text NOT NULL CHECK (state IN (${states})),
+        end_reason    text CHECK (end_reason IN (${reasons})),
+        spec          bytea NOT NULL,              -- grid.v1.JobSpec (binary protobuf), defaults filled in
+        task          bytea NOT NULL,              -- grid.v1.Task: what a node runs
+        image         text NOT NULL,
+        cpus          double precision NOT NULL,
+        memory_bytes  bigint NOT NULL,
+        request_id    text UNIQUE,                 -- client idempotency key
+        version       integer NOT NULL DEFAULT 1,  -- bumped by every update: orders events of one job
+        attempt       integer NOT NULL DEFAULT 0,  -- fencing token of the current attempt
+        max_attempts  integer NOT NULL,
+        node_id       text,
+        exit_code     integer,
+        message       text NOT NULL DEFAULT '',
+        submitted_at  timestamptz NOT NULL DEFAULT now(),
+        assigned_at   timestamptz,
+        started_at    timestamptz,
+        ended_at      timestamptz,
+        -- A job is terminal exactly when it has a reason.
+        CHECK ((state IN (${terminal})) = (end_reason IS NOT NULL))
+      );
+      CREATE INDEX jobs_queue ON jobs (id) WHERE state = 'QUEUED';
+      CREATE INDEX jobs_by_state ON jobs (state, id DESC);
+      CREATE INDEX jobs_active_by_node ON jobs (node_id) WHERE state IN (${active});
+
+      CREATE TABLE job_logs (
+        job_id       uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        attempt      integer NOT NULL,
+        stream       smallint NOT NULL CHECK (stream IN (1, 2)),  -- grid.v1.LogStream
+        byte_offset  bigint NOT NULL,
+        data         bytea NOT NULL,
+        logged_at    timestamptz NOT NULL,
+        PRIMARY KEY (job_id, attempt, stream, byte_offset)
+      );
+
+      CREATE TABLE nodes (
+        id             text PRIMARY KEY,
+        name           text NOT NULL,
+        state          text NOT NULL CHECK (state IN ('READY', 'DISCONNECTED', 'LOST')),
+        slots          integer NOT NULL,
+        cpus           double precision NOT NULL,
+        memory_bytes   bigint NOT NULL,
+        labels         jsonb NOT NULL DEFAULT '{}',
+        agent_version  text NOT NULL DEFAULT '',
+        connected_at   timestamptz,
+        last_seen_at   timestamptz
+      );
+
+      -- Wakes every control plane's dispatcher when a job becomes claimable, so a
+      -- job submitted through one replica is dispatched by whichever has free nodes.
+      CREATE FUNCTION grid_notify_job_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('grid_job_queued', '');
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_notify_queued AFTER INSERT OR UPDATE OF state ON jobs
+        FOR EACH ROW WHEN (NEW.state = 'QUEUED') EXECUTE FUNCTION grid_notify_job_queued();
+    `,
+  },
+];

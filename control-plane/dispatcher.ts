@@ -1,0 +1,91 @@
+// Pushes queued jobs to nodes the moment there is something to do: a submit, a
+// freed slot, a node connecting, or a NOTIFY from another control plane. There is
+// no polling interval between submit and dispatch; the slow sweep only backs up a
+// notification lost while Postgres was unreachable.
+import type { Logger } from 'pino';
+import type { Sql } from './db/connect.js';
+import { claimJobs, rowTask } from './job-store.js';
+import { publishJobRow, type JobEventBus } from './job-events.js';
+import { freeCapacity, type NodeRegistry } from './node-registry.js';
+import { dispatchOrder } from './scheduler.js';
+
+export interface Dispatcher {
+  /** Asks for a dispatch pass; passes never overlap, and a kick during one causes another. */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+const RETRY_AFTER_ERROR_MS = 1000;
+
+export function createDispatcher(deps: {
+  sql: Sql;
+  registry: NodeRegistry;
+  events: JobEventBus;
+  log: Logger;
+  sweepIntervalMs: number;
+}): Dispatcher {
+  const { sql, registry, events, log } = deps;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  async function pass(): Promise<void> {
+    const offers = dispatchOrder(registry.all().map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
+    for (const offer of offers) {
+      const session = registry.get(offer.nodeId);
+      if (!session) continue;
+      const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
+      for (const row of rows) {
+        const task = rowTask(row);
+        session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: task.memoryBytes });
+        const sent = session.send({
+          message: { $case: 'assignment', value: { attempt: { jobId: row.id, attempt: row.attempt }, task } },
+        });
+        if (!sent) log.warn({ job_id: row.id, node: offer.nodeId }, 'node stream ended as its job was assigned');
+        log.debug({ job_id: row.id, attempt: row.attempt, node: offer.nodeId }, 'assigned');
+        publishJobRow(events, row);
+      }
+    }
+  }
+
+  async function loop(): Promise<void> {
+    do {
+      again = false;
+      try {
+        await pass();
+      } catch (err) {
+        log.warn({ err }, 'dispatch pass failed; retrying');
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(kick, RETRY_AFTER_ERROR_MS).unref();
+      }
+    } while (again && !stopped);
+    running = undefined;
+  }
+
+  function kick(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = loop();
+  }
+
+  const sweep = setInterval(kick, deps.sweepIntervalMs).unref();
+  const listening = sql.listen('grid_job_queued', kick, kick).catch((err) => {
+    log.warn({ err }, 'cannot LISTEN for queued jobs; relying on the sweep');
+    return undefined;
+  });
+
+  return {
+    kick,
+    async stop() {
+      stopped = true;
+      clearInterval(sweep);
+      clearTimeout(retryTimer);
+      await (await listening)?.unlisten().catch(() => {});
+      await running;
+    },
+  };
+}

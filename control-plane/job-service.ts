@@ -1,0 +1,199 @@
+// JobService: the public API. Validation happens before anything is written, so a
+// refused submission leaves no trace; every answer about a job comes from Postgres.
+import type { CallContext } from 'nice-grpc';
+import type { Logger } from 'pino';
+import { v7 as uuidv7 } from 'uuid';
+import {
+  JobState,
+  LogStream,
+  type Job,
+  type JobServiceImplementation,
+  type WatchJobRequest,
+  type WatchJobResponse,
+} from '../common/gen/grid/v1/job.js';
+import { CancelCause } from '../common/gen/grid/v1/agent.js';
+import { AsyncQueue } from '../common/async-queue.js';
+import { invalidArgument, notFound } from '../common/errors.js';
+import { isTerminal } from '../common/job-state.js';
+import { durationToMs, msToDuration } from '../common/units.js';
+import type { Sql } from './db/connect.js';
+import type { Dispatcher } from './dispatcher.js';
+import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js';
+import { cancelJob, getJob, insertJob, listJobs, rowToJob, type JobRow } from './job-store.js';
+import { readLogs } from './log-store.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { RuntimeTable } from './runtime-presets.js';
+import { validateSubmission, type SpecPolicy } from './spec-validation.js';
+
+export interface JobServiceDeps {
+  sql: Sql;
+  events: JobEventBus;
+  dispatcher: Dispatcher;
+  registry: NodeRegistry;
+  policy: SpecPolicy;
+  runtimes: RuntimeTable;
+  defaultGraceMs: number;
+  maxGraceMs: number;
+  log: Logger;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 1000;
+
+export function createJobService(deps: JobServiceDeps): JobServiceImplementation {
+  const { sql } = deps;
+
+  async function requireJob(jobId: string): Promise<JobRow> {
+    if (!UUID.test(jobId)) {
+      throw invalidArgument(`job id "${jobId}" is not a job id (a UUID like 0190a3c2-...); see \`gridctl list\``);
+    }
+    const row = await getJob(sql, jobId.toLowerCase());
+    if (!row) throw notFound(`job ${jobId} does not exist`);
+    return row;
+  }
+
+  return {
+    async submitJob(request) {
+      const { spec, task } = validateSubmission(request.spec, deps.policy, deps.runtimes);
+      if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
+      const { row, created } = await insertJob(sql, { id: uuidv7(), spec, task, requestId: request.requestId });
+      if (created) {
+        deps.log.info({ job_id: row.id, image: task.image }, 'job submitted');
+        publishJobRow(deps.events, row);
+        deps.dispatcher.kick();
+      }
+      return { job: rowToJob(row) };
+    },
+
+    async getJob(request) {
+      return { job: rowToJob(await requireJob(request.jobId)) };
+    },
+
+    async listJobs(request) {
+      const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
+      if (pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+        throw invalidArgument(`page_size is ${request.pageSize}: must be between 1 and ${MAX_PAGE_SIZE}`);
+      }
+      let beforeId: string | undefined;
+      if (request.pageToken) {
+        beforeId = Buffer.from(request.pageToken, 'base64url').toString();
+        if (!UUID.test(beforeId)) throw invalidArgument('page_token is not one this server gave out');
+      }
+      const states = request.states.filter((s) => s !== JobState.JOB_STATE_UNSPECIFIED);
+      const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId });
+      const page = rows.slice(0, pageSize);
+      return {
+        jobs: page.map(rowToJob),
+        nextPageToken: rows.length > pageSize ? Buffer.from(page.at(-1)!.id).toString('base64url') : '',
+      };
+    },
+
+    async cancelJob(request) {
+      const existing = await requireJob(request.jobId);
+      const graceMs = request.grace ? durationToMs(request.grace) : deps.defaultGraceMs;
+      if (graceMs < 0 || graceMs > deps.maxGraceMs) {
+        throw invalidArgument(`grace must be between 0s and ${deps.maxGraceMs / 1000}s`);
+      }
+      const { row, changed } = await cancelJob(sql, existing.id);
+      if (changed && row) {
+        publishJobRow(deps.events, row);
+        if (row.state === 'CANCELLING' && row.node_id) {
+          deps.registry.get(row.node_id)?.send({
+            message: {
+              $case: 'cancel',
+              value: {
+                attempt: { jobId: row.id, attempt: row.attempt },
+                grace: msToDuration(graceMs),
+                cause: CancelCause.CANCEL_CAUSE_CANCELLED,
+              },
+            },
+          });
+        }
+      }
+      return { job: rowToJob(row ?? existing) };
+    },
+
+    watchJob(request, ctx) {
+      return watch(request, ctx);
+    },
+
+    async *readJobLogs(request) {
+      const row = await requireJob(request.jobId);
+      const attempt = request.attempt || row.attempt;
+      const stream = request.stream === LogStream.LOG_STREAM_UNSPECIFIED ? undefined : request.stream;
+      for (const chunk of await readLogs(sql, { jobId: row.id, attempt, stream })) yield { chunk };
+    },
+  };
+
+  /**
+   * Subscribes before reading Postgres, then drops whatever the read already
+   * covered: nothing falls between the snapshot and the live events, and nothing
+   * is sent twice. Output is de-duplicated by byte offset, states by row version.
+   */
+  async function* watch(request: WatchJobRequest, ctx: CallContext): AsyncIterable<WatchJobResponse> {
+    const initial = await requireJob(request.jobId);
+    const queue = new AsyncQueue<JobEvent>();
+    const unsubscribe = deps.events.subscribe(initial.id, (e) => queue.push(e));
+    const onAbort = () => queue.end();
+    ctx.signal.addEventListener('abort', onAbort);
+    try {
+      const row = (await getJob(sql, initial.id))!;
+      let job: Job = rowToJob(row);
+      let version = row.version;
+      let attempt = job.attempt;
+      const resuming = request.attempt === 0 || request.attempt === attempt;
+      const next = resuming ? { stdout: request.stdoutOffset, stderr: request.stderrOffset } : { stdout: 0, stderr: 0 };
+      yield { event: { $case: 'job', value: job } };
+      if (request.includeLogs && attempt > 0) {
+        for (const chunk of await readLogs(sql, { jobId: job.id, attempt, fromOffsets: next })) {
+          advance(next, chunk.stream, chunk.offset + chunk.data.length);
+          yield { event: { $case: 'log', value: chunk } };
+        }
+      }
+      if (isTerminal(job.state)) {
+        yield { event: { $case: 'ended', value: job } };
+        return;
+      }
+      for await (const event of queue) {
+        if (event.kind === 'state') {
+          if (event.version <= version) continue;
+          version = event.version;
+          job = event.job;
+          if (job.attempt !== attempt) {
+            // A new attempt's output starts again at offset 0.
+            attempt = job.attempt;
+            next.stdout = 0;
+            next.stderr = 0;
+          }
+          if (isTerminal(job.state)) {
+            yield { event: { $case: 'ended', value: job } };
+            return;
+          }
+          yield { event: { $case: 'job', value: job } };
+        } else if (request.includeLogs && event.chunk.attempt === attempt) {
+          const chunk = trimToOffset(event.chunk, event.chunk.stream === LogStream.LOG_STREAM_STDOUT ? next.stdout : next.stderr);
+          if (!chunk) continue;
+          advance(next, chunk.stream, chunk.offset + chunk.data.length);
+          yield { event: { $case: 'log', value: chunk } };
+        }
+      }
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      unsubscribe();
+      queue.end();
+    }
+  }
+}
+
+function advance(next: { stdout: number; stderr: number }, stream: LogStream, end: number): void {
+  if (stream === LogStream.LOG_STREAM_STDOUT) next.stdout = Math.max(next.stdout, end);
+  else next.stderr = Math.max(next.stderr, end);
+}
+
+function trimToOffset<T extends { offset: number; data: Uint8Array }>(chunk: T, from: number): T | undefined {
+  const end = chunk.offset + chunk.data.length;
+  if (end <= from) return undefined;
+  if (chunk.offset >= from) return chunk;
+  return { ...chunk, offset: from, data: chunk.data.subarray(from - chunk.offset) };
+}

@@ -1,0 +1,204 @@
+// Every read and write of the jobs table. Each state change is a compare-and-set
+// whose guard comes from the state machine (sourcesOf), and each report from an
+// agent is fenced by its attempt number, so however messages race a job reaches
+// exactly one terminal state.
+import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
+import { Task } from '../common/gen/grid/v1/agent.js';
+import {
+  ACTIVE_STATES,
+  EndReason,
+  reasonFromDb,
+  reasonToDb,
+  sourcesOf,
+  stateFromDb,
+  stateToDb,
+  terminalStateFor,
+} from '../common/job-state.js';
+import type { Sql } from './db/connect.js';
+
+export interface JobRow {
+  id: string;
+  state: string;
+  end_reason: string | null;
+  spec: Buffer;
+  task: Buffer;
+  version: number;
+  attempt: number;
+  max_attempts: number;
+  node_id: string | null;
+  exit_code: number | null;
+  message: string;
+  submitted_at: Date;
+  assigned_at: Date | null;
+  started_at: Date | null;
+  ended_at: Date | null;
+}
+
+export interface AttemptKey {
+  jobId: string;
+  attempt: number;
+}
+
+const db = (states: readonly JobState[]) => states.map(stateToDb);
+const ACTIVE = db(ACTIVE_STATES);
+
+export function rowToJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    state: stateFromDb(row.state),
+    endReason: reasonFromDb(row.end_reason),
+    spec: JobSpec.decode(row.spec),
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    nodeId: row.node_id ?? '',
+    exitCode: row.exit_code ?? undefined,
+    message: row.message,
+    submittedAt: row.submitted_at,
+    assignedAt: row.assigned_at ?? undefined,
+    startedAt: row.started_at ?? undefined,
+    endedAt: row.ended_at ?? undefined,
+  };
+}
+
+export function rowTask(row: JobRow): Task {
+  return Task.decode(row.task);
+}
+
+/**
+ * Stores a validated job as QUEUED. With a request id already seen, returns the
+ * job that id created instead (a retried submit is not a second job).
+ */
+export async function insertJob(
+  sql: Sql,
+  job: { id: string; spec: JobSpec; task: Task; requestId: string },
+): Promise<{ row: JobRow; created: boolean }> {
+  const [row] = await sql<JobRow[]>`
+    INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts)
+    VALUES (${job.id}, 'QUEUED', ${Buffer.from(JobSpec.encode(job.spec).finish())},
+            ${Buffer.from(Task.encode(job.task).finish())}, ${job.task.image}, ${job.task.cpus},
+            ${job.task.memoryBytes}, ${job.requestId || null}, ${job.spec.maxAttempts})
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING *`;
+  if (row) return { row, created: true };
+  const [existing] = await sql<JobRow[]>`SELECT * FROM jobs WHERE request_id = ${job.requestId}`;
+  return { row: existing!, created: false };
+}
+
+export async function getJob(sql: Sql, id: string): Promise<JobRow | undefined> {
+  const [row] = await sql<JobRow[]>`SELECT * FROM jobs WHERE id = ${id}`;
+  return row;
+}
+
+/** Newest first; `beforeId` is the last id of the previous page (keyset paging). */
+export async function listJobs(
+  sql: Sql,
+  opts: { states: JobState[]; limit: number; beforeId?: string },
+): Promise<JobRow[]> {
+  const states = db(opts.states);
+  return sql<JobRow[]>`
+    SELECT * FROM jobs
+    WHERE true
+      ${states.length ? sql`AND state = ANY(${states})` : sql``}
+      ${opts.beforeId ? sql`AND id < ${opts.beforeId}` : sql``}
+    ORDER BY id DESC
+    LIMIT ${opts.limit}`;
+}
+
+/**
+ * Claims queued jobs for one node, oldest first, as many as fit its free slots,
+ * CPUs and memory (a running sum, so the claim never overcommits the node).
+ * SKIP LOCKED lets any number of control planes claim at once without blocking.
+ */
+export async function claimJobs(
+  sql: Sql,
+  node: { nodeId: string; slots: number; cpus: number; memoryBytes: number },
+): Promise<JobRow[]> {
+  if (node.slots <= 0) return [];
+  return sql<JobRow[]>`
+    WITH candidates AS (
+      SELECT id, cpus, memory_bytes FROM jobs
+      WHERE state = 'QUEUED'
+      ORDER BY id
+      LIMIT ${node.slots}
+      FOR UPDATE SKIP LOCKED
+    ), fitting AS (
+      SELECT id FROM (
+        SELECT id,
+               sum(cpus) OVER (ORDER BY id) AS cpus_needed,
+               sum(memory_bytes) OVER (ORDER BY id) AS memory_needed
+        FROM candidates
+      ) running_sums
+      WHERE cpus_needed <= ${node.cpus} + 1e-9 AND memory_needed <= ${node.memoryBytes}
+    )
+    UPDATE jobs SET version = version + 1, state = 'ASSIGNED', attempt = attempt + 1, node_id = ${node.nodeId},
+                    assigned_at = now(), started_at = NULL, exit_code = NULL
+    WHERE id IN (SELECT id FROM fitting) AND state = 'QUEUED'
+    RETURNING *`;
+}
+
+export type ReportOutcome =
+  | { kind: 'applied'; row: JobRow }
+  | { kind: 'duplicate'; row: JobRow }
+  | { kind: 'stale'; row: JobRow | undefined };
+
+/** The agent started the attempt's container. Accepted only for the current attempt. */
+export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date): Promise<ReportOutcome> {
+  const [row] = await sql<JobRow[]>`
+    UPDATE jobs
+    SET version = version + 1, started_at = coalesce(started_at, ${startedAt}),
+        state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END
+    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
+    RETURNING *`;
+  if (row) return { kind: 'applied', row };
+  return classifyRefusal(sql, key);
+}
+
+/** The attempt ended on the node: the one compare-and-set that makes the job terminal. */
+export async function finishAttempt(
+  sql: Sql,
+  key: AttemptKey,
+  result: { reason: EndReason; exitCode?: number; message: string; startedAt?: Date; endedAt: Date },
+): Promise<ReportOutcome> {
+  const terminal = terminalStateFor(result.reason);
+  const [row] = await sql<JobRow[]>`
+    UPDATE jobs
+    SET version = version + 1, state = ${stateToDb(terminal)}, end_reason = ${reasonToDb(result.reason)},
+        exit_code = ${result.exitCode ?? null}, message = ${result.message},
+        started_at = coalesce(started_at, ${result.startedAt ?? null}), ended_at = ${result.endedAt}
+    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${db(sourcesOf(terminal))})
+    RETURNING *`;
+  if (row) return { kind: 'applied', row };
+  return classifyRefusal(sql, key);
+}
+
+async function classifyRefusal(sql: Sql, key: AttemptKey): Promise<ReportOutcome> {
+  const row = await getJob(sql, key.jobId);
+  // The same attempt already ended: a resent report after a lost ack.
+  if (row && row.attempt === key.attempt && row.end_reason !== null) return { kind: 'duplicate', row };
+  return { kind: 'stale', row };
+}
+
+/**
+ * Ends a job that never ran on a node (queue timeout, cancelled while queued), or
+ * moves a running one to CANCELLING. Returns the row after the change, or the
+ * unchanged row when the job was already past that point.
+ */
+export async function cancelJob(sql: Sql, id: string): Promise<{ row: JobRow | undefined; changed: boolean }> {
+  const [queued] = await sql<JobRow[]>`
+    UPDATE jobs SET version = version + 1, state = 'CANCELLED', end_reason = 'CANCELLED', ended_at = now(),
+                    message = 'cancelled before it started'
+    WHERE id = ${id} AND state = 'QUEUED'
+    RETURNING *`;
+  if (queued) return { row: queued, changed: true };
+  const [active] = await sql<JobRow[]>`
+    UPDATE jobs SET version = version + 1, state = 'CANCELLING'
+    WHERE id = ${id} AND state = ANY(${db(sourcesOf(JobState.JOB_STATE_CANCELLING))})
+    RETURNING *`;
+  if (active) return { row: active, changed: true };
+  return { row: await getJob(sql, id), changed: false };
+}
+
+/** Jobs holding a slot on a node: what a (re)connecting agent should be running. */
+export async function activeJobsOnNode(sql: Sql, nodeId: string): Promise<JobRow[]> {
+  return sql<JobRow[]>`SELECT * FROM jobs WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE})`;
+}

@@ -1,0 +1,80 @@
+// Job output in Postgres: one insert per batch of chunks, fenced by attempt, and
+// idempotent (a resent chunk hits the primary key and is ignored).
+import { LogChunk, LogStream } from '../common/gen/grid/v1/job.js';
+import { ACTIVE_STATES, stateToDb } from '../common/job-state.js';
+import type { Sql } from './db/connect.js';
+import type { AttemptKey } from './job-store.js';
+
+const ACTIVE = ACTIVE_STATES.map(stateToDb);
+
+interface LogRow {
+  attempt: number;
+  stream: number;
+  byte_offset: number;
+  data: Buffer;
+  logged_at: Date;
+}
+
+/** Returns false when the attempt is not the job's current active one (refused). */
+export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]): Promise<boolean> {
+  if (chunks.length === 0) return true;
+  const rows = await sql`
+    WITH current_attempt AS (
+      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
+    ), inserted AS (
+      INSERT INTO job_logs (job_id, attempt, stream, byte_offset, data, logged_at)
+      SELECT ${key.jobId}, ${key.attempt}, u.stream, u.byte_offset, u.data, u.logged_at
+      -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
+      FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => c.offset)}::int8[],
+                  ${sql.array(chunks.map((c) => Buffer.from(c.data)))}::bytea[],
+                  ${chunks.map((c) => (c.time ?? new Date()).toISOString())}::timestamptz[])
+           AS u(stream, byte_offset, data, logged_at)
+      WHERE EXISTS (SELECT 1 FROM current_attempt)
+      ON CONFLICT DO NOTHING
+    )
+    SELECT EXISTS (SELECT 1 FROM current_attempt) AS current`;
+  return rows[0]!.current as boolean;
+}
+
+/** Output of one attempt in order, per stream from the given offsets. */
+export async function readLogs(
+  sql: Sql,
+  opts: { jobId: string; attempt: number; stream?: LogStream; fromOffsets?: { stdout: number; stderr: number } },
+): Promise<LogChunk[]> {
+  const from = opts.fromOffsets ?? { stdout: 0, stderr: 0 };
+  const rows = await sql<LogRow[]>`
+    SELECT attempt, stream, byte_offset, data, logged_at FROM job_logs
+    WHERE job_id = ${opts.jobId} AND attempt = ${opts.attempt}
+      ${opts.stream ? sql`AND stream = ${opts.stream}` : sql``}
+      AND byte_offset + length(data) > CASE stream WHEN 1 THEN ${from.stdout}::int8 ELSE ${from.stderr}::int8 END
+    ORDER BY stream, byte_offset`;
+  const chunks = rows.map((r): LogChunk => {
+    const start = r.stream === LogStream.LOG_STREAM_STDOUT ? from.stdout : from.stderr;
+    const skip = Math.max(0, start - r.byte_offset);
+    return {
+      stream: r.stream as LogStream,
+      offset: r.byte_offset + skip,
+      data: skip ? r.data.subarray(skip) : r.data,
+      time: r.logged_at,
+      attempt: r.attempt,
+    };
+  });
+  return interleaveByTime(chunks);
+}
+
+/**
+ * Interleaves the two streams by time the way they were printed, while keeping
+ * each stream in offset order even if the node's clock stepped back.
+ */
+function interleaveByTime(chunks: LogChunk[]): LogChunk[] {
+  const out = chunks.filter((c) => c.stream === LogStream.LOG_STREAM_STDOUT);
+  const err = chunks.filter((c) => c.stream !== LogStream.LOG_STREAM_STDOUT);
+  const merged: LogChunk[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < out.length || j < err.length) {
+    const takeOut = j >= err.length || (i < out.length && out[i]!.time!.getTime() <= err[j]!.time!.getTime());
+    merged.push(takeOut ? out[i++]! : err[j++]!);
+  }
+  return merged;
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+// grid-control-plane: the gRPC server (see systemd/grid-control-plane.service).
+import { Command } from 'commander';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { envOption, parseBytesFlag, parseDurationFlag } from '../common/cli-options.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { GRID_VERSION } from '../common/version.js';
+import { launchAgent } from '../agent/launch.js';
+import type { Agent } from '../agent/agent.js';
+import { connectDatabase } from './db/connect.js';
+import { migrate } from './db/migrate.js';
+import { loadRuntimes } from './runtime-presets.js';
+import { startControlPlane } from './server.js';
+import { DEFAULT_SPEC_POLICY } from './spec-validation.js';
+
+function defaultDataDir(): string {
+  // As root, the embedded PostgreSQL runs as the `postgres` user, which cannot
+  // enter /root: keep the data where that user can reach it.
+  return process.getuid?.() === 0 ? '/var/lib/grid' : join(homedir(), '.local', 'share', 'grid');
+}
+
+const program = new Command('grid-control-plane')
+  .description('Grid control plane: the job API, the agents\' streams and the dispatcher.')
+  .version(GRID_VERSION)
+  .addOption(envOption('--listen <host:port>', 'address to serve gRPC on', 'GRID_LISTEN', '127.0.0.1:7070'))
+  .addOption(envOption('--database-url <url>', 'PostgreSQL URL (default: an embedded PostgreSQL in the data dir)', 'GRID_DATABASE_URL'))
+  .addOption(envOption('--data-dir <dir>', 'where the embedded PostgreSQL keeps its data', 'GRID_DATA_DIR', defaultDataDir()))
+  .addOption(envOption('--runtimes <file>', 'JSON file of runtime presets (name → image, interpreter, extensions)', 'GRID_RUNTIMES'))
+  .addOption(envOption('--default-image <image>', 'image for commands submitted without one', 'GRID_DEFAULT_IMAGE', DEFAULT_SPEC_POLICY.defaultImage))
+  .addOption(envOption('--default-memory <size>', 'memory limit of jobs that set none', 'GRID_DEFAULT_MEMORY', DEFAULT_SPEC_POLICY.defaultMemoryBytes).argParser(parseBytesFlag))
+  .addOption(envOption('--max-memory <size>', 'largest memory limit a job may ask for', 'GRID_MAX_MEMORY', DEFAULT_SPEC_POLICY.maxMemoryBytes).argParser(parseBytesFlag))
+  .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseDurationFlag))
+  .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseDurationFlag))
+  .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
+  .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
+  .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
+  .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
+  .action(async (flags) => {
+    const log = createLogger('grid-control-plane', flags.logLevel);
+    let agent: Agent | undefined;
+    let controlPlane;
+    try {
+      controlPlane = await startControlPlane({
+        listen: flags.listen,
+        databaseUrl: flags.databaseUrl,
+        dataDir: flags.dataDir,
+        runtimes: loadRuntimes(flags.runtimes),
+        policy: {
+          ...DEFAULT_SPEC_POLICY,
+          defaultImage: flags.defaultImage,
+          defaultMemoryBytes: flags.defaultMemory,
+          maxMemoryBytes: flags.maxMemory,
+          defaultTimeoutMs: flags.defaultTimeout,
+          maxTimeoutMs: flags.maxTimeout,
+        },
+        heartbeatIntervalMs: flags.heartbeatInterval,
+        defaultGraceMs: 10_000,
+        maxGraceMs: 5 * 60_000,
+        dispatchSweepMs: 5_000,
+        log,
+      });
+      if (flags.localAgent) agent = await startLocalAgent(controlPlane.address, flags, log);
+    } catch (err) {
+      await controlPlane?.close();
+      fail(err);
+    }
+    process.stderr.write(`grid-control-plane ${GRID_VERSION} serving on ${controlPlane.address}${agent ? ' with a local agent' : ''}\n`);
+    const shutdown = async () => {
+      await agent?.stop({ stopTasks: true });
+      await controlPlane.close();
+      process.exit(0);
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .addOption(envOption('--database-url <url>', 'PostgreSQL URL', 'GRID_DATABASE_URL').makeOptionMandatory())
+  .action(async (flags) => {
+    const log = createLogger('grid-control-plane');
+    const sql = connectDatabase(flags.databaseUrl, { max: 1 });
+    try {
+      const applied = await migrate(sql, log);
+      process.stdout.write(applied.length ? `applied migrations ${applied.join(', ')}\n` : 'database is up to date\n');
+    } catch (err) {
+      fail(err);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+async function startLocalAgent(server: string, flags: Record<string, string>, log: Logger): Promise<Agent> {
+  const agent = await launchAgent(
+    {
+      server,
+      stateDir: join(flags.dataDir!, 'agent'),
+      labels: { local: 'true' },
+      dockerSocket: flags.dockerSocket!,
+      pull: 'missing',
+      heartbeatIntervalMs: 1000,
+      timeoutGraceMs: 10_000,
+    },
+    createLogger('grid-agent', log.level),
+  );
+  await agent.connected();
+  return agent;
+}
+
+function fail(err: unknown): never {
+  let message = (err as Error).message;
+  for (let cause = (err as Error).cause; cause instanceof Error; cause = cause.cause) message += `\n  caused by: ${cause.message}`;
+  process.stderr.write(`grid-control-plane: ${message}\n`);
+  process.exit(1);
+}
+
+await program.parseAsync();

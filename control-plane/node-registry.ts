@@ -1,0 +1,69 @@
+// The nodes whose Connect stream is open on this control plane, and what each
+// holds. A node is given work only through its live session here; when the
+// stream ends the session is gone, whatever else of the node still answers.
+import type { Capacity, ConnectResponse } from '../common/gen/grid/v1/agent.js';
+import { alreadyExists } from '../common/errors.js';
+
+export interface HeldAttempt {
+  attempt: number;
+  cpus: number;
+  memoryBytes: number;
+}
+
+export interface FreeCapacity {
+  slots: number;
+  cpus: number;
+  memoryBytes: number;
+}
+
+export interface NodeSession {
+  readonly nodeId: string;
+  readonly name: string;
+  readonly capacity: Capacity;
+  readonly connectedAt: Date;
+  lastSeenAt: Date;
+  /** Attempts holding a slot on this node, by job id. */
+  readonly held: Map<string, HeldAttempt>;
+  /** Queues a message on the node's stream; false once the stream has ended. */
+  send(message: ConnectResponse): boolean;
+  /** Ends the stream from the control plane's side. */
+  close(): void;
+}
+
+export function freeCapacity(session: NodeSession): FreeCapacity {
+  let cpus = session.capacity.cpus;
+  let memoryBytes = session.capacity.memoryBytes;
+  for (const h of session.held.values()) {
+    cpus -= h.cpus;
+    memoryBytes -= h.memoryBytes;
+  }
+  return { slots: session.capacity.slots - session.held.size, cpus, memoryBytes };
+}
+
+export class NodeRegistry {
+  private sessions = new Map<string, NodeSession>();
+
+  /** Refuses a second stream for a node: never two streams for one node. */
+  add(session: NodeSession): void {
+    if (this.sessions.has(session.nodeId)) {
+      throw alreadyExists(
+        `node "${session.nodeId}" is already connected on another stream; ` +
+          'each agent needs its own --node-id (is a second agent running with the same one?)',
+      );
+    }
+    this.sessions.set(session.nodeId, session);
+  }
+
+  /** Removes the session if it is still the registered one for its node. */
+  remove(session: NodeSession): void {
+    if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+  }
+
+  get(nodeId: string): NodeSession | undefined {
+    return this.sessions.get(nodeId);
+  }
+
+  all(): NodeSession[] {
+    return [...this.sessions.values()];
+  }
+}

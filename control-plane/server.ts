@@ -1,0 +1,110 @@
+// Wires the control plane together: database, event bus, node registry,
+// dispatcher and the three gRPC services. Holds no job state of its own beyond
+// the streams it serves, so any number of these can run over one Postgres.
+import { createServer } from 'nice-grpc';
+import type { Logger } from 'pino';
+import { AgentServiceDefinition } from '../common/gen/grid/v1/agent.js';
+import { JobServiceDefinition } from '../common/gen/grid/v1/job.js';
+import { NodeServiceDefinition } from '../common/gen/grid/v1/node.js';
+import { SERVER_OPTIONS } from '../common/grpc-options.js';
+import { createAgentService } from './agent-service.js';
+import { connectDatabase } from './db/connect.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
+import { migrate } from './db/migrate.js';
+import { createDispatcher } from './dispatcher.js';
+import { errorMiddleware } from './error-middleware.js';
+import { createLocalEventBus } from './job-events.js';
+import { createJobService } from './job-service.js';
+import { NodeRegistry } from './node-registry.js';
+import { createNodeService } from './node-service.js';
+import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
+import type { SpecPolicy } from './spec-validation.js';
+
+export interface ControlPlaneOptions {
+  /** host:port to listen on; port 0 picks a free one. */
+  listen: string;
+  /** Postgres URL; without one, an embedded PostgreSQL is started in dataDir. */
+  databaseUrl?: string;
+  dataDir: string;
+  runtimes: RuntimePreset[];
+  policy: SpecPolicy;
+  heartbeatIntervalMs: number;
+  defaultGraceMs: number;
+  maxGraceMs: number;
+  dispatchSweepMs: number;
+  log: Logger;
+}
+
+export interface ControlPlane {
+  /** host:port clients and agents can dial. */
+  address: string;
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_TIMEOUT_MS = 3000;
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const { log } = options;
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(options.dataDir, log.child({ part: 'postgres' }));
+    databaseUrl = embedded.url;
+  }
+  const sql = connectDatabase(databaseUrl);
+  try {
+    await migrate(sql, log);
+  } catch (err) {
+    await sql.end({ timeout: 1 });
+    await embedded?.stop();
+    throw new Error(`cannot prepare the database: ${(err as Error).message}`, { cause: err });
+  }
+
+  const events = createLocalEventBus();
+  const registry = new NodeRegistry();
+  const dispatcher = createDispatcher({ sql, registry, events, log, sweepIntervalMs: options.dispatchSweepMs });
+
+  const server = createServer(SERVER_OPTIONS).use(errorMiddleware(log));
+  server.add(
+    JobServiceDefinition,
+    createJobService({
+      sql,
+      events,
+      dispatcher,
+      registry,
+      policy: options.policy,
+      runtimes: runtimeTable(options.runtimes),
+      defaultGraceMs: options.defaultGraceMs,
+      maxGraceMs: options.maxGraceMs,
+      log,
+    }),
+  );
+  server.add(NodeServiceDefinition, createNodeService({ sql }));
+  server.add(
+    AgentServiceDefinition,
+    createAgentService({ sql, registry, dispatcher, events, log, heartbeatIntervalMs: options.heartbeatIntervalMs }),
+  );
+  const port = await server.listen(options.listen);
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
+  log.info({ address }, 'control plane listening');
+
+  return {
+    address,
+    async close() {
+      await dispatcher.stop();
+      // A bidirectional stream keeps shutdown() waiting forever: end the agent
+      // streams first, then give in-flight calls a moment before forcing.
+      for (const session of registry.all()) session.close();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        server.shutdown(),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS))),
+      ]);
+      clearTimeout(timer);
+      server.forceShutdown();
+      await sql.end({ timeout: 2 });
+      await embedded?.stop();
+    },
+  };
+}

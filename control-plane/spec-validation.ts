@@ -1,0 +1,185 @@
+// Validates a submitted JobSpec and resolves it into the Task a node runs. Pure:
+// every refusal is an INVALID_ARGUMENT whose message names the field and says
+// what would be accepted, and nothing is stored for a refused spec.
+import type { JobSpec } from '../common/gen/grid/v1/job.js';
+import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
+import { invalidArgument } from '../common/errors.js';
+import { durationToMs, formatBytes, formatDurationMs, msToDuration } from '../common/units.js';
+import { imageReferenceProblem } from './image-reference.js';
+import { inferRuntime, type RuntimeTable } from './runtime-presets.js';
+
+export interface SpecPolicy {
+  defaultImage: string;
+  defaultCpus: number;
+  maxCpus: number;
+  defaultMemoryBytes: number;
+  minMemoryBytes: number;
+  maxMemoryBytes: number;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  defaultMaxAttempts: number;
+  maxAttempts: number;
+  maxScriptBytes: number;
+  pidsLimit: number;
+}
+
+export const DEFAULT_SPEC_POLICY: SpecPolicy = {
+  defaultImage: 'busybox:1.37',
+  defaultCpus: 1,
+  maxCpus: 256,
+  defaultMemoryBytes: 512 * 1024 ** 2,
+  // Docker refuses containers under 6 MiB.
+  minMemoryBytes: 6 * 1024 ** 2,
+  maxMemoryBytes: 1024 ** 4,
+  defaultTimeoutMs: 60 * 60_000,
+  maxTimeoutMs: 7 * 24 * 60 * 60_000,
+  // One retry, and only when the node is lost: a non-zero exit is never retried.
+  defaultMaxAttempts: 2,
+  maxAttempts: 10,
+  maxScriptBytes: 4 * 1024 ** 2,
+  pidsLimit: 4096,
+};
+
+/** Where scripts (and, later, input files) are placed in the container. */
+export const INPUT_DIR = '/grid/in';
+
+const MAX_ARGV = 4096;
+const MAX_ARG_BYTES = 128 * 1024;
+const MAX_ENV = 1024;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SCRIPT_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,254}$/;
+
+export interface ValidatedSubmission {
+  /** The spec as it will run: defaults filled in, runtime and image resolved. */
+  spec: JobSpec;
+  task: Task;
+}
+
+export function validateSubmission(
+  input: JobSpec | undefined,
+  policy: SpecPolicy,
+  runtimes: RuntimeTable,
+): ValidatedSubmission {
+  if (!input) throw invalidArgument('spec is missing: give a job spec with a command or a script');
+  const spec: JobSpec = structuredClone(input);
+  const hasCommand = spec.command.length > 0;
+  const hasScript = spec.script !== undefined;
+
+  if (hasCommand && hasScript) {
+    throw invalidArgument('spec has both a command and a script: give exactly one of them');
+  }
+  if (!hasCommand && !hasScript) {
+    throw invalidArgument('spec.command is empty: give the program to run (e.g. ["echo", "hi"]) or a script');
+  }
+  if (hasCommand && spec.command[0]!.trim() === '') {
+    throw invalidArgument('spec.command[0] is empty: it must name the program to run');
+  }
+  checkArgv('spec.command', spec.command);
+  checkArgv('spec.args', spec.args);
+
+  let argv: string[];
+  const files: TaskFile[] = [];
+  if (spec.script) {
+    const script = spec.script;
+    if (!SCRIPT_NAME.test(script.name) || script.name === '.' || script.name === '..') {
+      throw invalidArgument(
+        `spec.script.name "${script.name}" is not a plain file name (letters, digits, ".", "_", "-"; no slashes)`,
+      );
+    }
+    if (script.content.length > policy.maxScriptBytes) {
+      throw invalidArgument(
+        `spec.script.content is ${formatBytes(script.content.length)}, above the limit of ${formatBytes(policy.maxScriptBytes)}`,
+      );
+    }
+    const known = [...runtimes.keys()].join(', ');
+    const preset = script.runtime ? runtimes.get(script.runtime) : inferRuntime(script.name, runtimes);
+    if (!preset) {
+      throw invalidArgument(
+        script.runtime
+          ? `spec.script.runtime "${script.runtime}" is unknown; this server has: ${known}`
+          : `cannot tell the runtime of "${script.name}" from its extension; set spec.script.runtime to one of: ${known}`,
+      );
+    }
+    script.runtime = preset.name;
+    spec.image ||= preset.image;
+    const path = `${INPUT_DIR}/${script.name}`;
+    files.push({ path, content: script.content, mode: 0o755 });
+    argv = [...preset.interpreter, path, ...spec.args];
+  } else {
+    spec.image ||= policy.defaultImage;
+    argv = [...spec.command, ...spec.args];
+  }
+
+  const imageProblem = imageReferenceProblem(spec.image);
+  if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
+
+  const envNames = Object.keys(spec.env);
+  if (envNames.length > MAX_ENV) throw invalidArgument(`spec.env has ${envNames.length} variables; at most ${MAX_ENV}`);
+  for (const [name, value] of Object.entries(spec.env)) {
+    if (!ENV_NAME.test(name)) {
+      throw invalidArgument(`spec.env name "${name}" is not valid: use letters, digits and "_", not starting with a digit`);
+    }
+    if (value.includes('\0')) throw invalidArgument(`spec.env ${name} contains a NUL byte`);
+  }
+
+  if (spec.workingDir && !spec.workingDir.startsWith('/')) {
+    throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`);
+  }
+
+  const cpus = spec.resources?.cpus || policy.defaultCpus;
+  if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > policy.maxCpus) {
+    throw invalidArgument(`spec.resources.cpus is ${spec.resources?.cpus}: must be between 0.01 and ${policy.maxCpus}`);
+  }
+  const memoryBytes = spec.resources?.memoryBytes || policy.defaultMemoryBytes;
+  if (!Number.isSafeInteger(memoryBytes) || memoryBytes < policy.minMemoryBytes) {
+    throw invalidArgument(
+      `spec.resources.memory_bytes is ${memoryBytes} (${formatBytes(memoryBytes)}): must be at least ${formatBytes(policy.minMemoryBytes)}`,
+    );
+  }
+  if (memoryBytes > policy.maxMemoryBytes) {
+    throw invalidArgument(
+      `spec.resources.memory_bytes is ${formatBytes(memoryBytes)}, above this server's maximum of ${formatBytes(policy.maxMemoryBytes)}`,
+    );
+  }
+  spec.resources = { cpus, memoryBytes };
+
+  if (spec.timeout && (spec.timeout.seconds < 0 || spec.timeout.nanos < 0)) {
+    throw invalidArgument('spec.timeout is negative: give a positive duration, or none for the server default');
+  }
+  const timeoutMs = durationToMs(spec.timeout) || policy.defaultTimeoutMs;
+  if (timeoutMs > policy.maxTimeoutMs) {
+    throw invalidArgument(
+      `spec.timeout is ${formatDurationMs(timeoutMs)}, above this server's maximum of ${formatDurationMs(policy.maxTimeoutMs)}`,
+    );
+  }
+  spec.timeout = msToDuration(timeoutMs);
+
+  const maxAttempts = spec.maxAttempts || policy.defaultMaxAttempts;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > policy.maxAttempts) {
+    throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`);
+  }
+  spec.maxAttempts = maxAttempts;
+
+  const task: Task = {
+    image: spec.image,
+    argv,
+    env: { ...spec.env },
+    workingDir: spec.workingDir,
+    cpus,
+    memoryBytes,
+    timeout: spec.timeout,
+    files,
+    pidsLimit: policy.pidsLimit,
+  };
+  return { spec, task };
+}
+
+function checkArgv(field: string, argv: string[]): void {
+  if (argv.length > MAX_ARGV) throw invalidArgument(`${field} has ${argv.length} entries; at most ${MAX_ARGV}`);
+  let bytes = 0;
+  for (const [i, arg] of argv.entries()) {
+    if (arg.includes('\0')) throw invalidArgument(`${field}[${i}] contains a NUL byte`);
+    bytes += Buffer.byteLength(arg);
+  }
+  if (bytes > MAX_ARG_BYTES) throw invalidArgument(`${field} is ${formatBytes(bytes)} long; at most ${formatBytes(MAX_ARG_BYTES)}`);
+}
