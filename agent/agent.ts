@@ -1,0 +1,204 @@
+// The agent: holds one Connect stream to the control plane, redials it with
+// capped exponential backoff and jitter, and hands each assignment to its own
+// task runner. Running tasks do not depend on the stream: their reports wait in
+// the outbox until a stream acknowledges them.
+import { ClientError, createChannel, createClient, Status, type Channel } from 'nice-grpc';
+import type { Logger } from 'pino';
+import {
+  AgentServiceDefinition,
+  CancelCause,
+  type Capacity,
+  type ConnectRequest,
+  type ConnectResponse,
+} from '../common/gen/grid/v1/agent.js';
+import { AsyncQueue } from '../common/async-queue.js';
+import { CLIENT_OPTIONS } from '../common/grpc-options.js';
+import { durationToMs } from '../common/units.js';
+import { GRID_VERSION } from '../common/version.js';
+import { ReportOutbox } from './report-outbox.js';
+import type { RuntimeDriver } from './runtime-driver.js';
+import { startTaskRunner, type TaskRunner } from './task-runner.js';
+
+export interface AgentOptions {
+  /** Control plane host:port. */
+  server: string;
+  nodeId: string;
+  name: string;
+  capacity: Capacity;
+  labels: Record<string, string>;
+  driver: RuntimeDriver;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  flushIntervalMs: number;
+  maxChunkBytes: number;
+  timeoutGraceMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+}
+
+export interface Agent {
+  readonly nodeId: string;
+  /** Resolves the next time the control plane welcomes this agent. */
+  connected(): Promise<void>;
+  /** Closes the stream. Running containers are stopped only with `stopTasks`. */
+  stop(options?: { stopTasks?: boolean }): Promise<void>;
+}
+
+export function startAgent(options: AgentOptions): Agent {
+  const log = options.log.child({ node: options.nodeId });
+  const channel: Channel = createChannel(options.server, undefined, CLIENT_OPTIONS);
+  const client = createClient(AgentServiceDefinition, channel);
+  const runners = new Map<string, TaskRunner>();
+  const reports = new ReportOutbox();
+  const abort = new AbortController();
+  let heartbeatMs = options.heartbeatIntervalMs;
+  let welcomed = deferred();
+  let startHeartbeats: (() => void) | undefined;
+
+  const runnerDeps = {
+    driver: options.driver,
+    nodeId: options.nodeId,
+    report: (r: Parameters<ReportOutbox['send']>[0]) => reports.send(r),
+    log,
+    flushIntervalMs: options.flushIntervalMs,
+    maxChunkBytes: options.maxChunkBytes,
+    timeoutGraceMs: options.timeoutGraceMs,
+  };
+
+  function attempts() {
+    return [...runners.values()].map((r) => r.ref);
+  }
+
+  function handle(response: ConnectResponse): void {
+    const m = response.message;
+    if (!m) return;
+    switch (m.$case) {
+      case 'welcome':
+        heartbeatMs = durationToMs(m.value.heartbeatInterval) || heartbeatMs;
+        log.info({ server: options.server, server_version: m.value.serverVersion }, 'connected to control plane');
+        welcomed.resolve();
+        startHeartbeats?.();
+        return;
+      case 'ack':
+        reports.ack(m.value.seq);
+        return;
+      case 'assignment': {
+        const ref = m.value.attempt!;
+        const existing = runners.get(ref.jobId);
+        if (existing && existing.ref.attempt >= ref.attempt) return; // a resent assignment
+        existing?.cancel(0, CancelCause.CANCEL_CAUSE_STALE);
+        const runner = startTaskRunner(runnerDeps, ref, m.value.task!);
+        runners.set(ref.jobId, runner);
+        void runner.done.finally(() => {
+          if (runners.get(ref.jobId) === runner) runners.delete(ref.jobId);
+        });
+        return;
+      }
+      case 'cancel': {
+        const ref = m.value.attempt!;
+        const runner = runners.get(ref.jobId);
+        if (runner && runner.ref.attempt === ref.attempt) runner.cancel(durationToMs(m.value.grace), m.value.cause);
+        return;
+      }
+    }
+  }
+
+  async function session(): Promise<void> {
+    const outgoing = new AsyncQueue<ConnectRequest>();
+    outgoing.push({
+      seq: 0,
+      message: {
+        $case: 'hello',
+        value: {
+          nodeId: options.nodeId,
+          name: options.name,
+          capacity: options.capacity,
+          labels: options.labels,
+          agentVersion: GRID_VERSION,
+          attempts: attempts(),
+        },
+      },
+    });
+    reports.attach(outgoing);
+    let heartbeat: NodeJS.Timeout | undefined;
+    // Heartbeats start on welcome, at the interval the control plane asks for.
+    startHeartbeats = () => {
+      clearInterval(heartbeat);
+      heartbeat = setInterval(() => {
+        outgoing.push({
+          seq: 0,
+          message: {
+            $case: 'heartbeat',
+            value: { attempts: attempts(), freeSlots: options.capacity.slots - runners.size },
+          },
+        });
+      }, heartbeatMs);
+    };
+    try {
+      for await (const response of client.connect(outgoing, { signal: abort.signal })) handle(response);
+    } finally {
+      clearInterval(heartbeat);
+      startHeartbeats = undefined;
+      reports.detach();
+      outgoing.end();
+      if (welcomed.settled) welcomed = deferred();
+    }
+  }
+
+  const loop = (async () => {
+    let delay = options.reconnectMinMs;
+    while (!abort.signal.aborted) {
+      const started = Date.now();
+      try {
+        await session();
+        log.warn('control plane closed the stream');
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        if (err instanceof ClientError && err.code === Status.ALREADY_EXISTS) log.error(err.details);
+        else log.warn({ err: err instanceof ClientError ? err.details : err }, 'cannot reach control plane');
+      }
+      if (abort.signal.aborted) break;
+      // A stream that lived a while resets the backoff: this is a new outage.
+      if (Date.now() - started > options.reconnectMaxMs) delay = options.reconnectMinMs;
+      const wait = delay / 2 + Math.random() * (delay / 2);
+      delay = Math.min(delay * 2, options.reconnectMaxMs);
+      await sleep(wait, abort.signal);
+    }
+  })();
+
+  return {
+    nodeId: options.nodeId,
+    connected: () => welcomed.promise,
+    async stop(stopOptions = {}) {
+      if (stopOptions.stopTasks) {
+        for (const runner of runners.values()) runner.cancel(0, CancelCause.CANCEL_CAUSE_CANCELLED);
+        await Promise.all([...runners.values()].map((r) => r.done));
+        // Let the final reports reach the control plane before the stream closes.
+        await Promise.race([reports.drained(), sleep(2000)]);
+      }
+      abort.abort();
+      await loop;
+      channel.close();
+    },
+  };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; settled: boolean } {
+  let settle!: () => void;
+  const d = { promise: new Promise<void>((r) => (settle = r)), settled: false, resolve: () => {} };
+  d.resolve = () => {
+    d.settled = true;
+    settle();
+  };
+  return d;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,199 @@
+// Runs tasks as Docker containers through dockerode. Attaches before starting so
+// no output is missed, keeps stdout and stderr apart (no TTY), and removes the
+// container itself after the exit is recorded (AutoRemove races with wait()).
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import tar from 'tar-stream';
+import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
+import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
+import { TaskStartError, type OutputSink, type RunningTask, type RuntimeDriver, type TaskExit, type TaskLabels } from './runtime-driver.js';
+
+export type PullPolicy = 'missing' | 'never';
+
+export interface DockerDriverOptions {
+  socketPath: string;
+  pull: PullPolicy;
+  log: Logger;
+}
+
+export const LABEL_JOB_ID = 'dev.grid.job-id';
+export const LABEL_ATTEMPT = 'dev.grid.attempt';
+export const LABEL_NODE_ID = 'dev.grid.node-id';
+
+export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
+  const docker = new Docker({ socketPath: options.socketPath });
+  const log = options.log;
+
+  async function ensureImage(image: string): Promise<void> {
+    try {
+      await docker.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot inspect image ${image}: ${messageOf(err)}`, { cause: err });
+    }
+    if (options.pull === 'never') {
+      throw new TaskStartError(EndReason.END_REASON_IMAGE_UNAVAILABLE, `image ${image} is not on node and this agent does not pull images (--pull never)`);
+    }
+    try {
+      const stream = await docker.pull(image);
+      await new Promise<void>((resolve, reject) =>
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
+      log.info({ image }, 'pulled image');
+    } catch (err) {
+      throw new TaskStartError(
+        EndReason.END_REASON_IMAGE_UNAVAILABLE,
+        `image ${image} is not on the node and could not be pulled: ${messageOf(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  return {
+    async ping() {
+      try {
+        await docker.ping();
+      } catch (err) {
+        throw new Error(
+          `cannot reach the Docker engine at ${options.socketPath} (${messageOf(err)}). ` +
+            'Is Docker installed and running? On Debian/Ubuntu: `apt-get install -y docker.io` then ' +
+            '`systemctl start docker` (or run `dockerd &`); or point --docker-socket / GRID_DOCKER_SOCKET at it.',
+          { cause: err },
+        );
+      }
+    },
+
+    async start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask> {
+      await ensureImage(task.image);
+      let container: Docker.Container;
+      try {
+        container = await docker.createContainer({
+          name: `grid-${labels.jobId}-${labels.attempt}`,
+          Image: task.image,
+          Cmd: task.argv,
+          Env: Object.entries(task.env).map(([k, v]) => `${k}=${v}`),
+          WorkingDir: task.workingDir || undefined,
+          Labels: {
+            [LABEL_JOB_ID]: labels.jobId,
+            [LABEL_ATTEMPT]: String(labels.attempt),
+            [LABEL_NODE_ID]: labels.nodeId,
+          },
+          Tty: false,
+          OpenStdin: false,
+          AttachStdout: true,
+          AttachStderr: true,
+          HostConfig: {
+            Memory: task.memoryBytes,
+            MemorySwap: task.memoryBytes,
+            NanoCpus: Math.round(task.cpus * 1e9),
+            PidsLimit: task.pidsLimit || undefined,
+            // Without an init the command is PID 1 and ignores SIGTERM by default.
+            Init: true,
+          },
+        });
+      } catch (err) {
+        throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot create the container: ${messageOf(err)}`, { cause: err });
+      }
+      try {
+        if (task.files.length > 0) await container.putArchive(await tarOf(task.files), { path: '/' });
+        const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+        const drained = new Promise<void>((resolve) => {
+          stream.on('end', resolve);
+          stream.on('close', resolve);
+          stream.on('error', resolve);
+        });
+        container.modem.demuxStream(
+          stream,
+          { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDOUT, data) } as NodeJS.WritableStream,
+          { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDERR, data) } as NodeJS.WritableStream,
+        );
+        // Registered before start so a fast exit is not missed; 'next-exit' because
+        // the default condition answers at once for a container not yet started.
+        const waited = container.wait({ condition: 'next-exit' });
+        await container.start();
+        const startedAt = new Date();
+        const exited = (async (): Promise<TaskExit> => {
+          const { StatusCode } = (await waited) as { StatusCode: number };
+          await drained;
+          const info = await container.inspect();
+          return {
+            exitCode: StatusCode,
+            oomKilled: info.State.OOMKilled,
+            startedAt: parseDockerTime(info.State.StartedAt) ?? startedAt,
+            finishedAt: parseDockerTime(info.State.FinishedAt) ?? new Date(),
+          };
+        })();
+        return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };
+      } catch (err) {
+        await container.remove({ force: true }).catch(() => {});
+        if (err instanceof TaskStartError) throw err;
+        throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot start the container: ${messageOf(err)}`, { cause: err });
+      }
+    },
+
+    async remove(task: RunningTask) {
+      try {
+        await docker.getContainer(task.id).remove({ force: true });
+      } catch (err) {
+        if (statusOf(err) !== 404 && statusOf(err) !== 409) log.warn({ err, container: task.id }, 'cannot remove container');
+      }
+    },
+  };
+}
+
+/** SIGTERM, then SIGKILL after the grace unless the process is gone first. */
+async function stopContainer(container: Docker.Container, graceMs: number, exited: Promise<unknown>): Promise<boolean> {
+  if (graceMs > 0) {
+    if (!(await signal(container, 'SIGTERM'))) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const gone = await Promise.race([
+      exited.then(() => true, () => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (gone) return true;
+  }
+  return (await signal(container, 'SIGKILL')) || graceMs > 0;
+}
+
+/** Returns false when the container is no longer running (Docker answers 409/404). */
+async function signal(container: Docker.Container, name: string): Promise<boolean> {
+  try {
+    await container.kill({ signal: name });
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 409 || statusOf(err) === 404) return false;
+    throw err;
+  }
+}
+
+function tarOf(files: TaskFile[]): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const f of files) {
+    pack.entry({ name: f.path.replace(/^\/+/, ''), mode: f.mode || 0o644, mtime: new Date() }, Buffer.from(f.content));
+  }
+  pack.finalize();
+  const parts: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    pack.on('data', (d: unknown) => parts.push(d as Buffer));
+    pack.on('end', () => resolve(Buffer.concat(parts)));
+    pack.on('error', reject);
+  });
+}
+
+function parseDockerTime(text: string | undefined): Date | undefined {
+  if (!text || text.startsWith('0001-')) return undefined;
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+/** Docker's own message rather than dockerode's "(HTTP code 404) no such image - ..." prefix. */
+function messageOf(err: unknown): string {
+  const json = (err as { json?: { message?: string } }).json;
+  return json?.message ?? (err instanceof Error ? err.message : String(err));
+}
+

@@ -1,0 +1,59 @@
+// Builds a running agent from its settings: Docker driver (checked reachable
+// first, so a missing engine is one plain message), node identity, capacity.
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import type { Logger } from 'pino';
+import { startAgent, type Agent } from './agent.js';
+import { createDockerDriver, type PullPolicy } from './docker-driver.js';
+import { resolveNodeId } from './node-identity.js';
+
+export interface AgentSettings {
+  server: string;
+  nodeId?: string;
+  name?: string;
+  stateDir: string;
+  /** Jobs at once; the CPU count by default. */
+  slots?: number;
+  cpus?: number;
+  memoryBytes?: number;
+  labels: Record<string, string>;
+  dockerSocket: string;
+  pull: PullPolicy;
+  heartbeatIntervalMs: number;
+  timeoutGraceMs: number;
+}
+
+export async function launchAgent(settings: AgentSettings, log: Logger): Promise<Agent> {
+  const driver = createDockerDriver({ socketPath: settings.dockerSocket, pull: settings.pull, log });
+  await driver.ping();
+  const cpus = settings.cpus ?? availableParallelism();
+  return startAgent({
+    server: settings.server,
+    nodeId: resolveNodeId(settings.nodeId, settings.stateDir),
+    name: settings.name || hostname(),
+    capacity: {
+      slots: settings.slots ?? Math.max(1, Math.floor(cpus)),
+      cpus,
+      memoryBytes: settings.memoryBytes ?? totalmem(),
+    },
+    labels: settings.labels,
+    driver,
+    log,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    flushIntervalMs: 100,
+    maxChunkBytes: 64 * 1024,
+    timeoutGraceMs: settings.timeoutGraceMs,
+    reconnectMinMs: 200,
+    reconnectMaxMs: 10_000,
+  });
+}
+
+/** Parses "k=v,k2=v2" (the --labels flag). */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`label "${pair}" is not key=value`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return labels;
+}

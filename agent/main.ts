@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// grid-agent: the daemon on each host (see systemd/grid-agent.service).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag } from '../common/cli-options.js';
+import { createLogger } from '../common/logger.js';
+import { GRID_VERSION } from '../common/version.js';
+import { launchAgent, parseLabels } from './launch.js';
+import { defaultStateDir } from './node-identity.js';
+
+const program = new Command('grid-agent')
+  .description('Runs Grid jobs as Docker containers on this host.')
+  .version(GRID_VERSION)
+  .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addOption(envOption('--node-id <id>', 'stable node id (default: generated once, kept in the state dir)', 'GRID_NODE_ID'))
+  .addOption(envOption('--name <name>', 'node name shown by `gridctl nodes` (default: host name)', 'GRID_NODE_NAME'))
+  .addOption(envOption('--state-dir <dir>', 'where the agent keeps its node id', 'GRID_STATE_DIR', defaultStateDir()))
+  .addOption(envOption('--slots <n>', 'jobs run at once (default: CPU count)', 'GRID_SLOTS').argParser(parseIntFlag))
+  .addOption(envOption('--cpus <n>', 'CPUs offered to jobs (default: all)', 'GRID_CPUS').argParser(parseNumberFlag))
+  .addOption(envOption('--memory <size>', 'memory offered to jobs, e.g. 3g (default: all)', 'GRID_MEMORY').argParser(parseBytesFlag))
+  .addOption(
+    envOption('--labels <k=v,...>', 'labels of this node', 'GRID_LABELS', {}).argParser((t: string) => {
+      try {
+        return parseLabels(t);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    }),
+  )
+  .addOption(envOption('--docker-socket <path>', 'Docker engine socket', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
+  .addOption(new Option('--pull <policy>', 'pull images that are not on the node').choices(['missing', 'never']).default('missing').env('GRID_PULL'))
+  .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
+  .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseDurationFlag))
+  .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
+  .action(async (flags) => {
+    const log = createLogger('grid-agent', flags.logLevel);
+    let agent;
+    try {
+      agent = await launchAgent(
+        {
+          server: flags.server,
+          nodeId: flags.nodeId,
+          name: flags.name,
+          stateDir: flags.stateDir,
+          slots: flags.slots,
+          cpus: flags.cpus,
+          memoryBytes: flags.memory,
+          labels: flags.labels,
+          dockerSocket: flags.dockerSocket,
+          pull: flags.pull,
+          heartbeatIntervalMs: flags.heartbeatInterval,
+          timeoutGraceMs: flags.timeoutGrace,
+        },
+        log,
+      );
+    } catch (err) {
+      process.stderr.write(`grid-agent: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    log.info({ node: agent.nodeId, server: flags.server }, 'agent started');
+    const shutdown = async () => {
+      // Until agents re-attach to their containers after a restart, stopping the
+      // agent stops its jobs, so none is left running with nobody to report it.
+      await agent.stop({ stopTasks: true });
+      process.exit(0);
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
+
+await program.parseAsync();

@@ -1,0 +1,54 @@
+// The container runtime behind the agent. The task runner only talks to this
+// interface, so another driver (a plain-process dev driver where no Docker engine
+// exists) can slot in without touching the lifecycle code.
+import type { Task } from '../common/gen/grid/v1/agent.js';
+import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
+
+export interface TaskExit {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+export interface RunningTask {
+  /** The runtime's id for it (the container id). */
+  readonly id: string;
+  readonly startedAt: Date;
+  /** Resolves once the process has exited and all of its output was delivered. */
+  readonly exited: Promise<TaskExit>;
+  /**
+   * Stop signal, `graceMs` to exit, then SIGKILL. Resolves once the process is
+   * signalled to death or gone; false when it had already exited on its own.
+   */
+  stop(graceMs: number): Promise<boolean>;
+}
+
+export type OutputSink = (stream: LogStream, data: Buffer) => void;
+
+export interface TaskLabels {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+}
+
+export interface RuntimeDriver {
+  /** Checks the runtime is reachable; throws a message a person can act on. */
+  ping(): Promise<void>;
+  /** Prepares and starts the task; its output goes to `onOutput` from the first byte. */
+  start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask>;
+  /** Removes what start() left behind, after the exit was recorded. */
+  remove(task: RunningTask): Promise<void>;
+}
+
+/** A task that could not be started, with the reason the job ends with. */
+export class TaskStartError extends Error {
+  constructor(
+    readonly reason: EndReason.END_REASON_IMAGE_UNAVAILABLE | EndReason.END_REASON_START_FAILED,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TaskStartError';
+  }
+}

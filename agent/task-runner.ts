@@ -1,0 +1,129 @@
+// The one owner of an attempt's life on this node: start the container, stream
+// its output, enforce its timeout, stop it on cancel, report how it ended, and
+// remove it. Nothing else on the agent touches a running task.
+import type { Logger } from 'pino';
+import { CancelCause, type AttemptRef, type Task } from '../common/gen/grid/v1/agent.js';
+import { EndReason } from '../common/gen/grid/v1/job.js';
+import { reasonForExit } from '../common/job-state.js';
+import { durationToMs } from '../common/units.js';
+import { OutputBatcher } from './output-batcher.js';
+import type { Report } from './report-outbox.js';
+import { TaskStartError, type RunningTask, type RuntimeDriver } from './runtime-driver.js';
+
+export interface TaskRunnerDeps {
+  driver: RuntimeDriver;
+  nodeId: string;
+  report: (report: Report) => void;
+  log: Logger;
+  flushIntervalMs: number;
+  maxChunkBytes: number;
+  /** Grace given when the run timeout stops a task. */
+  timeoutGraceMs: number;
+}
+
+export interface TaskRunner {
+  readonly ref: AttemptRef;
+  cancel(graceMs: number, cause: CancelCause): void;
+  /** Resolves when the attempt is reported and its container removed. */
+  readonly done: Promise<void>;
+}
+
+export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, task: Task): TaskRunner {
+  const log = deps.log.child({ job_id: ref.jobId, attempt: ref.attempt });
+  const attempt = { jobId: ref.jobId, attempt: ref.attempt };
+  let running: RunningTask | undefined;
+  let stopping: { cause: CancelCause; signalled: Promise<boolean> } | undefined;
+  let requestedStop: { graceMs: number; cause: CancelCause } | undefined;
+
+  const batcher = new OutputBatcher({
+    flushIntervalMs: deps.flushIntervalMs,
+    maxChunkBytes: deps.maxChunkBytes,
+    emit: (chunks) => deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
+  });
+
+  function stop(graceMs: number, cause: CancelCause): void {
+    if (!running) {
+      requestedStop ??= { graceMs, cause };
+      return;
+    }
+    if (stopping) return;
+    log.info({ grace_ms: graceMs, cause: CancelCause[cause] }, 'stopping container');
+    stopping = { cause, signalled: running.stop(graceMs).catch((err) => (log.warn({ err }, 'cannot stop container'), false)) };
+  }
+
+  const done = (async () => {
+    try {
+      running = await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, task, (s, d) => batcher.write(s, d));
+    } catch (err) {
+      const reason = err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
+      log.warn({ err }, 'task did not start');
+      deps.report({
+        $case: 'jobFinished',
+        value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined },
+      });
+      return;
+    }
+    log.info({ container: running.id }, 'task started');
+    deps.report({ $case: 'jobStarted', value: { attempt, containerId: running.id, startedAt: running.startedAt } });
+    if (requestedStop) stop(requestedStop.graceMs, requestedStop.cause);
+    const timeoutMs = durationToMs(task.timeout);
+    const timer = timeoutMs > 0 ? setTimeout(() => stop(deps.timeoutGraceMs, CancelCause.CANCEL_CAUSE_TIMED_OUT), timeoutMs) : undefined;
+
+    let finished: Extract<Report, { $case: 'jobFinished' }>['value'];
+    try {
+      const exit = await running.exited;
+      batcher.flush();
+      // A stop only decides the reason if it signalled the process; one that
+      // came after the process exited by itself leaves the real outcome standing.
+      const signalled = stopping ? await stopping.signalled : false;
+      const reason = signalled ? reasonForStop(stopping!.cause) : reasonForExit(exit.exitCode, exit.oomKilled);
+      finished = {
+        attempt,
+        exitCode: exit.exitCode,
+        reason,
+        message: describe(reason, exit.exitCode, timeoutMs),
+        startedAt: exit.startedAt,
+        finishedAt: exit.finishedAt,
+      };
+    } catch (err) {
+      batcher.flush();
+      log.error({ err }, 'lost track of the container');
+      finished = {
+        attempt,
+        exitCode: undefined,
+        reason: EndReason.END_REASON_FAILED,
+        message: `the node lost track of the container: ${(err as Error).message}`,
+        startedAt: running.startedAt,
+        finishedAt: new Date(),
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+    log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
+    deps.report({ $case: 'jobFinished', value: finished });
+    await deps.driver.remove(running);
+  })();
+
+  return { ref: attempt, cancel: stop, done };
+}
+
+function reasonForStop(cause: CancelCause): EndReason {
+  return cause === CancelCause.CANCEL_CAUSE_TIMED_OUT ? EndReason.END_REASON_TIMED_OUT : EndReason.END_REASON_CANCELLED;
+}
+
+function describe(reason: EndReason, exitCode: number, timeoutMs: number): string {
+  switch (reason) {
+    case EndReason.END_REASON_SUCCEEDED:
+      return '';
+    case EndReason.END_REASON_FAILED:
+      return `exited with code ${exitCode}`;
+    case EndReason.END_REASON_OOM_KILLED:
+      return `killed for using more memory than its limit (exit code ${exitCode})`;
+    case EndReason.END_REASON_TIMED_OUT:
+      return `stopped after its timeout of ${timeoutMs / 1000}s`;
+    case EndReason.END_REASON_CANCELLED:
+      return 'cancelled';
+    default:
+      return '';
+  }
+}
