@@ -1,0 +1,84 @@
+// gridctl run: submit, then follow the job's output live and exit with its code.
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { EndReason, JobState, type Job, type JobSpec } from '../../common/gen/grid/v1/job.js';
+import { reasonName, stateName } from '../../common/job-state.js';
+import { callOptions, isRetryable, type GridClients } from '../client.js';
+import { exitCodeFor } from '../exit-codes.js';
+import { followJob } from '../follow.js';
+import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
+
+export interface RunOptions extends RunFlags {
+  detach?: boolean;
+}
+
+export async function readWorkload(script: string | undefined, rest: string[]): Promise<Workload> {
+  if (script === undefined) {
+    if (rest.length === 0) throw new Error('nothing to run: give a script (gridctl run job.py) or a command after -- (gridctl run -- echo hi)');
+    return { kind: 'command', argv: rest };
+  }
+  let content: Buffer;
+  try {
+    content = await readFile(script);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new Error(`"${script}" is not a file here; to run a command put it after --: gridctl run -- ${[script, ...rest].join(' ')}`);
+    }
+    throw new Error(`cannot read ${script}: ${(err as Error).message}`);
+  }
+  return { kind: 'script', name: basename(script), content, args: rest };
+}
+
+export async function submit(clients: GridClients, spec: JobSpec): Promise<Job> {
+  // The request id makes a retry after a lost answer return the same job.
+  const requestId = randomUUID();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await clients.jobs.submitJob({ spec, requestId }, callOptions())).job!;
+    } catch (err) {
+      if (!isRetryable(err) || attempt >= 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+export async function runCommand(clients: GridClients, workload: Workload, options: RunOptions): Promise<number> {
+  const spec = buildSpec(options, workload);
+  const job = await submit(clients, spec);
+  if (options.detach) {
+    process.stdout.write(job.id + '\n');
+    return 0;
+  }
+  const tty = process.stderr.isTTY;
+  const note = (text: string) => tty && process.stderr.write(`\x1b[2mgrid: ${text}\x1b[0m\n`);
+  note(`job ${job.id} queued`);
+  let last = job.state;
+  const onInterrupt = () => {
+    process.stderr.write(`\ngrid: stopped following; job ${job.id} goes on (gridctl logs -f ${job.id}, gridctl cancel ${job.id})\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    const final = await followJob(clients, job.id, {
+      includeLogs: true,
+      stdout: true,
+      stderr: true,
+      onState: (j) => {
+        if (j.state === last) return;
+        last = j.state;
+        if (j.state === JobState.JOB_STATE_RUNNING) note(`running on ${j.nodeId} (attempt ${j.attempt})`);
+      },
+    });
+    if (final.endReason !== EndReason.END_REASON_SUCCEEDED && final.endReason !== EndReason.END_REASON_FAILED) {
+      // No exit code tells this story: say why the job ended.
+      process.stderr.write(`grid: job ${final.id} ended ${stateName(final.state)} (${reasonName(final.endReason)})${final.message ? ': ' + final.message : ''}\n`);
+    } else {
+      note(`job ${final.id} ${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}`);
+    }
+    return exitCodeFor(final);
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+}

@@ -1,0 +1,66 @@
+// Follows a job to its end: its state changes and, if asked, its output, written
+// to this process's own stdout and stderr. A broken connection is resumed from
+// the last byte offset received, so the output has no gap and no duplicate.
+import { LogStream, type Job, type LogChunk } from '../common/gen/grid/v1/job.js';
+import { isRetryable, type GridClients } from './client.js';
+
+export interface FollowOptions {
+  includeLogs: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  onState?: (job: Job) => void;
+  onChunk?: (chunk: LogChunk) => void;
+  /** Give up after the control plane was unreachable this long. */
+  maxOutageMs?: number;
+  signal?: AbortSignal;
+}
+
+export async function followJob(clients: GridClients, jobId: string, options: FollowOptions): Promise<Job> {
+  const next = { stdout: 0, stderr: 0 };
+  let attempt = 0;
+  let outageStarted: number | undefined;
+  let delay = 100;
+  for (;;) {
+    try {
+      const events = clients.jobs.watchJob(
+        { jobId, includeLogs: options.includeLogs, stdoutOffset: next.stdout, stderrOffset: next.stderr, attempt },
+        { signal: options.signal },
+      );
+      for await (const { event } of events) {
+        outageStarted = undefined;
+        delay = 100;
+        if (!event) continue;
+        if (event.$case === 'log') {
+          write(event.value, next, options);
+          continue;
+        }
+        const job = event.value;
+        if (job.attempt !== attempt) {
+          attempt = job.attempt;
+          next.stdout = 0;
+          next.stderr = 0;
+        }
+        options.onState?.(job);
+        if (event.$case === 'ended') return job;
+      }
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      outageStarted ??= Date.now();
+      if (Date.now() - outageStarted > (options.maxOutageMs ?? 5 * 60_000)) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 2000);
+  }
+}
+
+function write(chunk: LogChunk, next: { stdout: number; stderr: number }, options: FollowOptions): void {
+  const isOut = chunk.stream === LogStream.LOG_STREAM_STDOUT;
+  const from = isOut ? next.stdout : next.stderr;
+  const end = chunk.offset + chunk.data.length;
+  if (end <= from) return;
+  const data = chunk.offset < from ? chunk.data.subarray(from - chunk.offset) : chunk.data;
+  if (isOut) next.stdout = end;
+  else next.stderr = end;
+  options.onChunk?.({ ...chunk, offset: Math.max(chunk.offset, from), data });
+  if (isOut ? options.stdout : options.stderr) (isOut ? process.stdout : process.stderr).write(data);
+}

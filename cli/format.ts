@@ -1,0 +1,101 @@
+// How gridctl shows jobs and nodes to a person (tables, times, states) or to a
+// program (`-o json`, the proto3 JSON mapping, stable for scripts).
+import { Job, JobState } from '../common/gen/grid/v1/job.js';
+import { Node, NodeState } from '../common/gen/grid/v1/node.js';
+import { reasonName, stateName } from '../common/job-state.js';
+import { formatBytes, formatDurationMs } from '../common/units.js';
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function time(d: Date | undefined): string {
+  if (!d) return '-';
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+export function ago(d: Date | undefined, now = Date.now()): string {
+  return d ? `${formatDurationMs(Math.max(0, now - d.getTime()))} ago` : '-';
+}
+
+export function what(job: Job): string {
+  const spec = job.spec;
+  if (!spec) return '';
+  const argv = spec.script ? [spec.script.name, ...spec.args] : [...spec.command, ...spec.args];
+  const text = argv.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+  return text.length > 48 ? text.slice(0, 47) + '…' : text;
+}
+
+export function stateWithDetail(job: Job): string {
+  const state = stateName(job.state);
+  if (job.state === JobState.JOB_STATE_FAILED && job.exitCode !== undefined && reasonName(job.endReason) === 'FAILED') {
+    return `${state} (exit code ${job.exitCode})`;
+  }
+  if (job.state === JobState.JOB_STATE_FAILED) return `${state} (${reasonName(job.endReason)})`;
+  return state;
+}
+
+export function jobDetails(job: Job): string {
+  const spec = job.spec!;
+  const runtime = job.endedAt && job.startedAt ? formatDurationMs(job.endedAt.getTime() - job.startedAt.getTime()) : '-';
+  const rows: [string, string][] = [
+    ['Job', job.id],
+    ['State', stateName(job.state)],
+    ['Reason', reasonName(job.endReason) || '-'],
+    ['Exit code', job.exitCode === undefined ? '-' : String(job.exitCode)],
+    ['Message', job.message || '-'],
+    ['Image', spec.image],
+    [spec.script ? 'Script' : 'Command', what(job)],
+    ['Runtime', spec.script?.runtime || '-'],
+    ['Resources', `${spec.resources?.cpus ?? '-'} CPU, ${formatBytes(spec.resources?.memoryBytes ?? 0)} memory`],
+    ['Node', job.nodeId || '-'],
+    ['Attempt', `${job.attempt} of ${job.maxAttempts}`],
+    ['Submitted', time(job.submittedAt)],
+    ['Started', time(job.startedAt)],
+    ['Ended', time(job.endedAt)],
+    ['Ran for', runtime],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 1;
+  return rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n') + '\n';
+}
+
+export function jobsTable(jobs: Job[]): string {
+  return table(
+    ['ID', 'STATE', 'EXIT', 'IMAGE', 'COMMAND', 'NODE', 'SUBMITTED'],
+    jobs.map((j) => [
+      j.id,
+      stateWithDetail(j),
+      j.exitCode === undefined ? '-' : String(j.exitCode),
+      j.spec?.image ?? '',
+      what(j),
+      j.nodeId || '-',
+      ago(j.submittedAt),
+    ]),
+  );
+}
+
+export function nodesTable(nodes: Node[]): string {
+  return table(
+    ['ID', 'NAME', 'STATE', 'JOBS', 'SLOTS', 'CPUS', 'MEMORY', 'VERSION', 'LAST SEEN'],
+    nodes.map((n) => [
+      n.id,
+      n.name,
+      NodeState[n.state].replace('NODE_STATE_', ''),
+      String(n.runningJobs),
+      String(n.capacity?.slots ?? 0),
+      String(n.capacity?.cpus ?? 0),
+      formatBytes(n.capacity?.memoryBytes ?? 0),
+      n.agentVersion,
+      ago(n.lastSeenAt),
+    ]),
+  );
+}
+
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
+}
+
+export { Job, Node };

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// gridctl: submit a script or command, watch it, read its logs, cancel it, and
+// list jobs and nodes.
+import { Command, CommanderError, Option } from 'commander';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag } from '../common/cli-options.js';
+import { GRID_VERSION } from '../common/version.js';
+import { connect, describeError, type GridClients } from './client.js';
+import { cancelCommand } from './commands/cancel.js';
+import { listCommand, logsCommand, nodesCommand, statusCommand, type Output } from './commands/inspect.js';
+import { readWorkload, runCommand } from './commands/run.js';
+import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
+import { splitRunOperands } from './run-spec.js';
+
+const program = new Command('gridctl')
+  .description('Run scripts and containers on a Grid.')
+  .version(GRID_VERSION)
+  .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addHelpText('after', EXIT_CODE_HELP)
+  .exitOverride((err: CommanderError) => exit(err.exitCode === 0 ? 0 : EXIT_GRID_ERROR))
+  .showHelpAfterError('(run with --help for usage)');
+
+const outputOption = () => new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table');
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Runs a command's body against the control plane and exits with its code. */
+function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) => Promise<number>) {
+  return async (...args: A) => {
+    const clients = connect(program.opts().server);
+    let code: number;
+    try {
+      code = await body(clients, ...args);
+    } catch (err) {
+      process.stderr.write(`gridctl: ${describeError(err, clients.server)}\n`);
+      code = EXIT_GRID_ERROR;
+    } finally {
+      clients.close();
+    }
+    await exit(code);
+  };
+}
+
+program
+  .command('run')
+  .summary('run a script or a command and follow its output')
+  .description('Run a script (runtime from its extension) or, after --, a command; follow its output and exit with its exit code.')
+  .usage('[options] SCRIPT [-- ARGS...]\n       gridctl run [options] -- COMMAND [ARGS...]')
+  .argument('[operands...]')
+  .option('--image <image>', 'container image (default: the runtime\'s, or the server\'s default)')
+  .option('--runtime <name>', 'runtime preset for a script (python, node, bash, sh); default from the extension')
+  .option('-e, --env <NAME=VALUE>', 'environment variable, repeatable; NAME alone passes this shell\'s value', collect, [])
+  .option('--cpu <cores>', 'CPU limit, e.g. 0.5', parseNumberFlag)
+  .option('--memory <size>', 'memory limit, e.g. 256m or 2g', parseBytesFlag)
+  .option('--timeout <duration>', 'run timeout, e.g. 30s or 2h', parseDurationFlag)
+  .option('-w, --workdir <dir>', 'working directory in the container')
+  .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
+  .option('-d, --detach', 'print the job id and return at once')
+  .action(
+    action(async (clients, operands: string[], flags) => {
+      const dashDash = process.argv.indexOf('--');
+      const { script, rest } = splitRunOperands(operands, dashDash >= 0 ? process.argv.slice(dashDash + 1) : undefined);
+      const workload = await readWorkload(script, rest);
+      return runCommand(clients, workload, flags);
+    }),
+  );
+
+program
+  .command('status')
+  .description('show a job: state, reason, exit code, times')
+  .argument('<job>')
+  .addOption(outputOption())
+  .action(action((clients, job: string, flags: { output: Output }) => statusCommand(clients, job, flags.output)));
+
+program
+  .command('logs')
+  .description('print a job\'s output (stdout to stdout, stderr to stderr)')
+  .argument('<job>')
+  .option('-f, --follow', 'keep following until the job ends; exit with its code')
+  .option('--stdout', 'only standard output')
+  .option('--stderr', 'only standard error')
+  .action(action((clients, job: string, flags) => logsCommand(clients, job, flags)));
+
+program
+  .command('list')
+  .alias('ls')
+  .description('list jobs, newest first')
+  .option('--state <states>', 'only these states, comma-separated (e.g. running,queued)')
+  .option('-n, --limit <n>', 'at most this many', parseIntFlag, 50)
+  .addOption(outputOption())
+  .action(action((clients, flags) => listCommand(clients, flags)));
+
+program
+  .command('nodes')
+  .description('list nodes and their state')
+  .addOption(outputOption())
+  .action(action((clients, flags: { output: Output }) => nodesCommand(clients, flags.output)));
+
+program
+  .command('cancel')
+  .description('cancel a job (stop signal, grace, then SIGKILL)')
+  .argument('<job>')
+  .option('--grace <duration>', 'time between SIGTERM and SIGKILL, e.g. 0s or 30s', parseDurationFlag)
+  .option('--wait', 'wait until the job has ended; exit with its code')
+  .action(action((clients, job: string, flags) => cancelCommand(clients, job, flags)));
+
+async function exit(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write('', resolve))));
+  process.exit(code);
+}
+
+await program.parseAsync();

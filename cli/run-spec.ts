@@ -1,0 +1,63 @@
+// Turns `gridctl run` flags and operands into a JobSpec. Pure, so every flag's
+// meaning is unit-tested without a server; the server validates it again.
+import type { JobSpec } from '../common/gen/grid/v1/job.js';
+import { msToDuration } from '../common/units.js';
+
+export interface RunFlags {
+  image?: string;
+  env: string[];
+  cpu?: number;
+  memory?: number;
+  timeout?: number;
+  runtime?: string;
+  workdir?: string;
+  maxAttempts?: number;
+}
+
+export type Workload =
+  | { kind: 'command'; argv: string[] }
+  | { kind: 'script'; name: string; content: Buffer; args: string[] };
+
+/**
+ * Reads `gridctl run` operands: everything after `--` is the command, unless a
+ * script comes before `--`, in which case what follows are the script's args.
+ */
+export function splitRunOperands(operands: string[], afterDashDash: string[] | undefined): { script?: string; rest: string[] } {
+  if (afterDashDash && afterDashDash.length === operands.length) return { rest: afterDashDash };
+  const [script, ...rest] = operands;
+  return { script, rest };
+}
+
+export function parseEnv(pairs: string[], localEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq === 0) throw new Error(`--env "${pair}" has no name before "="`);
+    if (eq > 0) {
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    } else {
+      // `--env NAME` passes this shell's value, as `docker run -e NAME` does.
+      const value = localEnv[pair];
+      if (value === undefined) throw new Error(`--env ${pair}: ${pair} is not set here; use --env ${pair}=VALUE`);
+      env[pair] = value;
+    }
+  }
+  return env;
+}
+
+export function buildSpec(flags: RunFlags, workload: Workload, localEnv: NodeJS.ProcessEnv = process.env): JobSpec {
+  return {
+    image: flags.image ?? '',
+    command: workload.kind === 'command' ? workload.argv : [],
+    script:
+      workload.kind === 'script'
+        ? { name: workload.name, content: workload.content, runtime: flags.runtime ?? '' }
+        : undefined,
+    args: workload.kind === 'script' ? workload.args : [],
+    env: parseEnv(flags.env, localEnv),
+    workingDir: flags.workdir ?? '',
+    resources: flags.cpu !== undefined || flags.memory !== undefined ? { cpus: flags.cpu ?? 0, memoryBytes: flags.memory ?? 0 } : undefined,
+    timeout: flags.timeout !== undefined ? msToDuration(flags.timeout) : undefined,
+    maxAttempts: flags.maxAttempts ?? 0,
+  };
+}
