@@ -106,7 +106,7 @@ export function startAgent(options: AgentOptions): Agent {
   async function session(): Promise<void> {
     const outgoing = new AsyncQueue<ConnectRequest>();
     outgoing.push({
-      seq: 0,
+      seq: 0n,
       message: {
         $case: 'hello',
         value: {
@@ -126,7 +126,7 @@ export function startAgent(options: AgentOptions): Agent {
       clearInterval(heartbeat);
       heartbeat = setInterval(() => {
         outgoing.push({
-          seq: 0,
+          seq: 0n,
           message: {
             $case: 'heartbeat',
             value: { attempts: attempts(), freeSlots: options.capacity.slots - runners.size },

@@ -83,10 +83,10 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           AttachStdout: true,
           AttachStderr: true,
           HostConfig: {
-            Memory: task.memoryBytes,
-            MemorySwap: task.memoryBytes,
+            Memory: Number(task.memoryBytes),
+            MemorySwap: Number(task.memoryBytes),
             NanoCpus: Math.round(task.cpus * 1e9),
-            PidsLimit: task.pidsLimit || undefined,
+            PidsLimit: Number(task.pidsLimit) || undefined,
             // Without an init the command is PID 1 and ignores SIGTERM by default.
             Init: true,
           },
@@ -116,11 +116,15 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           const { StatusCode } = (await waited) as { StatusCode: number };
           await drained;
           const info = await container.inspect();
+          const started = parseDockerTime(info.State.StartedAt) ?? startedAt;
+          const finished = parseDockerTime(info.State.FinishedAt) ?? new Date();
           return {
             exitCode: StatusCode,
             oomKilled: info.State.OOMKilled,
-            startedAt: parseDockerTime(info.State.StartedAt) ?? startedAt,
-            finishedAt: parseDockerTime(info.State.FinishedAt) ?? new Date(),
+            startedAt: started,
+            // Docker stamps StartedAt after the process began, so a process that
+            // exits at once can show a FinishedAt before it: clamp to zero length.
+            finishedAt: finished < started ? started : finished,
           };
         })();
         return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };

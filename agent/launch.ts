@@ -33,7 +33,7 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     capacity: {
       slots: settings.slots ?? Math.max(1, Math.floor(cpus)),
       cpus,
-      memoryBytes: settings.memoryBytes ?? totalmem(),
+      memoryBytes: BigInt(settings.memoryBytes ?? totalmem()),
     },
     labels: settings.labels,
     driver,

@@ -49,7 +49,7 @@ export class OutputBatcher {
       const all = Buffer.concat(p.parts, p.bytes);
       for (let start = 0; start < all.length; start += this.options.maxChunkBytes) {
         const data = all.subarray(start, start + this.options.maxChunkBytes);
-        chunks.push({ stream: p.stream, offset: p.offset + start, data, time: p.time, attempt: 0 });
+        chunks.push({ stream: p.stream, offset: BigInt(p.offset + start), data, time: p.time, attempt: 0 });
       }
       p.offset += p.bytes;
       p.parts = [];

@@ -41,8 +41,8 @@ export class ReportOutbox {
   }
 
   /** An ack settles its report whether accepted or refused: a refusal is final too. */
-  ack(seq: number): void {
-    const i = this.entries.findIndex((e) => e.seq === seq);
+  ack(seq: bigint): void {
+    const i = this.entries.findIndex((e) => e.seq !== undefined && BigInt(e.seq) === seq);
     if (i >= 0) this.entries.splice(i, 1);
     if (this.entries.length === 0) for (const resolve of this.waiters.splice(0)) resolve();
   }
@@ -59,6 +59,6 @@ export class ReportOutbox {
 
   private transmit(entry: Entry): void {
     entry.seq = this.nextSeq++;
-    this.stream!.push({ seq: entry.seq, message: entry.report });
+    this.stream!.push({ seq: BigInt(entry.seq), message: entry.report });
   }
 }

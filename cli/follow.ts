@@ -23,7 +23,7 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
   for (;;) {
     try {
       const events = clients.jobs.watchJob(
-        { jobId, includeLogs: options.includeLogs, stdoutOffset: next.stdout, stderrOffset: next.stderr, attempt },
+        { jobId, includeLogs: options.includeLogs, stdoutOffset: BigInt(next.stdout), stderrOffset: BigInt(next.stderr), attempt },
         { signal: options.signal },
       );
       for await (const { event } of events) {
@@ -56,11 +56,12 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
 function write(chunk: LogChunk, next: { stdout: number; stderr: number }, options: FollowOptions): void {
   const isOut = chunk.stream === LogStream.LOG_STREAM_STDOUT;
   const from = isOut ? next.stdout : next.stderr;
-  const end = chunk.offset + chunk.data.length;
+  const offset = Number(chunk.offset);
+  const end = offset + chunk.data.length;
   if (end <= from) return;
-  const data = chunk.offset < from ? chunk.data.subarray(from - chunk.offset) : chunk.data;
+  const data = offset < from ? chunk.data.subarray(from - offset) : chunk.data;
   if (isOut) next.stdout = end;
   else next.stderr = end;
-  options.onChunk?.({ ...chunk, offset: Math.max(chunk.offset, from), data });
+  options.onChunk?.({ ...chunk, offset: BigInt(Math.max(offset, from)), data });
   if (isOut ? options.stdout : options.stderr) (isOut ? process.stdout : process.stderr).write(data);
 }

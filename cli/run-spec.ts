@@ -56,7 +56,7 @@ export function buildSpec(flags: RunFlags, workload: Workload, localEnv: NodeJS.
     args: workload.kind === 'script' ? workload.args : [],
     env: parseEnv(flags.env, localEnv),
     workingDir: flags.workdir ?? '',
-    resources: flags.cpu !== undefined || flags.memory !== undefined ? { cpus: flags.cpu ?? 0, memoryBytes: flags.memory ?? 0 } : undefined,
+    resources: flags.cpu !== undefined || flags.memory !== undefined ? { cpus: flags.cpu ?? 0, memoryBytes: BigInt(flags.memory ?? 0) } : undefined,
     timeout: flags.timeout !== undefined ? msToDuration(flags.timeout) : undefined,
     maxAttempts: flags.maxAttempts ?? 0,
   };

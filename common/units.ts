@@ -1,5 +1,6 @@
-// Human units for durations and sizes, used by flags and by messages, so that a
-// person reads "512 MiB" and "1m30s" instead of raw numbers.
+// Human units for durations and sizes, so that a person reads "512 MiB" and
+// "1m30s" instead of raw numbers; and the int64 edge: int64 fields decode as
+// bigint (so no value a client sends can fail decoding) and become numbers here.
 import type { Duration } from './gen/google/protobuf/duration.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -32,12 +33,12 @@ export function formatDurationMs(ms: number): string {
 }
 
 export function durationToMs(d: Duration | undefined): number {
-  return d ? d.seconds * 1000 + Math.round(d.nanos / 1e6) : 0;
+  return d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6) : 0;
 }
 
 export function msToDuration(ms: number): Duration {
   const seconds = Math.trunc(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  return { seconds: BigInt(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -68,4 +69,12 @@ export function formatBytes(bytes: number): string {
   }
   const sign = bytes < 0 ? '-' : '';
   return `${sign}${Number.isInteger(value) ? value : value.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * An int64 from the wire as a number, or undefined when it does not fit in one
+ * exactly; callers turn that into INVALID_ARGUMENT rather than lose precision.
+ */
+export function safeNumber(value: bigint): number | undefined {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
 }

@@ -60,7 +60,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         // What the database says this node holds counts against its capacity at once.
         for (const row of await activeJobsOnNode(deps.sql, nodeId)) {
           const task = rowTask(row);
-          session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: task.memoryBytes });
+          session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
         }
         outbox.push({
           message: {
@@ -135,14 +135,14 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     }
   }
 
-  function settle(session: NodeSession, seq: number, key: AttemptKey, outcome: ReportOutcome, log: Logger): void {
+  function settle(session: NodeSession, seq: bigint, key: AttemptKey, outcome: ReportOutcome, log: Logger): void {
     if (outcome.kind === 'stale') return refuse(session, seq, key, log);
     if (outcome.kind === 'applied') publishJobRow(deps.events, outcome.row);
     ack(session, seq, true);
   }
 
   /** A report from an attempt that is no longer current: refuse it and have its container killed. */
-  function refuse(session: NodeSession, seq: number, key: AttemptKey, log: Logger): void {
+  function refuse(session: NodeSession, seq: bigint, key: AttemptKey, log: Logger): void {
     log.warn({ job_id: key.jobId, attempt: key.attempt }, 'refused report from a stale attempt');
     ack(session, seq, false);
     session.send({
@@ -150,8 +150,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     });
   }
 
-  function ack(session: NodeSession, seq: number, accepted: boolean): void {
-    if (seq > 0) session.send({ message: { $case: 'ack', value: { seq, accepted } } });
+  function ack(session: NodeSession, seq: bigint, accepted: boolean): void {
+    if (seq > 0n) session.send({ message: { $case: 'ack', value: { seq, accepted } } });
   }
 }
 

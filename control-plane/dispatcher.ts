@@ -38,7 +38,7 @@ export function createDispatcher(deps: {
       const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
       for (const row of rows) {
         const task = rowTask(row);
-        session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: task.memoryBytes });
+        session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
         const sent = session.send({
           message: { $case: 'assignment', value: { attempt: { jobId: row.id, attempt: row.attempt }, task } },
         });

@@ -8,6 +8,7 @@ import {
   LogStream,
   type Job,
   type JobServiceImplementation,
+  type LogChunk,
   type WatchJobRequest,
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
@@ -15,7 +16,7 @@ import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { invalidArgument, notFound } from '../common/errors.js';
 import { isTerminal } from '../common/job-state.js';
-import { durationToMs, msToDuration } from '../common/units.js';
+import { durationToMs, msToDuration, safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js';
@@ -143,11 +144,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       let version = row.version;
       let attempt = job.attempt;
       const resuming = request.attempt === 0 || request.attempt === attempt;
-      const next = resuming ? { stdout: request.stdoutOffset, stderr: request.stderrOffset } : { stdout: 0, stderr: 0 };
+      const next = resuming ? { stdout: offsetOf(request.stdoutOffset), stderr: offsetOf(request.stderrOffset) } : { stdout: 0, stderr: 0 };
       yield { event: { $case: 'job', value: job } };
       if (request.includeLogs && attempt > 0) {
         for (const chunk of await readLogs(sql, { jobId: job.id, attempt, fromOffsets: next })) {
-          advance(next, chunk.stream, chunk.offset + chunk.data.length);
+          advance(next, chunk.stream, Number(chunk.offset) + chunk.data.length);
           yield { event: { $case: 'log', value: chunk } };
         }
       }
@@ -174,7 +175,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         } else if (request.includeLogs && event.chunk.attempt === attempt) {
           const chunk = trimToOffset(event.chunk, event.chunk.stream === LogStream.LOG_STREAM_STDOUT ? next.stdout : next.stderr);
           if (!chunk) continue;
-          advance(next, chunk.stream, chunk.offset + chunk.data.length);
+          advance(next, chunk.stream, Number(chunk.offset) + chunk.data.length);
           yield { event: { $case: 'log', value: chunk } };
         }
       }
@@ -191,9 +192,16 @@ function advance(next: { stdout: number; stderr: number }, stream: LogStream, en
   else next.stderr = Math.max(next.stderr, end);
 }
 
-function trimToOffset<T extends { offset: number; data: Uint8Array }>(chunk: T, from: number): T | undefined {
-  const end = chunk.offset + chunk.data.length;
+function trimToOffset(chunk: LogChunk, from: number): LogChunk | undefined {
+  const offset = Number(chunk.offset);
+  const end = offset + chunk.data.length;
   if (end <= from) return undefined;
-  if (chunk.offset >= from) return chunk;
-  return { ...chunk, offset: from, data: chunk.data.subarray(from - chunk.offset) };
+  if (offset >= from) return chunk;
+  return { ...chunk, offset: BigInt(from), data: chunk.data.subarray(from - offset) };
+}
+
+function offsetOf(value: bigint): number {
+  const n = safeNumber(value);
+  if (n === undefined || n < 0) throw invalidArgument(`offset ${value} is out of range`);
+  return n;
 }

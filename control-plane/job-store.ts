@@ -76,7 +76,7 @@ export async function insertJob(
     INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts)
     VALUES (${job.id}, 'QUEUED', ${Buffer.from(JobSpec.encode(job.spec).finish())},
             ${Buffer.from(Task.encode(job.task).finish())}, ${job.task.image}, ${job.task.cpus},
-            ${job.task.memoryBytes}, ${job.requestId || null}, ${job.spec.maxAttempts})
+            ${Number(job.task.memoryBytes)}, ${job.requestId || null}, ${job.spec.maxAttempts})
     ON CONFLICT (request_id) DO NOTHING
     RETURNING *`;
   if (row) return { row, created: true };
@@ -164,7 +164,8 @@ export async function finishAttempt(
     UPDATE jobs
     SET version = version + 1, state = ${stateToDb(terminal)}, end_reason = ${reasonToDb(result.reason)},
         exit_code = ${result.exitCode ?? null}, message = ${result.message},
-        started_at = coalesce(started_at, ${result.startedAt ?? null}), ended_at = ${result.endedAt}
+        -- The final report carries the runtime's own start time: the same clock as ended_at.
+        started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
     WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${db(sourcesOf(terminal))})
     RETURNING *`;
   if (row) return { kind: 'applied', row };

@@ -25,7 +25,7 @@ export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]):
       INSERT INTO job_logs (job_id, attempt, stream, byte_offset, data, logged_at)
       SELECT ${key.jobId}, ${key.attempt}, u.stream, u.byte_offset, u.data, u.logged_at
       -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
-      FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => c.offset)}::int8[],
+      FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],
                   ${sql.array(chunks.map((c) => Buffer.from(c.data)))}::bytea[],
                   ${chunks.map((c) => (c.time ?? new Date()).toISOString())}::timestamptz[])
            AS u(stream, byte_offset, data, logged_at)
@@ -53,7 +53,7 @@ export async function readLogs(
     const skip = Math.max(0, start - r.byte_offset);
     return {
       stream: r.stream as LogStream,
-      offset: r.byte_offset + skip,
+      offset: BigInt(r.byte_offset + skip),
       data: skip ? r.data.subarray(skip) : r.data,
       time: r.logged_at,
       attempt: r.attempt,

@@ -33,6 +33,7 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseDurationFlag))
   .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseDurationFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
+  .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseDurationFlag))
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
@@ -57,7 +58,7 @@ const program = new Command('grid-control-plane')
         heartbeatIntervalMs: flags.heartbeatInterval,
         defaultGraceMs: 10_000,
         maxGraceMs: 5 * 60_000,
-        dispatchSweepMs: 5_000,
+        dispatchSweepMs: flags.dispatchSweep,
         log,
       });
       if (flags.localAgent) agent = await startLocalAgent(controlPlane.address, flags, log);

@@ -32,7 +32,7 @@ export interface NodeSession {
 
 export function freeCapacity(session: NodeSession): FreeCapacity {
   let cpus = session.capacity.cpus;
-  let memoryBytes = session.capacity.memoryBytes;
+  let memoryBytes = Number(session.capacity.memoryBytes);
   for (const h of session.held.values()) {
     cpus -= h.cpus;
     memoryBytes -= h.memoryBytes;

@@ -23,7 +23,7 @@ export async function recordNodeConnected(sql: Sql, nodeId: string, hello: Hello
   const c = hello.capacity!;
   await sql`
     INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at)
-    VALUES (${nodeId}, ${hello.name}, 'READY', ${c.slots}, ${c.cpus}, ${c.memoryBytes},
+    VALUES (${nodeId}, ${hello.name}, 'READY', ${c.slots}, ${c.cpus}, ${Number(c.memoryBytes)},
             ${sql.json(hello.labels)}, ${hello.agentVersion}, now(), now())
     ON CONFLICT (id) DO UPDATE SET
       name = EXCLUDED.name, state = 'READY', slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
@@ -44,7 +44,7 @@ export async function listNodes(sql: Sql): Promise<Node[]> {
     id: r.id,
     name: r.name,
     state: NodeState[`NODE_STATE_${r.state}` as keyof typeof NodeState] as NodeState,
-    capacity: { slots: r.slots, cpus: r.cpus, memoryBytes: r.memory_bytes },
+    capacity: { slots: r.slots, cpus: r.cpus, memoryBytes: BigInt(r.memory_bytes) },
     labels: r.labels,
     agentVersion: r.agent_version,
     runningJobs: r.running_jobs,

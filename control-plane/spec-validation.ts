@@ -4,7 +4,7 @@
 import type { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { invalidArgument } from '../common/errors.js';
-import { durationToMs, formatBytes, formatDurationMs, msToDuration } from '../common/units.js';
+import { durationToMs, formatBytes, formatDurationMs, msToDuration, safeNumber } from '../common/units.js';
 import { imageReferenceProblem } from './image-reference.js';
 import { inferRuntime, type RuntimeTable } from './runtime-presets.js';
 
@@ -130,10 +130,11 @@ export function validateSubmission(
   if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > policy.maxCpus) {
     throw invalidArgument(`spec.resources.cpus is ${spec.resources?.cpus}: must be between 0.01 and ${policy.maxCpus}`);
   }
-  const memoryBytes = spec.resources?.memoryBytes || policy.defaultMemoryBytes;
-  if (!Number.isSafeInteger(memoryBytes) || memoryBytes < policy.minMemoryBytes) {
+  const requested = spec.resources?.memoryBytes ?? 0n;
+  const memoryBytes = requested === 0n ? policy.defaultMemoryBytes : safeNumber(requested) ?? Number(requested);
+  if (memoryBytes < policy.minMemoryBytes) {
     throw invalidArgument(
-      `spec.resources.memory_bytes is ${memoryBytes} (${formatBytes(memoryBytes)}): must be at least ${formatBytes(policy.minMemoryBytes)}`,
+      `spec.resources.memory_bytes is ${requested} (${formatBytes(memoryBytes)}): must be at least ${formatBytes(policy.minMemoryBytes)}`,
     );
   }
   if (memoryBytes > policy.maxMemoryBytes) {
@@ -141,9 +142,9 @@ export function validateSubmission(
       `spec.resources.memory_bytes is ${formatBytes(memoryBytes)}, above this server's maximum of ${formatBytes(policy.maxMemoryBytes)}`,
     );
   }
-  spec.resources = { cpus, memoryBytes };
+  spec.resources = { cpus, memoryBytes: BigInt(memoryBytes) };
 
-  if (spec.timeout && (spec.timeout.seconds < 0 || spec.timeout.nanos < 0)) {
+  if (spec.timeout && (spec.timeout.seconds < 0n || spec.timeout.nanos < 0)) {
     throw invalidArgument('spec.timeout is negative: give a positive duration, or none for the server default');
   }
   const timeoutMs = durationToMs(spec.timeout) || policy.defaultTimeoutMs;
@@ -166,10 +167,10 @@ export function validateSubmission(
     env: { ...spec.env },
     workingDir: spec.workingDir,
     cpus,
-    memoryBytes,
+    memoryBytes: BigInt(memoryBytes),
     timeout: spec.timeout,
     files,
-    pidsLimit: policy.pidsLimit,
+    pidsLimit: BigInt(policy.pidsLimit),
   };
   return { spec, task };
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Makes the services the tests need available, on a clean machine too: a running
+# PostgreSQL with a `grid` role, a running Docker engine, and the local test images.
+# Idempotent: what is already there is reused. Runs as `npm test`'s pretest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { echo "test-env: $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+PGURL=${GRID_TEST_DATABASE_URL:-postgres://grid:grid@127.0.0.1:5432/postgres}
+
+# --- PostgreSQL -------------------------------------------------------------
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null && [ -n "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster "$version" main start
+  else
+    log "no PostgreSQL found: install postgresql, or set GRID_TEST_DATABASE_URL to a server you have"
+    exit 1
+  fi
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if [ -z "${GRID_TEST_DATABASE_URL:-}" ]; then
+  # The tests log in as a dedicated superuser role (they create a database per test file).
+  as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"DO \\\$\\\$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'grid') THEN
+      CREATE ROLE grid LOGIN SUPERUSER PASSWORD 'grid';
+    END IF; END \\\$\\\$\"" >/dev/null
+fi
+psql "$PGURL" -qAtc 'SELECT 1' >/dev/null || { log "cannot log in to $PGURL"; exit 1; }
+
+# --- Docker -----------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null; then
+    log "installing Docker (docker.io)"
+    apt_install docker.io
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    as_root sh -c 'nohup dockerd >/var/log/grid-test-dockerd.log 2>&1 &'
+    for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  docker info >/dev/null 2>&1 || { log "Docker did not start; see /var/log/grid-test-dockerd.log"; exit 1; }
+fi
+
+# --- Test images --------------------------------------------------------------
+bash scripts/build-images.sh busybox python
+log "PostgreSQL, Docker and test images are ready"

@@ -1,0 +1,108 @@
+// Dispatch end to end: slots are respected across agents, assignment is pushed
+// (no polling interval), and a job submitted through one control plane is
+// dispatched by another over the same Postgres.
+import test from 'ava';
+import { JobState, type Job } from '../../common/gen/grid/v1/job.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import {
+  clients,
+  startAgent,
+  startControlPlane,
+  waitForNodes,
+  type Clients,
+  type ControlPlaneProcess,
+  type RunningProcess,
+} from '../helpers/grid.js';
+
+let db: TestDatabase;
+let cp: ControlPlaneProcess;
+let agents: RunningProcess[] = [];
+let api: Clients;
+const NODES = [`slot-a-${process.pid}`, `slot-b-${process.pid}`];
+
+test.before(async () => {
+  db = await createTestDatabase();
+  // A one-hour sweep: any dispatch that is not pushed would wait an hour.
+  cp = await startControlPlane(db.url, ['--dispatch-sweep', '1h']);
+  agents = NODES.map((id) => startAgent(cp.address, id, ['--slots', '1']));
+  api = clients(cp.address);
+  await waitForNodes(api, NODES);
+});
+
+test.after.always(async () => {
+  api?.close();
+  await Promise.all(agents.map((a) => a.stop()));
+  await cp?.stop();
+  await db?.drop();
+});
+
+const spec = (command: string[]) => ({
+  image: '',
+  command,
+  script: undefined,
+  args: [],
+  env: {},
+  workingDir: '',
+  resources: undefined,
+  timeout: undefined,
+  maxAttempts: 0,
+});
+
+async function waitFor(c: Clients, ids: string[], done: (jobs: Job[]) => boolean, what: string, timeoutMs = 20_000): Promise<Job[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const jobs = await Promise.all(ids.map(async (jobId) => (await c.jobs.getJob({ jobId })).job!));
+    if (done(jobs)) return jobs;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}: ${jobs.map((j) => JobState[j.state]).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test.serial('two agents with one slot each run two jobs at the same time, and a third waits for a free slot', async (t) => {
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await api.jobs.submitJob({ spec: spec(['sleep', '30']), requestId: '' })).job!.id);
+  const running = await waitFor(
+    api,
+    ids,
+    (jobs) => jobs.filter((j) => j.state === JobState.JOB_STATE_RUNNING).length === 2,
+    'two jobs run',
+  );
+  const [first, second] = running.filter((j) => j.state === JobState.JOB_STATE_RUNNING);
+  t.not(first!.nodeId, second!.nodeId);
+  t.deepEqual(new Set([first!.nodeId, second!.nodeId]), new Set(NODES));
+  const third = running.find((j) => j.state !== JobState.JOB_STATE_RUNNING)!;
+  t.is(third.state, JobState.JOB_STATE_QUEUED, 'a job beyond the free slots must stay queued');
+
+  // Freeing a slot dispatches the queued job to that node.
+  await api.jobs.cancelJob({ jobId: first!.id, grace: { seconds: 0n, nanos: 0 } });
+  const after = await waitFor(api, [third.id], ([j]) => j!.state === JobState.JOB_STATE_RUNNING, 'the third job runs');
+  t.is(after[0]!.nodeId, first!.nodeId);
+  for (const id of [second!.id, third.id]) await api.jobs.cancelJob({ jobId: id, grace: { seconds: 0n, nanos: 0 } });
+  await waitFor(api, ids, (jobs) => jobs.every((j) => j.state === JobState.JOB_STATE_CANCELLED), 'all are cancelled');
+});
+
+test.serial('submit → assignment is pushed: no polling interval in between', async (t) => {
+  const delays: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const { job } = await api.jobs.submitJob({ spec: spec(['true']), requestId: '' });
+    const [done] = await waitFor(api, [job!.id], ([j]) => j!.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
+    delays.push(done!.assignedAt!.getTime() - done!.submittedAt!.getTime());
+  }
+  t.log(`submit→assign (ms): ${delays.join(', ')}`);
+  // The sweep is one hour: anything not pushed would take that long.
+  t.true(Math.max(...delays) < 1000, `assignment delays ${delays.join(', ')} ms`);
+});
+
+test.serial('a job submitted through a second control plane is dispatched by the one holding the agent', async (t) => {
+  const other = await startControlPlane(db.url, ['--dispatch-sweep', '1h']);
+  const otherApi = clients(other.address);
+  try {
+    const { job } = await otherApi.jobs.submitJob({ spec: spec(['true']), requestId: '' });
+    const [done] = await waitFor(otherApi, [job!.id], ([j]) => j!.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
+    t.true(NODES.includes(done!.nodeId));
+    t.true(done!.assignedAt!.getTime() - done!.submittedAt!.getTime() < 1000);
+  } finally {
+    otherApi.close();
+    await other.stop();
+  }
+});

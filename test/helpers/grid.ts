@@ -1,0 +1,153 @@
+// Starts real Grid processes (built into dist/ by `npm test`) on real sockets:
+// control planes on port 0, agents against the real Docker engine, and gridctl.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ChannelCredentials } from '@grpc/grpc-js';
+import { createChannel, createClient } from 'nice-grpc';
+import { JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
+import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = {
+  controlPlane: join(ROOT, 'dist/control-plane/main.js'),
+  agent: join(ROOT, 'dist/agent/main.js'),
+  gridctl: join(ROOT, 'dist/cli/main.js'),
+};
+
+export const BUSYBOX = 'grid-test/busybox:1';
+export const PYTHON = 'grid-test/python:3';
+
+/** Runtime presets pointing at the locally built images (nothing can be pulled here). */
+export function testRuntimesFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'grid-test-'));
+  const file = join(dir, 'runtimes.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      sh: { image: BUSYBOX },
+      bash: { image: BUSYBOX, interpreter: ['sh'] },
+      python: { image: PYTHON },
+    }),
+  );
+  return file;
+}
+
+export interface RunningProcess {
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function startProcess(file: string, args: string[], env: Record<string, string> = {}): RunningProcess {
+  const child = spawn(process.execPath, [file, ...args], {
+    env: { ...process.env, GRID_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    output: () => output,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface ControlPlaneProcess extends RunningProcess {
+  address: string;
+}
+
+export async function startControlPlane(
+  databaseUrl: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ControlPlaneProcess> {
+  const proc = startProcess(
+    BIN.controlPlane,
+    ['--listen', '127.0.0.1:0', '--runtimes', testRuntimesFile(), '--default-image', BUSYBOX, ...extraArgs],
+    { GRID_DATABASE_URL: databaseUrl, ...env },
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`control plane did not start:\n${proc.output()}`)), 30_000);
+    const onData = () => {
+      const m = /serving on (\S+)/.exec(proc.output());
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    proc.child.stderr!.on('data', onData);
+    proc.child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`control plane exited with ${code}:\n${proc.output()}`));
+    });
+  });
+  return { ...proc, address };
+}
+
+export function startAgent(server: string, nodeId: string, extraArgs: string[] = []): RunningProcess {
+  return startProcess(BIN.agent, ['--server', server, '--node-id', nodeId, '--name', nodeId, ...extraArgs]);
+}
+
+export interface Clients {
+  jobs: JobServiceClient;
+  nodes: NodeServiceClient;
+  close(): void;
+}
+
+export function clients(address: string): Clients {
+  const channel = createChannel(address, ChannelCredentials.createInsecure());
+  return {
+    jobs: createClient(JobServiceDefinition, channel),
+    nodes: createClient(NodeServiceDefinition, channel),
+    close: () => channel.close(),
+  };
+}
+
+export async function waitForNodes(c: Clients, nodeIds: string[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { nodes } = await c.nodes.listNodes({});
+    const ready = new Set(nodes.filter((n) => n.state === NodeState.NODE_STATE_READY).map((n) => n.id));
+    if (nodeIds.every((id) => ready.has(id))) return;
+    if (Date.now() > deadline) throw new Error(`nodes ${nodeIds.join(', ')} did not become ready`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export function gridctl(server: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CommandResult> {
+  const child = spawn(process.execPath, [BIN.gridctl, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, GRID_SERVER: server, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (d) => out.push(d));
+  child.stderr.on('data', (d) => err.push(d));
+  return new Promise((resolve) =>
+    child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) })),
+  );
+}
+
+/** A working directory holding the given files, for `gridctl run FILE`. */
+export function workdir(files: Record<string, string | Buffer>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'grid-work-'));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  return dir;
+}
