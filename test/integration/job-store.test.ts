@@ -1,0 +1,147 @@
+// The job store against real PostgreSQL: claims never hand one job out twice,
+// and every report is a compare-and-set fenced by its attempt, so a job ends
+// exactly once however reports race.
+import test from 'ava';
+import { v7 as uuidv7 } from 'uuid';
+import { EndReason } from '../../common/gen/grid/v1/job.js';
+import { migrate } from '../../control-plane/db/migrate.js';
+import { cancelJob, claimJobs, finishAttempt, getJob, insertJob, markStarted } from '../../control-plane/job-store.js';
+import { appendLogs, readLogs } from '../../control-plane/log-store.js';
+import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
+import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
+import { LogStream } from '../../common/gen/grid/v1/job.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+
+let db: TestDatabase;
+test.before(async () => {
+  db = await createTestDatabase();
+  await migrate(db.sql);
+});
+test.after.always(async () => db?.drop());
+
+const runtimes = runtimeTable(DEFAULT_RUNTIMES);
+async function submit(memoryBytes = 0n, requestId = '') {
+  const { spec, task } = validateSubmission(
+    { image: '', command: ['true'], script: undefined, args: [], env: {}, workingDir: '', resources: { cpus: 0, memoryBytes }, timeout: undefined, maxAttempts: 0 },
+    DEFAULT_SPEC_POLICY,
+    runtimes,
+  );
+  return insertJob(db.sql, { id: uuidv7(), spec, task, requestId });
+}
+
+const big = { slots: 1000, cpus: 1000, memoryBytes: 2 ** 50 };
+const done = { reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() };
+
+test.serial('concurrent claims hand every job out exactly once', async (t) => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 60; i++) ids.add((await submit()).row.id);
+  const claims = await Promise.all(
+    Array.from({ length: 12 }, (_, n) => claimJobs(db.sql, { ...big, nodeId: `node-${n}`, slots: 7 })),
+  );
+  const claimed = claims.flat().map((r) => r.id);
+  t.is(claimed.length, 60);
+  t.is(new Set(claimed).size, 60, 'a job was claimed twice');
+  t.deepEqual([...claimed].sort(), [...ids].sort());
+  for (const row of claims.flat()) {
+    t.is(row.state, 'ASSIGNED');
+    t.is(row.attempt, 1);
+    await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, done);
+  }
+});
+
+test.serial('a claim never overcommits a node\'s memory', async (t) => {
+  const mib = 1024 * 1024;
+  for (let i = 0; i < 3; i++) await submit(BigInt(300 * mib));
+  const rows = await claimJobs(db.sql, { nodeId: 'small', slots: 10, cpus: 10, memoryBytes: 700 * mib });
+  t.is(rows.length, 2);
+  const rest = await claimJobs(db.sql, { nodeId: 'other', slots: 10, cpus: 10, memoryBytes: 700 * mib });
+  t.is(rest.length, 1);
+  for (const row of [...rows, ...rest]) await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, done);
+});
+
+test.serial('reports from a stale attempt are refused; a resent final report is a harmless duplicate', async (t) => {
+  const { row } = await submit();
+  const [claimed] = await claimJobs(db.sql, { ...big, nodeId: 'n1', slots: 1 });
+  t.is(claimed!.id, row.id);
+  // The job moved on to attempt 2 (as after a lost node).
+  await db.sql`UPDATE jobs SET state = 'QUEUED' WHERE id = ${row.id}`;
+  const [second] = await claimJobs(db.sql, { ...big, nodeId: 'n2', slots: 1 });
+  t.is(second!.attempt, 2);
+
+  const staleStart = await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date());
+  t.is(staleStart.kind, 'stale');
+  const staleLogs = await appendLogs(db.sql, { jobId: row.id, attempt: 1 }, [
+    { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from('old'), time: new Date(), attempt: 1 },
+  ]);
+  t.false(staleLogs);
+  const staleEnd = await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 1 });
+  t.is(staleEnd.kind, 'stale');
+  t.is((await getJob(db.sql, row.id))!.state, 'ASSIGNED');
+
+  t.is((await markStarted(db.sql, { jobId: row.id, attempt: 2 }, new Date())).kind, 'applied');
+  const end = await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, done);
+  t.is(end.kind, 'applied');
+  const again = await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 9 });
+  t.is(again.kind, 'duplicate');
+  const final = (await getJob(db.sql, row.id))!;
+  t.is(final.state, 'SUCCEEDED');
+  t.is(final.exit_code, 0);
+});
+
+test.serial('racing final reports: exactly one wins', async (t) => {
+  for (let i = 0; i < 20; i++) {
+    const { row } = await submit();
+    await claimJobs(db.sql, { ...big, nodeId: 'race', slots: 1 });
+    const key = { jobId: row.id, attempt: 1 };
+    const outcomes = await Promise.all([
+      finishAttempt(db.sql, key, done),
+      finishAttempt(db.sql, key, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 2 }),
+      cancelJob(db.sql, row.id),
+    ]);
+    const applied = outcomes.slice(0, 2).filter((o) => 'kind' in o && o.kind === 'applied');
+    t.is(applied.length, 1, 'exactly one final report applies');
+    const final = (await getJob(db.sql, row.id))!;
+    t.true(['SUCCEEDED', 'FAILED'].includes(final.state));
+    t.not(final.end_reason, null);
+  }
+});
+
+test.serial('cancel: a queued job ends at once; a terminal one is left as it is', async (t) => {
+  const { row } = await submit();
+  const first = await cancelJob(db.sql, row.id);
+  t.true(first.changed);
+  t.is(first.row!.state, 'CANCELLED');
+  t.is(first.row!.end_reason, 'CANCELLED');
+  const second = await cancelJob(db.sql, row.id);
+  t.false(second.changed);
+  t.is(second.row!.state, 'CANCELLED');
+});
+
+test.serial('a request id makes a resubmission return the first job', async (t) => {
+  const a = await submit(0n, 'client-retry-1');
+  const b = await submit(0n, 'client-retry-1');
+  t.true(a.created);
+  t.false(b.created);
+  t.is(a.row.id, b.row.id);
+  await cancelJob(db.sql, a.row.id);
+});
+
+test.serial('log batches are idempotent and read back per stream in order', async (t) => {
+  await submit();
+  const [row] = await claimJobs(db.sql, { ...big, nodeId: 'logs', slots: 1 });
+  const key = { jobId: row!.id, attempt: 1 };
+  const t0 = new Date();
+  const chunks = [
+    { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from([0, 1, 2]), time: t0, attempt: 1 },
+    { stream: LogStream.LOG_STREAM_STDERR, offset: 0n, data: Buffer.from('err'), time: t0, attempt: 1 },
+    { stream: LogStream.LOG_STREAM_STDOUT, offset: 3n, data: Buffer.from([255, 254]), time: new Date(t0.getTime() + 5), attempt: 1 },
+  ];
+  t.true(await appendLogs(db.sql, key, chunks));
+  t.true(await appendLogs(db.sql, key, chunks)); // a resend
+  const all = await readLogs(db.sql, { jobId: row!.id, attempt: 1 });
+  t.is(all.length, 3);
+  const out = Buffer.concat(all.filter((c) => c.stream === LogStream.LOG_STREAM_STDOUT).map((c) => Buffer.from(c.data)));
+  t.deepEqual(out, Buffer.from([0, 1, 2, 255, 254]));
+  const resumed = await readLogs(db.sql, { jobId: row!.id, attempt: 1, stream: LogStream.LOG_STREAM_STDOUT, fromOffsets: { stdout: 4, stderr: 0 } });
+  t.deepEqual(resumed.map((c) => [c.offset, Buffer.from(c.data)]), [[4n, Buffer.from([254])]]);
+});
