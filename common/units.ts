@@ -24,11 +24,13 @@ export function parseDurationMs(text: string): number {
 
 export function formatDurationMs(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
+  // Round once, up front, so 59.96 s reads "1m" and never "60.0s" or "1m60s".
+  const tenths = Math.round(ms / 100);
+  if (tenths < 600) return `${tenths % 10 === 0 ? tenths / 10 : (tenths / 10).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
-  const rest = Math.round(s % 60);
+  const rest = s % 60;
   return [h ? `${h}h` : '', m ? `${m}m` : '', rest ? `${rest}s` : ''].join('');
 }
 
@@ -63,12 +65,14 @@ export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
   let value = Math.abs(bytes);
   let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
+  // Compare the rounded value, so 1048575 B reads "1 MiB" and not "1024.0 KiB".
+  while (Math.round(value * 10) / 10 >= 1024 && i < units.length - 1) {
     value /= 1024;
     i++;
   }
   const sign = bytes < 0 ? '-' : '';
-  return `${sign}${Number.isInteger(value) ? value : value.toFixed(1)} ${units[i]}`;
+  const rounded = Math.round(value * 10) / 10;
+  return `${sign}${Number.isInteger(rounded) ? rounded : rounded.toFixed(1)} ${units[i]}`;
 }
 
 /**

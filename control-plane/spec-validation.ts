@@ -62,6 +62,8 @@ export function validateSubmission(
 ): ValidatedSubmission {
   if (!input) throw invalidArgument('spec is missing: give a job spec with a command or a script');
   const spec: JobSpec = structuredClone(input);
+  // structuredClone turns a Buffer into a plain Uint8Array.
+  if (spec.script) spec.script.content = Buffer.from(spec.script.content);
   const hasCommand = spec.command.length > 0;
   const hasScript = spec.script !== undefined;
 
@@ -126,7 +128,8 @@ export function validateSubmission(
     throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`);
   }
 
-  const cpus = spec.resources?.cpus || policy.defaultCpus;
+  const requestedCpus = spec.resources?.cpus ?? 0;
+  const cpus = requestedCpus === 0 ? policy.defaultCpus : requestedCpus;
   if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > policy.maxCpus) {
     throw invalidArgument(`spec.resources.cpus is ${spec.resources?.cpus}: must be between 0.01 and ${policy.maxCpus}`);
   }
