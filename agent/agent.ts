@@ -1,7 +1,8 @@
 // The agent: holds one Connect stream to the control plane, redials it with
 // capped exponential backoff and jitter, and hands each assignment to its own
 // task runner. Running tasks do not depend on the stream: their reports wait in
-// the outbox until a stream acknowledges them.
+// the outbox until a stream acknowledges them. On start it takes up the
+// containers an earlier agent of this node left, before it says hello.
 import { ClientError, createChannel, createClient, Status, type Channel } from 'nice-grpc';
 import type { Logger } from 'pino';
 import {
@@ -15,9 +16,10 @@ import { AsyncQueue } from '../common/async-queue.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
-import { ReportOutbox } from './report-outbox.js';
+import { join } from 'node:path';
+import { attemptKeyOf, ReportOutbox } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
-import { startTaskRunner, type TaskRunner } from './task-runner.js';
+import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
 
 export interface AgentOptions {
   /** Control plane host:port. */
@@ -34,6 +36,10 @@ export interface AgentOptions {
   timeoutGraceMs: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
+  /** Holds the spill file of reports waiting for the control plane. */
+  stateDir: string;
+  /** Reports held in memory before output spills to disk. */
+  outboxMemoryBytes: number;
 }
 
 export interface Agent {
@@ -49,7 +55,10 @@ export function startAgent(options: AgentOptions): Agent {
   const channel: Channel = createChannel(options.server, undefined, CLIENT_OPTIONS);
   const client = createClient(AgentServiceDefinition, channel);
   const runners = new Map<string, TaskRunner>();
-  const reports = new ReportOutbox();
+  const reports = new ReportOutbox({
+    memoryLimitBytes: options.outboxMemoryBytes,
+    spillFile: join(options.stateDir, 'outbox.spill'),
+  });
   const abort = new AbortController();
   let heartbeatMs = options.heartbeatIntervalMs;
   let welcomed = deferred();
@@ -65,8 +74,37 @@ export function startAgent(options: AgentOptions): Agent {
     timeoutGraceMs: options.timeoutGraceMs,
   };
 
+  /** Attempts this agent holds: running, or with a report not yet acknowledged. */
   function attempts() {
-    return [...runners.values()].map((r) => r.ref);
+    const held = new Map([...runners.values()].map((r) => [attemptKeyOf(r.ref), r.ref]));
+    for (const key of reports.pendingAttempts()) {
+      const [jobId, attempt] = key.split('/');
+      if (!held.has(key)) held.set(key, { jobId: jobId!, attempt: Number(attempt) });
+    }
+    return [...held.values()];
+  }
+
+  function run(ref: { jobId: string; attempt: number }, source: TaskSource): void {
+    const runner = startTaskRunner(runnerDeps, ref, source);
+    runners.set(ref.jobId, runner);
+    runner.done
+      .catch((err) => log.error({ err, job_id: ref.jobId }, 'task runner failed'))
+      .finally(() => {
+        if (runners.get(ref.jobId) === runner) runners.delete(ref.jobId);
+      });
+  }
+
+  /** Containers of this node from before a restart: take up the started ones. */
+  async function adoptExisting(): Promise<void> {
+    for (const found of await options.driver.list(options.nodeId)) {
+      if (found.state === 'created') {
+        // Never started: the control plane sends the assignment again.
+        await options.driver.remove(found);
+        continue;
+      }
+      log.info({ job_id: found.labels.jobId, attempt: found.labels.attempt, state: found.state }, 'taking up container');
+      run({ jobId: found.labels.jobId, attempt: found.labels.attempt }, { kind: 'found', found });
+    }
   }
 
   function handle(response: ConnectResponse): void {
@@ -87,11 +125,7 @@ export function startAgent(options: AgentOptions): Agent {
         const existing = runners.get(ref.jobId);
         if (existing && existing.ref.attempt >= ref.attempt) return; // a resent assignment
         existing?.cancel(0, CancelCause.CANCEL_CAUSE_STALE);
-        const runner = startTaskRunner(runnerDeps, ref, m.value.task!);
-        runners.set(ref.jobId, runner);
-        void runner.done.finally(() => {
-          if (runners.get(ref.jobId) === runner) runners.delete(ref.jobId);
-        });
+        run(ref, { kind: 'new', task: m.value.task! });
         return;
       }
       case 'cancel': {
@@ -146,6 +180,11 @@ export function startAgent(options: AgentOptions): Agent {
   }
 
   const loop = (async () => {
+    try {
+      await adoptExisting();
+    } catch (err) {
+      log.error({ err }, 'cannot list the containers of this node');
+    }
     let delay = options.reconnectMinMs;
     while (!abort.signal.aborted) {
       const started = Date.now();
@@ -172,7 +211,7 @@ export function startAgent(options: AgentOptions): Agent {
     async stop(stopOptions = {}) {
       if (stopOptions.stopTasks) {
         for (const runner of runners.values()) runner.cancel(0, CancelCause.CANCEL_CAUSE_CANCELLED);
-        await Promise.all([...runners.values()].map((r) => r.done));
+        await Promise.all([...runners.values()].map((r) => r.reported));
         // Let the final reports reach the control plane before the stream closes.
         await Promise.race([reports.drained(), sleep(2000)]);
       }

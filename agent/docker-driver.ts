@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import tar from 'tar-stream';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
-import { TaskStartError, type OutputSink, type RunningTask, type RuntimeDriver, type TaskExit, type TaskLabels } from './runtime-driver.js';
+import { durationToMs } from '../common/units.js';
+import { TaskStartError, type FoundTask, type OutputSink, type RunningTask, type RuntimeDriver, type TaskExit, type TaskLabels } from './runtime-driver.js';
 
 export type PullPolicy = 'missing' | 'never';
 
@@ -19,6 +20,7 @@ export interface DockerDriverOptions {
 export const LABEL_JOB_ID = 'dev.grid.job-id';
 export const LABEL_ATTEMPT = 'dev.grid.attempt';
 export const LABEL_NODE_ID = 'dev.grid.node-id';
+export const LABEL_TIMEOUT_MS = 'dev.grid.timeout-ms';
 
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
@@ -71,12 +73,17 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           name: `grid-${labels.jobId}-${labels.attempt}`,
           Image: task.image,
           Cmd: task.argv,
-          Env: Object.entries(task.env).map(([k, v]) => `${k}=${v}`),
+          Env: [
+            ...Object.entries(task.env).map(([k, v]) => `${k}=${v}`),
+            `GRID_JOB_ID=${labels.jobId}`,
+            `GRID_ATTEMPT=${labels.attempt}`,
+          ],
           WorkingDir: task.workingDir || undefined,
           Labels: {
             [LABEL_JOB_ID]: labels.jobId,
             [LABEL_ATTEMPT]: String(labels.attempt),
             [LABEL_NODE_ID]: labels.nodeId,
+            [LABEL_TIMEOUT_MS]: String(durationToMs(task.timeout)),
           },
           Tty: false,
           OpenStdin: false,
@@ -97,36 +104,13 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       try {
         if (task.files.length > 0) await container.putArchive(await tarOf(task.files), { path: '/' });
         const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-        const drained = new Promise<void>((resolve) => {
-          stream.on('end', resolve);
-          stream.on('close', resolve);
-          stream.on('error', resolve);
-        });
-        container.modem.demuxStream(
-          stream,
-          { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDOUT, data) } as NodeJS.WritableStream,
-          { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDERR, data) } as NodeJS.WritableStream,
-        );
+        const drained = demux(container, stream, onOutput);
         // Registered before start so a fast exit is not missed; 'next-exit' because
         // the default condition answers at once for a container not yet started.
         const waited = container.wait({ condition: 'next-exit' });
         await container.start();
         const startedAt = new Date();
-        const exited = (async (): Promise<TaskExit> => {
-          const { StatusCode } = (await waited) as { StatusCode: number };
-          await drained;
-          const info = await container.inspect();
-          const started = parseDockerTime(info.State.StartedAt) ?? startedAt;
-          const finished = parseDockerTime(info.State.FinishedAt) ?? new Date();
-          return {
-            exitCode: StatusCode,
-            oomKilled: info.State.OOMKilled,
-            startedAt: started,
-            // Docker stamps StartedAt after the process began, so a process that
-            // exits at once can show a FinishedAt before it: clamp to zero length.
-            finishedAt: finished < started ? started : finished,
-          };
-        })();
+        const exited = watchExit(container, waited, drained, startedAt);
         return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };
       } catch (err) {
         await container.remove({ force: true }).catch(() => {});
@@ -135,13 +119,67 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       }
     },
 
-    async remove(task: RunningTask) {
+    async list(nodeId: string): Promise<FoundTask[]> {
+      const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE_ID}=${nodeId}`] } });
+      return containers.map((c) => ({
+        id: c.Id,
+        labels: { jobId: c.Labels[LABEL_JOB_ID]!, attempt: Number(c.Labels[LABEL_ATTEMPT]), nodeId },
+        timeoutMs: Number(c.Labels[LABEL_TIMEOUT_MS] ?? 0),
+        state: c.State === 'created' ? 'created' : c.State === 'running' || c.State === 'paused' || c.State === 'restarting' ? 'running' : 'exited',
+      }));
+    },
+
+    async reattach(found: FoundTask, onOutput: OutputSink): Promise<RunningTask> {
+      const container = docker.getContainer(found.id);
+      const info = await container.inspect();
+      const startedAt = parseDockerTime(info.State.StartedAt) ?? new Date();
+      // The whole output again from the first byte: the control plane keeps only
+      // the bytes it does not have yet, so nothing is missed or doubled.
+      const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+      const drained = demux(container, stream, onOutput);
+      const exited = watchExit(container, container.wait(), drained, startedAt);
+      return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };
+    },
+
+    async remove(task: { id: string }) {
       try {
         await docker.getContainer(task.id).remove({ force: true });
       } catch (err) {
         if (statusOf(err) !== 404 && statusOf(err) !== 409) log.warn({ err, container: task.id }, 'cannot remove container');
       }
     },
+  };
+}
+
+/** Splits Docker's multiplexed stream into the two outputs; resolves when it ends. */
+function demux(container: Docker.Container, stream: NodeJS.ReadableStream, onOutput: OutputSink): Promise<void> {
+  const drained = new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', resolve);
+  });
+  container.modem.demuxStream(
+    stream,
+    { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDOUT, data) } as NodeJS.WritableStream,
+    { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDERR, data) } as NodeJS.WritableStream,
+  );
+  return drained;
+}
+
+/** The exit, once the process ended and all of its output was delivered. */
+async function watchExit(container: Docker.Container, waited: Promise<unknown>, drained: Promise<void>, startedAt: Date): Promise<TaskExit> {
+  const { StatusCode } = (await waited) as { StatusCode: number };
+  await drained;
+  const info = await container.inspect();
+  const started = parseDockerTime(info.State.StartedAt) ?? startedAt;
+  const finished = parseDockerTime(info.State.FinishedAt) ?? new Date();
+  return {
+    exitCode: StatusCode,
+    oomKilled: info.State.OOMKilled,
+    startedAt: started,
+    // Docker stamps StartedAt after the process began, so a process that exits
+    // at once can show a FinishedAt before it: clamp to zero length.
+    finishedAt: finished < started ? started : finished,
   };
 }
 

@@ -20,6 +20,8 @@ export interface AgentSettings {
   pull: PullPolicy;
   heartbeatIntervalMs: number;
   timeoutGraceMs: number;
+  /** Reports held in memory while the control plane is away, before spilling to disk. */
+  outboxMemoryBytes?: number;
 }
 
 export async function launchAgent(settings: AgentSettings, log: Logger): Promise<Agent> {
@@ -44,6 +46,8 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     timeoutGraceMs: settings.timeoutGraceMs,
     reconnectMinMs: 200,
     reconnectMaxMs: 10_000,
+    stateDir: settings.stateDir,
+    outboxMemoryBytes: settings.outboxMemoryBytes ?? 32 * 1024 * 1024,
   });
 }
 

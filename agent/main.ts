@@ -30,6 +30,7 @@ const program = new Command('grid-agent')
   .addOption(new Option('--pull <policy>', 'pull images that are not on the node').choices(['missing', 'never']).default('missing').env('GRID_PULL'))
   .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
   .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseDurationFlag))
+  .addOption(envOption('--outbox-memory <size>', 'reports held in memory while the control plane is away, before spilling to disk', 'GRID_OUTBOX_MEMORY', 32 * 1024 * 1024).argParser(parseBytesFlag))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
   .action(async (flags) => {
     const log = createLogger('grid-agent', flags.logLevel);
@@ -49,6 +50,7 @@ const program = new Command('grid-agent')
           pull: flags.pull,
           heartbeatIntervalMs: flags.heartbeatInterval,
           timeoutGraceMs: flags.timeoutGrace,
+          outboxMemoryBytes: flags.outboxMemory,
         },
         log,
       );
@@ -58,9 +60,9 @@ const program = new Command('grid-agent')
     }
     log.info({ node: agent.nodeId, server: flags.server }, 'agent started');
     const shutdown = async () => {
-      // Until agents re-attach to their containers after a restart, stopping the
-      // agent stops its jobs, so none is left running with nobody to report it.
-      await agent.stop({ stopTasks: true });
+      // Containers keep running: the next agent of this node takes them up again
+      // (a restart within the control plane's reconnect grace loses no job).
+      await agent.stop();
       process.exit(0);
     };
     process.once('SIGTERM', shutdown);

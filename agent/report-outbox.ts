@@ -1,8 +1,11 @@
 // Reports to the control plane (started, output, finished) survive a broken
-// stream: each stays pending until acknowledged, and everything pending is sent
-// again, in order, on the next stream. The control plane treats resends as
-// duplicates, so at-least-once delivery here is exactly-once in Postgres.
-import type { ConnectRequest } from '../common/gen/grid/v1/agent.js';
+// stream and an outage: each stays pending until acknowledged, and everything
+// pending is sent again, in order, on the next stream. The control plane treats
+// resends as duplicates, so at-least-once here is exactly-once in Postgres.
+// Memory is bounded: past `memoryLimitBytes`, output reports wait in a spill file.
+import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConnectRequest } from '../common/gen/grid/v1/agent.js';
 import type { AsyncQueue } from '../common/async-queue.js';
 
 export type Report = Extract<
@@ -10,17 +13,34 @@ export type Report = Extract<
   { $case: 'jobStarted' | 'jobOutput' | 'jobFinished' }
 >;
 
+export interface ReportOutboxOptions {
+  memoryLimitBytes: number;
+  /** Where output reports beyond the memory limit wait; none means no spilling. */
+  spillFile?: string;
+}
+
 interface Entry {
-  report: Report;
+  report: Report | undefined;
+  spilled: { offset: number; length: number } | undefined;
+  bytes: number;
+  attempt: string;
   /** Seq on the current stream, once sent on it. */
   seq: number | undefined;
+  acked: () => void;
 }
+
+const REPORT_OVERHEAD_BYTES = 128;
 
 export class ReportOutbox {
   private entries: Entry[] = [];
   private stream: AsyncQueue<ConnectRequest> | undefined;
   private nextSeq = 1;
+  private memoryBytes = 0;
+  private spillFd: number | undefined;
+  private spillEnd = 0;
   private waiters: (() => void)[] = [];
+
+  constructor(private readonly options: ReportOutboxOptions = { memoryLimitBytes: Infinity }) {}
 
   /** Sends everything pending on a new stream, in order. */
   attach(stream: AsyncQueue<ConnectRequest>): void {
@@ -34,21 +54,52 @@ export class ReportOutbox {
     for (const entry of this.entries) entry.seq = undefined;
   }
 
-  send(report: Report): void {
-    const entry: Entry = { report, seq: undefined };
+  /** Queues a report; resolves once the control plane has acknowledged it. */
+  send(report: Report): Promise<void> {
+    let acked!: () => void;
+    const settled = new Promise<void>((resolve) => (acked = resolve));
+    const bytes = sizeOf(report);
+    const entry: Entry = { report, spilled: undefined, bytes, attempt: attemptOf(report), seq: undefined, acked };
+    if (report.$case === 'jobOutput' && this.memoryBytes + bytes > this.options.memoryLimitBytes && this.options.spillFile) {
+      entry.spilled = this.spill(report);
+      entry.report = undefined;
+    } else {
+      this.memoryBytes += bytes;
+    }
     this.entries.push(entry);
     if (this.stream) this.transmit(entry);
+    return settled;
   }
 
   /** An ack settles its report whether accepted or refused: a refusal is final too. */
   ack(seq: bigint): void {
     const i = this.entries.findIndex((e) => e.seq !== undefined && BigInt(e.seq) === seq);
-    if (i >= 0) this.entries.splice(i, 1);
-    if (this.entries.length === 0) for (const resolve of this.waiters.splice(0)) resolve();
+    if (i < 0) return;
+    const [entry] = this.entries.splice(i, 1);
+    if (entry!.report) this.memoryBytes -= entry!.bytes;
+    entry!.acked();
+    if (this.entries.length === 0) {
+      this.resetSpill();
+      for (const resolve of this.waiters.splice(0)) resolve();
+    }
   }
 
   get pending(): number {
     return this.entries.length;
+  }
+
+  /** Bytes of reports held in memory (spilled ones excluded). */
+  get bytesInMemory(): number {
+    return this.memoryBytes;
+  }
+
+  get spilledReports(): number {
+    return this.entries.filter((e) => e.spilled).length;
+  }
+
+  /** "jobId/attempt" of every attempt with a report still unacknowledged. */
+  pendingAttempts(): Set<string> {
+    return new Set(this.entries.map((e) => e.attempt));
   }
 
   /** Resolves when every report so far has been acknowledged. */
@@ -59,6 +110,47 @@ export class ReportOutbox {
 
   private transmit(entry: Entry): void {
     entry.seq = this.nextSeq++;
-    this.stream!.push({ seq: BigInt(entry.seq), message: entry.report });
+    const message = entry.report ?? this.unspill(entry.spilled!);
+    this.stream!.push({ seq: BigInt(entry.seq), message });
   }
+
+  private spill(report: Report): { offset: number; length: number } {
+    if (this.spillFd === undefined) {
+      mkdirSync(dirname(this.options.spillFile!), { recursive: true });
+      this.spillFd = openSync(this.options.spillFile!, 'w+');
+      this.spillEnd = 0;
+    }
+    const bytes = ConnectRequest.encode({ seq: 0n, message: report }).finish();
+    writeSync(this.spillFd, bytes, 0, bytes.length, this.spillEnd);
+    const at = { offset: this.spillEnd, length: bytes.length };
+    this.spillEnd += bytes.length;
+    return at;
+  }
+
+  private unspill(at: { offset: number; length: number }): Report {
+    const bytes = Buffer.alloc(at.length);
+    readSync(this.spillFd!, bytes, 0, at.length, at.offset);
+    return ConnectRequest.decode(bytes).message as Report;
+  }
+
+  private resetSpill(): void {
+    if (this.spillFd === undefined) return;
+    ftruncateSync(this.spillFd, 0);
+    closeSync(this.spillFd);
+    this.spillFd = undefined;
+    this.spillEnd = 0;
+  }
+}
+
+export function attemptKeyOf(ref: { jobId: string; attempt: number }): string {
+  return `${ref.jobId}/${ref.attempt}`;
+}
+
+function attemptOf(report: Report): string {
+  return attemptKeyOf(report.value.attempt!);
+}
+
+function sizeOf(report: Report): number {
+  if (report.$case !== 'jobOutput') return REPORT_OVERHEAD_BYTES;
+  return report.value.chunks.reduce((n, c) => n + c.data.length + 32, REPORT_OVERHEAD_BYTES);
 }

@@ -32,13 +32,27 @@ export interface TaskLabels {
   nodeId: string;
 }
 
+/** A task this node's driver left running (or exited) before an agent restart. */
+export interface FoundTask {
+  id: string;
+  labels: TaskLabels;
+  /** The run timeout it was started with (0: none). */
+  timeoutMs: number;
+  /** created: never started; running; exited: ended while no agent watched. */
+  state: 'created' | 'running' | 'exited';
+}
+
 export interface RuntimeDriver {
   /** Checks the runtime is reachable; throws a message a person can act on. */
   ping(): Promise<void>;
   /** Prepares and starts the task; its output goes to `onOutput` from the first byte. */
   start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask>;
   /** Removes what start() left behind, after the exit was recorded. */
-  remove(task: RunningTask): Promise<void>;
+  remove(task: { id: string }): Promise<void>;
+  /** The tasks of this node that exist in the runtime, e.g. after an agent restart. */
+  list(nodeId: string): Promise<FoundTask[]>;
+  /** Takes a found task up again: its output from the first byte, and its exit. */
+  reattach(found: FoundTask, onOutput: OutputSink): Promise<RunningTask>;
 }
 
 /** A task that could not be started, with the reason the job ends with. */

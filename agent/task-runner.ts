@@ -1,19 +1,22 @@
-// The one owner of an attempt's life on this node: start the container, stream
-// its output, enforce its timeout, stop it on cancel, report how it ended, and
-// remove it. Nothing else on the agent touches a running task.
+// The one owner of an attempt's life on this node: start the container (or take
+// up one found after an agent restart), stream its output, enforce its timeout,
+// stop it on cancel, report how it ended, and remove it once that report is
+// acknowledged (until then Docker keeps its output for a replay). Nothing else on
+// the agent touches a running task.
 import type { Logger } from 'pino';
 import { CancelCause, type AttemptRef, type Task } from '../common/gen/grid/v1/agent.js';
-import { EndReason } from '../common/gen/grid/v1/job.js';
+import { EndReason, type LogStream } from '../common/gen/grid/v1/job.js';
 import { reasonForExit } from '../common/job-state.js';
 import { durationToMs } from '../common/units.js';
 import { OutputBatcher } from './output-batcher.js';
 import type { Report } from './report-outbox.js';
-import { TaskStartError, type RunningTask, type RuntimeDriver } from './runtime-driver.js';
+import { TaskStartError, type FoundTask, type RunningTask, type RuntimeDriver } from './runtime-driver.js';
 
 export interface TaskRunnerDeps {
   driver: RuntimeDriver;
   nodeId: string;
-  report: (report: Report) => void;
+  /** Queues a report; resolves when the control plane acknowledged it. */
+  report: (report: Report) => Promise<void>;
   log: Logger;
   flushIntervalMs: number;
   maxChunkBytes: number;
@@ -24,11 +27,16 @@ export interface TaskRunnerDeps {
 export interface TaskRunner {
   readonly ref: AttemptRef;
   cancel(graceMs: number, cause: CancelCause): void;
-  /** Resolves when the attempt is reported and its container removed. */
+  /** Resolves when the final report is queued (the process is gone). */
+  readonly reported: Promise<void>;
+  /** Resolves when the final report is acknowledged and the container removed. */
   readonly done: Promise<void>;
 }
 
-export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, task: Task): TaskRunner {
+/** What to run: a new assignment, or a container found after an agent restart. */
+export type TaskSource = { kind: 'new'; task: Task } | { kind: 'found'; found: FoundTask };
+
+export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: TaskSource): TaskRunner {
   const log = deps.log.child({ job_id: ref.jobId, attempt: ref.attempt });
   const attempt = { jobId: ref.jobId, attempt: ref.attempt };
   let running: RunningTask | undefined;
@@ -38,7 +46,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, task: Tas
   const batcher = new OutputBatcher({
     flushIntervalMs: deps.flushIntervalMs,
     maxChunkBytes: deps.maxChunkBytes,
-    emit: (chunks) => deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
+    emit: (chunks) => void deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
   });
 
   function stop(graceMs: number, cause: CancelCause): void {
@@ -51,23 +59,38 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, task: Tas
     stopping = { cause, signalled: running.stop(graceMs).catch((err) => (log.warn({ err }, 'cannot stop container'), false)) };
   }
 
+  let markReported!: () => void;
+  const reported = new Promise<void>((resolve) => (markReported = resolve));
+  const report = (r: Report) => {
+    const acked = deps.report(r);
+    if (r.$case === 'jobFinished') markReported();
+    return acked;
+  };
+
   const done = (async () => {
+    const onOutput = (s: LogStream, d: Buffer) => batcher.write(s, d);
     try {
-      running = await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, task, (s, d) => batcher.write(s, d));
+      running =
+        source.kind === 'new'
+          ? await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, source.task, onOutput)
+          : await deps.driver.reattach(source.found, onOutput);
     } catch (err) {
       const reason = err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
       log.warn({ err }, 'task did not start');
-      deps.report({
+      await report({
         $case: 'jobFinished',
         value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined },
       });
+      if (source.kind === 'found') await deps.driver.remove(source.found);
       return;
     }
-    log.info({ container: running.id }, 'task started');
-    deps.report({ $case: 'jobStarted', value: { attempt, containerId: running.id, startedAt: running.startedAt } });
+    log.info({ container: running.id, reattached: source.kind === 'found' }, 'task started');
+    void report({ $case: 'jobStarted', value: { attempt, containerId: running.id, startedAt: running.startedAt } });
     if (requestedStop) stop(requestedStop.graceMs, requestedStop.cause);
-    const timeoutMs = durationToMs(task.timeout);
-    const timer = timeoutMs > 0 ? setTimeout(() => stop(deps.timeoutGraceMs, CancelCause.CANCEL_CAUSE_TIMED_OUT), timeoutMs) : undefined;
+    const timeoutMs = source.kind === 'new' ? durationToMs(source.task.timeout) : source.found.timeoutMs;
+    // After a restart the timeout still counts from the container's real start.
+    const remainingMs = timeoutMs - (Date.now() - running.startedAt.getTime());
+    const timer = timeoutMs > 0 ? setTimeout(() => stop(deps.timeoutGraceMs, CancelCause.CANCEL_CAUSE_TIMED_OUT), Math.max(0, remainingMs)) : undefined;
 
     let finished: Extract<Report, { $case: 'jobFinished' }>['value'];
     try {
@@ -100,11 +123,11 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, task: Tas
       clearTimeout(timer);
     }
     log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
-    deps.report({ $case: 'jobFinished', value: finished });
+    await report({ $case: 'jobFinished', value: finished });
     await deps.driver.remove(running);
   })();
 
-  return { ref: attempt, cancel: stop, done };
+  return { ref: attempt, cancel: stop, reported, done };
 }
 
 function reasonForStop(cause: CancelCause): EndReason {

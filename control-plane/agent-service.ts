@@ -1,6 +1,8 @@
-// AgentService.Connect: one bidirectional stream per agent. Reports are handled
-// in stream order (so a job's output is stored before its end), each is fenced
-// by its attempt, and each is acknowledged only once it is committed.
+// AgentService.Connect: one bidirectional stream per agent. Any message counts as
+// a sign of life the moment it arrives; reports are then handled in stream order
+// (so a job's output is stored before its end), each fenced by its attempt and
+// acknowledged only once committed. While Postgres is unreachable, handling
+// waits and retries rather than dropping the stream: the agent keeps its place.
 import type { CallContext } from 'nice-grpc';
 import type { Logger } from 'pino';
 import {
@@ -8,29 +10,47 @@ import {
   type AgentServiceImplementation,
   type ConnectRequest,
   type ConnectResponse,
+  type Hello,
   type JobFinished,
 } from '../common/gen/grid/v1/agent.js';
+import { JobState } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { failedPrecondition } from '../common/errors.js';
+import { alreadyExists, failedPrecondition, isDatabaseUnavailable } from '../common/errors.js';
+import { stateFromDb } from '../common/job-state.js';
 import { msToDuration } from '../common/units.js';
+import { GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { activeJobsOnNode, finishAttempt, markStarted, rowTask, type AttemptKey, type ReportOutcome } from './job-store.js';
+import {
+  activeJobsOnNode,
+  finishAttempt,
+  loseAttempts,
+  markStarted,
+  rowTask,
+  type AttemptKey,
+  type ReportOutcome,
+} from './job-store.js';
 import { appendLogs } from './log-store.js';
 import { identifyNode } from './node-identity.js';
+import type { NodeLiveness } from './node-liveness.js';
 import type { NodeRegistry, NodeSession } from './node-registry.js';
-import { recordNodeConnected, recordNodeDisconnected } from './node-store.js';
-import { GRID_VERSION } from '../common/version.js';
+import { recordNodeConnected } from './node-store.js';
+import { reconcile } from './reconcile.js';
 
 export interface AgentServiceDeps {
   sql: Sql;
   registry: NodeRegistry;
   dispatcher: Dispatcher;
   events: JobEventBus;
+  liveness: () => NodeLiveness;
   log: Logger;
   heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  defaultGraceMs: number;
 }
+
+const MAX_RETRY_DELAY_MS = 2000;
 
 export function createAgentService(deps: AgentServiceDeps): AgentServiceImplementation {
   return {
@@ -50,50 +70,100 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         capacity: hello.capacity!,
         connectedAt: new Date(),
         lastSeenAt: new Date(),
+        generation: 0,
+        ready: false,
+        judged: false,
         held: new Map(),
         send: (message) => outbox.push(message),
         close: () => outbox.end(),
       };
       deps.registry.add(session);
       try {
-        await recordNodeConnected(deps.sql, nodeId, hello);
-        // What the database says this node holds counts against its capacity at once.
-        for (const row of await activeJobsOnNode(deps.sql, nodeId)) {
-          const task = rowTask(row);
-          session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
+        const generation = await recordNodeConnected(deps.sql, nodeId, hello, deps.heartbeatTimeoutMs);
+        if (generation === undefined) {
+          throw alreadyExists(
+            `node "${nodeId}" is already connected to another control plane; ` +
+              'each agent needs its own --node-id (is a second agent running with the same one?)',
+          );
         }
-        outbox.push({
-          message: {
-            $case: 'welcome',
-            value: { heartbeatInterval: msToDuration(deps.heartbeatIntervalMs), serverVersion: GRID_VERSION },
-          },
-        });
-        log.info({ node_name: session.name, capacity: session.capacity }, 'node connected');
-        deps.dispatcher.kick();
+        session.generation = generation;
+        await welcome(session, hello, log);
 
+        const reports = new AsyncQueue<ConnectRequest>();
         const reading = (async () => {
           try {
             for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
               session.lastSeenAt = new Date();
-              await handle(next.value, session, log);
+              if (next.value.message?.$case !== 'heartbeat') reports.push(next.value);
             }
           } finally {
-            outbox.end();
+            reports.end();
           }
         })();
-        reading.catch((err) => log.warn({ err }, 'agent stream failed'));
-        // Not awaiting `reading` after the outbox ends: once this returns the call
-        // is over, and a client that never half-closes would otherwise hold it open.
+        const handling = (async () => {
+          for await (const request of reports) await handleWithRetry(request, session, log);
+        })();
+        Promise.all([reading, handling])
+          .catch((err) => log.warn({ err }, 'agent stream failed'))
+          .finally(() => outbox.end());
+        // Not awaiting reading/handling after the outbox ends: once this returns the
+        // call is over, and a client that never half-closes would otherwise hold it open.
         yield* outbox;
       } finally {
         deps.registry.remove(session);
-        log.info('node disconnected');
-        await recordNodeDisconnected(deps.sql, nodeId, session.lastSeenAt).catch((err) =>
-          log.warn({ err }, 'cannot record node disconnect'),
-        );
+        log.info('node stream ended');
+        await deps.liveness().streamEnded(session);
       }
     },
   };
+
+  /** Reconciles what the node holds with what Postgres says, then opens it to work. */
+  async function welcome(session: NodeSession, hello: Hello, log: Logger): Promise<void> {
+    const rows = await activeJobsOnNode(deps.sql, session.nodeId);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const plan = reconcile(
+      rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
+      hello.attempts.map((a) => ({ jobId: a.jobId, attempt: a.attempt })),
+    );
+    session.send({
+      message: {
+        $case: 'welcome',
+        value: { heartbeatInterval: msToDuration(deps.heartbeatIntervalMs), serverVersion: GRID_VERSION },
+      },
+    });
+    for (const a of [...plan.keep, ...plan.resend]) {
+      const row = byId.get(a.jobId)!;
+      const task = rowTask(row);
+      session.held.set(a.jobId, { attempt: a.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
+      const attempt = { jobId: a.jobId, attempt: a.attempt };
+      if (plan.resend.includes(a)) session.send({ message: { $case: 'assignment', value: { attempt, task } } });
+      if (a.state === JobState.JOB_STATE_CANCELLING) sendCancel(session, attempt, deps.defaultGraceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
+    }
+    for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
+    if (plan.lose.length > 0) {
+      const lost = await loseAttempts(deps.sql, session.nodeId, plan.lose);
+      log.warn({ attempts: plan.lose }, 'node came back without some of its attempts; they are lost');
+      for (const row of lost) publishJobRow(deps.events, row);
+    }
+    session.ready = true;
+    log.info(
+      { node_name: session.name, capacity: session.capacity, generation: session.generation, kept: plan.keep.length, killed: plan.kill.length },
+      'node connected',
+    );
+    deps.dispatcher.kick();
+  }
+
+  async function handleWithRetry(request: ConnectRequest, session: NodeSession, log: Logger): Promise<void> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, MAX_RETRY_DELAY_MS)) {
+      try {
+        return await handle(request, session, log);
+      } catch (err) {
+        if (!isDatabaseUnavailable(err) || session.judged) throw err;
+        log.warn({ err: (err as Error).message }, 'database unavailable; report will be retried');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
 
   async function handle(request: ConnectRequest, session: NodeSession, log: Logger): Promise<void> {
     const m = request.message;
@@ -111,15 +181,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       }
       case 'jobOutput': {
         const key = attemptKey(m.value.attempt);
-        const current = await appendLogs(deps.sql, key, m.value.chunks);
-        if (current) {
-          for (const chunk of m.value.chunks) {
-            deps.events.publish(key.jobId, { kind: 'log', jobId: key.jobId, chunk: { ...chunk, attempt: key.attempt } });
-          }
-          ack(session, request.seq, true);
-        } else {
-          refuse(session, request.seq, key, log);
-        }
+        const stored = await appendLogs(deps.sql, key, m.value.chunks);
+        if (!stored) return refuse(session, request.seq, key, log);
+        for (const chunk of stored) deps.events.publish(key.jobId, { kind: 'log', jobId: key.jobId, chunk });
+        ack(session, request.seq, true);
         return;
       }
       case 'jobFinished': {
@@ -145,14 +210,16 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   function refuse(session: NodeSession, seq: bigint, key: AttemptKey, log: Logger): void {
     log.warn({ job_id: key.jobId, attempt: key.attempt }, 'refused report from a stale attempt');
     ack(session, seq, false);
-    session.send({
-      message: { $case: 'cancel', value: { attempt: key, grace: msToDuration(0), cause: CancelCause.CANCEL_CAUSE_STALE } },
-    });
+    sendCancel(session, key, 0, CancelCause.CANCEL_CAUSE_STALE);
   }
 
   function ack(session: NodeSession, seq: bigint, accepted: boolean): void {
     if (seq > 0n) session.send({ message: { $case: 'ack', value: { seq, accepted } } });
   }
+}
+
+export function sendCancel(session: NodeSession, attempt: AttemptKey, graceMs: number, cause: CancelCause): void {
+  session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
 }
 
 function attemptKey(ref: { jobId: string; attempt: number } | undefined): AttemptKey {
@@ -169,4 +236,3 @@ function finishedResult(f: JobFinished) {
     endedAt: f.finishedAt ?? new Date(),
   };
 }
-

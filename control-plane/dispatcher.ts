@@ -31,10 +31,11 @@ export function createDispatcher(deps: {
   let retryTimer: NodeJS.Timeout | undefined;
 
   async function pass(): Promise<void> {
-    const offers = dispatchOrder(registry.all().map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
+    const ready = registry.all().filter((s) => s.ready && !s.judged);
+    const offers = dispatchOrder(ready.map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
     for (const offer of offers) {
       const session = registry.get(offer.nodeId);
-      if (!session) continue;
+      if (!session || !session.ready || session.judged) continue;
       const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
       for (const row of rows) {
         const task = rowTask(row);

@@ -129,11 +129,16 @@ export async function claimJobs(
         FROM candidates
       ) running_sums
       WHERE cpus_needed <= ${node.cpus} + 1e-9 AND memory_needed <= ${node.memoryBytes}
+    ), claimed AS (
+      UPDATE jobs SET version = version + 1, state = 'ASSIGNED', attempt = attempt + 1, node_id = ${node.nodeId},
+                      assigned_at = now(), started_at = NULL, exit_code = NULL
+      WHERE id IN (SELECT id FROM fitting) AND state = 'QUEUED'
+      RETURNING *
+    ), history AS (
+      INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)
+      SELECT id, attempt, node_id, assigned_at FROM claimed
     )
-    UPDATE jobs SET version = version + 1, state = 'ASSIGNED', attempt = attempt + 1, node_id = ${node.nodeId},
-                    assigned_at = now(), started_at = NULL, exit_code = NULL
-    WHERE id IN (SELECT id FROM fitting) AND state = 'QUEUED'
-    RETURNING *`;
+    SELECT * FROM claimed`;
 }
 
 export type ReportOutcome =
@@ -149,7 +154,11 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date): P
         state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END
     WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
     RETURNING *`;
-  if (row) return { kind: 'applied', row };
+  if (row) {
+    await sql`UPDATE job_attempts SET started_at = coalesce(started_at, ${startedAt})
+              WHERE job_id = ${key.jobId} AND attempt = ${key.attempt}`;
+    return { kind: 'applied', row };
+  }
   return classifyRefusal(sql, key);
 }
 
@@ -161,13 +170,19 @@ export async function finishAttempt(
 ): Promise<ReportOutcome> {
   const terminal = terminalStateFor(result.reason);
   const [row] = await sql<JobRow[]>`
+    WITH finished AS (
     UPDATE jobs
     SET version = version + 1, state = ${stateToDb(terminal)}, end_reason = ${reasonToDb(result.reason)},
         exit_code = ${result.exitCode ?? null}, message = ${result.message},
         -- The final report carries the runtime's own start time: the same clock as ended_at.
         started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
     WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${db(sourcesOf(terminal))})
-    RETURNING *`;
+    RETURNING *
+    ), history AS (
+      UPDATE job_attempts a SET outcome = f.end_reason, exit_code = f.exit_code, started_at = f.started_at, ended_at = f.ended_at
+      FROM finished f WHERE a.job_id = f.id AND a.attempt = f.attempt
+    )
+    SELECT * FROM finished`;
   if (row) return { kind: 'applied', row };
   return classifyRefusal(sql, key);
 }
@@ -202,4 +217,54 @@ export async function cancelJob(sql: Sql, id: string): Promise<{ row: JobRow | u
 /** Jobs holding a slot on a node: what a (re)connecting agent should be running. */
 export async function activeJobsOnNode(sql: Sql, nodeId: string): Promise<JobRow[]> {
   return sql<JobRow[]>`SELECT * FROM jobs WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE})`;
+}
+
+/**
+ * Marks the active attempts of a lost node LOST (all of them, or only `only`):
+ * a job with attempts left goes back to the queue, a cancelling one ends
+ * CANCELLED, the rest end NODE_LOST. One statement, each row a compare-and-set.
+ */
+export async function loseAttempts(sql: Sql, nodeId: string, only?: AttemptKey[]): Promise<JobRow[]> {
+  const ids = only?.map((k) => k.jobId) ?? null;
+  const attempts = only?.map((k) => k.attempt) ?? null;
+  return sql<JobRow[]>`
+    WITH lost AS (
+      SELECT id, state, attempt, max_attempts FROM jobs
+      WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE})
+        AND (${ids}::uuid[] IS NULL OR (id, attempt) IN (SELECT * FROM unnest(${ids}::uuid[], ${attempts}::int[])))
+      FOR UPDATE
+    ), changed AS (
+      UPDATE jobs j SET
+        version = j.version + 1,
+        state = CASE WHEN l.state = 'CANCELLING' THEN 'CANCELLED'
+                     WHEN l.attempt < l.max_attempts THEN 'QUEUED' ELSE 'FAILED' END,
+        end_reason = CASE WHEN l.state = 'CANCELLING' THEN 'CANCELLED'
+                          WHEN l.attempt < l.max_attempts THEN NULL ELSE 'NODE_LOST' END,
+        ended_at = CASE WHEN l.state <> 'CANCELLING' AND l.attempt < l.max_attempts THEN NULL ELSE now() END,
+        node_id = CASE WHEN l.state <> 'CANCELLING' AND l.attempt < l.max_attempts THEN NULL ELSE j.node_id END,
+        message = CASE WHEN l.state = 'CANCELLING' THEN 'cancelled; its node was lost before confirming'
+                       WHEN l.attempt < l.max_attempts THEN 'node ' || ${nodeId} || ' was lost during attempt ' || l.attempt || '; queued again'
+                       ELSE 'node ' || ${nodeId} || ' was lost during attempt ' || l.attempt || ', the last one allowed' END
+      FROM lost l
+      WHERE j.id = l.id AND j.state = l.state AND j.attempt = l.attempt
+      RETURNING j.*
+    ), history AS (
+      UPDATE job_attempts a SET outcome = 'NODE_LOST', ended_at = now()
+      FROM changed c WHERE a.job_id = c.id AND a.attempt = c.attempt
+    )
+    SELECT * FROM changed`;
+}
+
+export interface AttemptRow {
+  attempt: number;
+  node_id: string;
+  assigned_at: Date;
+  started_at: Date | null;
+  ended_at: Date | null;
+  outcome: string | null;
+  exit_code: number | null;
+}
+
+export async function jobAttempts(sql: Sql, jobId: string): Promise<AttemptRow[]> {
+  return sql<AttemptRow[]>`SELECT * FROM job_attempts WHERE job_id = ${jobId} ORDER BY attempt`;
 }

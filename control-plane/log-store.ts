@@ -1,5 +1,5 @@
-// Job output in Postgres: one insert per batch of chunks, fenced by attempt, and
-// idempotent (a resent chunk hits the primary key and is ignored).
+// Job output in Postgres: one statement per batch of chunks, fenced by attempt,
+// and idempotent (a resent or replayed chunk adds only bytes not yet stored).
 import { LogChunk, LogStream } from '../common/gen/grid/v1/job.js';
 import { ACTIVE_STATES, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
@@ -15,25 +15,54 @@ interface LogRow {
   logged_at: Date;
 }
 
-/** Returns false when the attempt is not the job's current active one (refused). */
-export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]): Promise<boolean> {
-  if (chunks.length === 0) return true;
-  const rows = await sql`
+/**
+ * Stores a batch for the attempt and returns what was new in it, or undefined
+ * when the attempt is not the job's current active one (refused). Each chunk is
+ * trimmed against what is already stored for its stream, so output replayed by a
+ * restarted agent from offset 0 (in chunks cut differently) adds no duplicate.
+ */
+export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]): Promise<LogChunk[] | undefined> {
+  const rows = await sql<(Partial<LogRow> & { current: boolean })[]>`
     WITH current_attempt AS (
       SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
+    ), incoming AS (
+      -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
+      SELECT * FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],
+                           ${sql.array(chunks.map((c) => Buffer.from(c.data)))}::bytea[],
+                           ${chunks.map((c) => (c.time ?? new Date()).toISOString())}::timestamptz[])
+               AS u(stream, byte_offset, data, logged_at)
+    ), stored_end AS (
+      SELECT s.stream, coalesce((
+        SELECT l.byte_offset + length(l.data) FROM job_logs l
+        WHERE l.job_id = ${key.jobId} AND l.attempt = ${key.attempt} AND l.stream = s.stream
+        ORDER BY l.byte_offset DESC LIMIT 1), 0) AS end_offset
+      FROM (VALUES (1::int2), (2::int2)) AS s(stream)
+    ), trimmed AS (
+      SELECT i.stream, greatest(i.byte_offset, e.end_offset) AS byte_offset,
+             substring(i.data FROM (greatest(i.byte_offset, e.end_offset) - i.byte_offset + 1)::int) AS data,
+             i.logged_at
+      FROM incoming i JOIN stored_end e USING (stream)
+      WHERE i.byte_offset + length(i.data) > e.end_offset AND EXISTS (SELECT 1 FROM current_attempt)
     ), inserted AS (
       INSERT INTO job_logs (job_id, attempt, stream, byte_offset, data, logged_at)
-      SELECT ${key.jobId}, ${key.attempt}, u.stream, u.byte_offset, u.data, u.logged_at
-      -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
-      FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],
-                  ${sql.array(chunks.map((c) => Buffer.from(c.data)))}::bytea[],
-                  ${chunks.map((c) => (c.time ?? new Date()).toISOString())}::timestamptz[])
-           AS u(stream, byte_offset, data, logged_at)
-      WHERE EXISTS (SELECT 1 FROM current_attempt)
+      SELECT ${key.jobId}, ${key.attempt}, stream, byte_offset, data, logged_at FROM trimmed
       ON CONFLICT DO NOTHING
+      RETURNING stream, byte_offset, data, logged_at
     )
-    SELECT EXISTS (SELECT 1 FROM current_attempt) AS current`;
-  return rows[0]!.current as boolean;
+    SELECT c.current, i.stream, i.byte_offset, i.data, i.logged_at
+    FROM (SELECT EXISTS (SELECT 1 FROM current_attempt) AS current) c
+    LEFT JOIN inserted i ON true
+    ORDER BY i.stream, i.byte_offset`;
+  if (!rows[0]!.current) return undefined;
+  return rows
+    .filter((r) => r.stream !== null && r.stream !== undefined)
+    .map((r) => ({
+      stream: r.stream as LogStream,
+      offset: BigInt(r.byte_offset!),
+      data: r.data!,
+      time: r.logged_at!,
+      attempt: key.attempt,
+    }));
 }
 
 /** Output of one attempt in order, per stream from the given offsets. */

@@ -33,6 +33,8 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseDurationFlag))
   .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseDurationFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
+  .addOption(envOption('--heartbeat-timeout <duration>', 'silence after which a connected node is lost', 'GRID_HEARTBEAT_TIMEOUT', 3000).argParser(parseDurationFlag))
+  .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseDurationFlag))
   .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseDurationFlag))
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
@@ -56,6 +58,8 @@ const program = new Command('grid-control-plane')
           maxTimeoutMs: flags.maxTimeout,
         },
         heartbeatIntervalMs: flags.heartbeatInterval,
+        heartbeatTimeoutMs: flags.heartbeatTimeout,
+        reconnectGraceMs: flags.reconnectGrace,
         defaultGraceMs: 10_000,
         maxGraceMs: 5 * 60_000,
         dispatchSweepMs: flags.dispatchSweep,

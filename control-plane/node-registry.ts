@@ -21,6 +21,12 @@ export interface NodeSession {
   readonly name: string;
   readonly capacity: Capacity;
   readonly connectedAt: Date;
+  /** The node's connect count in Postgres: the key of every liveness verdict. */
+  generation: number;
+  /** Set once the node's attempts are reconciled; only then is it given work. */
+  ready: boolean;
+  /** Set once liveness has judged this session (lost); nothing more is decided for it. */
+  judged: boolean;
   lastSeenAt: Date;
   /** Attempts holding a slot on this node, by job id. */
   readonly held: Map<string, HeldAttempt>;

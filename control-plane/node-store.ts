@@ -19,20 +19,59 @@ interface NodeRow {
   running_jobs: number;
 }
 
-export async function recordNodeConnected(sql: Sql, nodeId: string, hello: Hello): Promise<void> {
+/**
+ * Records a node's new stream and returns its generation, or undefined when
+ * another control plane holds a live stream for it (READY and heard from within
+ * `liveWithinMs`): never two streams for one node, across replicas too.
+ */
+export async function recordNodeConnected(
+  sql: Sql,
+  nodeId: string,
+  hello: Hello,
+  liveWithinMs: number,
+): Promise<number | undefined> {
   const c = hello.capacity!;
-  await sql`
-    INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at)
+  const [row] = await sql<{ generation: number }[]>`
+    INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
     VALUES (${nodeId}, ${hello.name}, 'READY', ${c.slots}, ${c.cpus}, ${Number(c.memoryBytes)},
-            ${sql.json(hello.labels)}, ${hello.agentVersion}, now(), now())
+            ${sql.json(hello.labels)}, ${hello.agentVersion}, now(), now(), 1)
     ON CONFLICT (id) DO UPDATE SET
       name = EXCLUDED.name, state = 'READY', slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
       memory_bytes = EXCLUDED.memory_bytes, labels = EXCLUDED.labels,
-      agent_version = EXCLUDED.agent_version, connected_at = now(), last_seen_at = now()`;
+      agent_version = EXCLUDED.agent_version, connected_at = now(), last_seen_at = now(),
+      generation = nodes.generation + 1
+    WHERE nodes.state <> 'READY' OR nodes.last_seen_at < now() - ${liveWithinMs} * interval '1 millisecond'
+    RETURNING generation`;
+  return row?.generation;
 }
 
-export async function recordNodeDisconnected(sql: Sql, nodeId: string, lastSeenAt: Date): Promise<void> {
-  await sql`UPDATE nodes SET state = 'DISCONNECTED', last_seen_at = ${lastSeenAt} WHERE id = ${nodeId}`;
+/** The stream ended: the node is DISCONNECTED unless a newer stream took over. */
+export async function recordNodeDisconnected(sql: Sql, nodeId: string, generation: number): Promise<void> {
+  await sql`UPDATE nodes SET state = 'DISCONNECTED', last_seen_at = now()
+            WHERE id = ${nodeId} AND generation = ${generation} AND state = 'READY'`;
+}
+
+/** Heartbeats persisted in one statement for all of this control plane's live nodes. */
+export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<void> {
+  if (nodes.length === 0) return;
+  await sql`
+    UPDATE nodes SET last_seen_at = now()
+    FROM unnest(${nodes.map((n) => n.nodeId)}::text[], ${nodes.map((n) => n.generation)}::int8[]) AS seen(id, generation)
+    WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'`;
+}
+
+/** Compare-and-set to LOST of exactly the connection that was judged. */
+export async function markNodeLost(sql: Sql, nodeId: string, generation: number): Promise<boolean> {
+  const rows = await sql`UPDATE nodes SET state = 'LOST'
+                         WHERE id = ${nodeId} AND generation = ${generation} AND state <> 'LOST' RETURNING id`;
+  return rows.length > 0;
+}
+
+/** Nodes no control plane has heard from for longer than the grace. */
+export async function nodesPastGrace(sql: Sql, graceMs: number): Promise<{ id: string; generation: number }[]> {
+  return sql<{ id: string; generation: number }[]>`
+    SELECT id, generation FROM nodes
+    WHERE state <> 'LOST' AND last_seen_at < now() - ${graceMs} * interval '1 millisecond'`;
 }
 
 export async function listNodes(sql: Sql): Promise<Node[]> {

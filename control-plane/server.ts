@@ -16,6 +16,7 @@ import { errorMiddleware } from './error-middleware.js';
 import { createLocalEventBus } from './job-events.js';
 import { createJobService } from './job-service.js';
 import { NodeRegistry } from './node-registry.js';
+import { startNodeLiveness, type NodeLiveness } from './node-liveness.js';
 import { createNodeService } from './node-service.js';
 import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
@@ -29,6 +30,8 @@ export interface ControlPlaneOptions {
   runtimes: RuntimePreset[];
   policy: SpecPolicy;
   heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  reconnectGraceMs: number;
   defaultGraceMs: number;
   maxGraceMs: number;
   dispatchSweepMs: number;
@@ -80,10 +83,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }),
   );
   server.add(NodeServiceDefinition, createNodeService({ sql }));
+  let liveness: NodeLiveness | undefined;
   server.add(
     AgentServiceDefinition,
-    createAgentService({ sql, registry, dispatcher, events, log, heartbeatIntervalMs: options.heartbeatIntervalMs }),
+    createAgentService({
+      sql,
+      registry,
+      dispatcher,
+      events,
+      liveness: () => liveness!,
+      log,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      defaultGraceMs: options.defaultGraceMs,
+    }),
   );
+  liveness = startNodeLiveness({
+    sql,
+    registry,
+    events,
+    dispatcher,
+    log,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+    reconnectGraceMs: options.reconnectGraceMs,
+    persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
+  });
   const port = await server.listen(options.listen);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
@@ -92,6 +117,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   return {
     address,
     async close() {
+      liveness!.stop();
       await dispatcher.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent
       // streams first, then give in-flight calls a moment before forcing.

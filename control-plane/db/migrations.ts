@@ -87,4 +87,25 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW WHEN (NEW.state = 'QUEUED') EXECUTE FUNCTION grid_notify_job_queued();
     `,
   },
+  {
+    version: 2,
+    name: 'node generations and attempt history',
+    sql: `
+      -- Bumped at every connect: a node judged lost is only the connection that
+      -- was judged, never a newer one (the CAS key of liveness decisions).
+      ALTER TABLE nodes ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+
+      CREATE TABLE job_attempts (
+        job_id       uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        attempt      integer NOT NULL,
+        node_id      text NOT NULL,
+        assigned_at  timestamptz NOT NULL,
+        started_at   timestamptz,
+        ended_at     timestamptz,
+        outcome      text CHECK (outcome IN (${reasons})),  -- NODE_LOST for a lost attempt
+        exit_code    integer,
+        PRIMARY KEY (job_id, attempt)
+      );
+    `,
+  },
 ];

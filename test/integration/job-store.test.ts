@@ -73,7 +73,7 @@ test.serial('reports from a stale attempt are refused; a resent final report is 
   const staleLogs = await appendLogs(db.sql, { jobId: row.id, attempt: 1 }, [
     { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from('old'), time: new Date(), attempt: 1 },
   ]);
-  t.false(staleLogs);
+  t.is(staleLogs, undefined);
   const staleEnd = await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 1 });
   t.is(staleEnd.kind, 'stale');
   t.is((await getJob(db.sql, row.id))!.state, 'ASSIGNED');
@@ -136,12 +136,17 @@ test.serial('log batches are idempotent and read back per stream in order', asyn
     { stream: LogStream.LOG_STREAM_STDERR, offset: 0n, data: Buffer.from('err'), time: t0, attempt: 1 },
     { stream: LogStream.LOG_STREAM_STDOUT, offset: 3n, data: Buffer.from([255, 254]), time: new Date(t0.getTime() + 5), attempt: 1 },
   ];
-  t.true(await appendLogs(db.sql, key, chunks));
-  t.true(await appendLogs(db.sql, key, chunks)); // a resend
+  t.is((await appendLogs(db.sql, key, chunks))!.length, 3);
+  t.deepEqual(await appendLogs(db.sql, key, chunks), [], 'a resend stores nothing new');
+  // A restarted agent replays from offset 0 in chunks cut differently: only new bytes are kept.
+  const replay = await appendLogs(db.sql, key, [
+    { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from([0, 1, 2, 255, 254, 7, 8]), time: t0, attempt: 1 },
+  ]);
+  t.deepEqual(replay!.map((c) => [c.offset, Buffer.from(c.data)]), [[5n, Buffer.from([7, 8])]]);
   const all = await readLogs(db.sql, { jobId: row!.id, attempt: 1 });
-  t.is(all.length, 3);
+  t.is(all.length, 4);
   const out = Buffer.concat(all.filter((c) => c.stream === LogStream.LOG_STREAM_STDOUT).map((c) => Buffer.from(c.data)));
-  t.deepEqual(out, Buffer.from([0, 1, 2, 255, 254]));
+  t.deepEqual(out, Buffer.from([0, 1, 2, 255, 254, 7, 8]));
   const resumed = await readLogs(db.sql, { jobId: row!.id, attempt: 1, stream: LogStream.LOG_STREAM_STDOUT, fromOffsets: { stdout: 4, stderr: 0 } });
-  t.deepEqual(resumed.map((c) => [c.offset, Buffer.from(c.data)]), [[4n, Buffer.from([254])]]);
+  t.deepEqual(resumed.map((c) => [c.offset, Buffer.from(c.data)]), [[4n, Buffer.from([254])], [5n, Buffer.from([7, 8])]]);
 });

@@ -1,0 +1,107 @@
+// Decides when a node is gone, telling two deaths apart:
+// - silent: the stream is open but nothing arrived for the heartbeat timeout (hung
+//   host, partition, half-open TCP): the node is LOST at once;
+// - disconnected: the stream ended while the node was still heard from (agent
+//   crashed or restarted): its attempts are left alone for the reconnect grace,
+//   because a restarted agent takes its containers up again.
+// Liveness lives in memory; Postgres gets it in one batched write per interval.
+// Every verdict is a compare-and-set on the node's generation, so a node that
+// reconnected in the meantime (here or on another replica) is never judged.
+import type { Logger } from 'pino';
+import type { Sql } from './db/connect.js';
+import type { Dispatcher } from './dispatcher.js';
+import { publishJobRow, type JobEventBus } from './job-events.js';
+import { loseAttempts } from './job-store.js';
+import type { NodeRegistry, NodeSession } from './node-registry.js';
+import { markNodeLost, nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
+import { silentSessions } from './silence.js';
+
+export interface NodeLivenessOptions {
+  sql: Sql;
+  registry: NodeRegistry;
+  events: JobEventBus;
+  dispatcher: Dispatcher;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  reconnectGraceMs: number;
+  persistIntervalMs: number;
+}
+
+export interface NodeLiveness {
+  /** Called when a session's stream has ended, for whatever reason. */
+  streamEnded(session: NodeSession): Promise<void>;
+  stop(): void;
+}
+
+export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
+  const { sql, registry, log } = options;
+  const startedAt = Date.now();
+
+  async function declareLost(nodeId: string, generation: number, why: string): Promise<void> {
+    try {
+      if (!(await markNodeLost(sql, nodeId, generation))) return;
+      const rows = await loseAttempts(sql, nodeId);
+      log.warn({ node: nodeId, why, attempts_lost: rows.length }, 'node lost');
+      for (const row of rows) publishJobRow(options.events, row);
+      if (rows.length > 0) options.dispatcher.kick();
+    } catch (err) {
+      // The sweep below judges the node again once Postgres answers.
+      log.warn({ err, node: nodeId }, 'cannot record a lost node yet');
+    }
+  }
+
+  const check = setInterval(() => {
+    for (const session of silentSessions(registry.all(), Date.now(), options.heartbeatTimeoutMs)) {
+      session.judged = true;
+      registry.remove(session);
+      session.close();
+      void declareLost(session.nodeId, session.generation, `silent for ${Date.now() - session.lastSeenAt.getTime()} ms`);
+    }
+  }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
+
+  const persist = setInterval(() => {
+    const live = registry.all().filter((s) => s.ready && !s.judged);
+    recordNodesSeen(sql, live.map((s) => ({ nodeId: s.nodeId, generation: s.generation }))).catch((err) =>
+      log.warn({ err }, 'cannot record heartbeats'),
+    );
+  }, options.persistIntervalMs);
+
+  // Nodes nobody has heard from past the grace: disconnected and not back, or
+  // served by a control plane that died. A fresh control plane waits one grace
+  // before judging anyone, so a restart never turns into a storm of lost nodes.
+  const sweep = setInterval(async () => {
+    if (Date.now() - startedAt < options.reconnectGraceMs) return;
+    try {
+      for (const node of await nodesPastGrace(sql, options.reconnectGraceMs)) {
+        const local = registry.get(node.id);
+        if (local && local.generation === node.generation) continue;
+        await declareLost(node.id, node.generation, 'not back within the reconnect grace');
+      }
+    } catch (err) {
+      log.warn({ err }, 'cannot sweep for lost nodes');
+    }
+  }, 1000);
+
+  return {
+    async streamEnded(session) {
+      if (session.judged || !session.ready) return;
+      const silentFor = Date.now() - session.lastSeenAt.getTime();
+      // A stream that broke after the node had already gone quiet is a hung
+      // host found by keepalive, not a restart: no grace for it.
+      if (silentFor > 2 * options.heartbeatIntervalMs) {
+        session.judged = true;
+        await declareLost(session.nodeId, session.generation, `stream ended after ${silentFor} ms of silence`);
+        return;
+      }
+      await recordNodeDisconnected(sql, session.nodeId, session.generation).catch((err) =>
+        log.warn({ err, node: session.nodeId }, 'cannot record a disconnect'),
+      );
+    },
+    stop() {
+      clearInterval(check);
+      clearInterval(persist);
+      clearInterval(sweep);
+    },
+  };
+}
