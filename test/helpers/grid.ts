@@ -1,6 +1,7 @@
 // Starts real Grid processes (built into dist/ by `npm test`) on real sockets:
 // control planes on port 0, agents against the real Docker engine, and gridctl.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,9 +72,10 @@ export async function startControlPlane(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
 ): Promise<ControlPlaneProcess> {
+  const listen = extraArgs.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
   const proc = startProcess(
     BIN.controlPlane,
-    ['--listen', '127.0.0.1:0', '--runtimes', testRuntimesFile(), '--default-image', BUSYBOX, ...extraArgs],
+    [...listen, '--runtimes', testRuntimesFile(), '--default-image', BUSYBOX, ...extraArgs],
     { GRID_DATABASE_URL: databaseUrl, ...env },
   );
   const address = await new Promise<string>((resolve, reject) => {
@@ -94,8 +96,24 @@ export async function startControlPlane(
   return { ...proc, address };
 }
 
+const STATE_ROOT = mkdtempSync(join(tmpdir(), 'grid-agents-'));
+
+/** An agent process; its state dir depends only on the node id, so a restart finds it again. */
 export function startAgent(server: string, nodeId: string, extraArgs: string[] = []): RunningProcess {
-  return startProcess(BIN.agent, ['--server', server, '--node-id', nodeId, '--name', nodeId, ...extraArgs]);
+  return startProcess(BIN.agent, [
+    '--server', server, '--node-id', nodeId, '--name', nodeId, '--state-dir', join(STATE_ROOT, nodeId), ...extraArgs,
+  ]);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 export interface Clients {
@@ -151,3 +169,22 @@ export function workdir(files: Record<string, string | Buffer>): string {
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   return dir;
 }
+
+/** Polls a job until `done` holds for it. */
+export async function waitForJob(
+  c: Clients,
+  jobId: string,
+  done: (job: import('../../common/gen/grid/v1/job.js').Job) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<import('../../common/gen/grid/v1/job.js').Job> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await c.jobs.getJob({ jobId })).job!;
+    if (done(job)) return job;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; job is ${JSON.stringify(job, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
