@@ -8,6 +8,10 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Sq
     max: options.max ?? 10,
     onnotice: () => {},
     connection: { application_name: 'grid-control-plane' },
+    // The default backoff grows to 20 s, shared by the whole pool: after a short
+    // outage every query would wait that long. Retry at most every half second.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2),
+    connect_timeout: 5,
     // Byte offsets and sizes fit in a double; numbers are easier everywhere.
     types: {
       bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) },
