@@ -2,10 +2,14 @@
 // a silent peer (half-open TCP); without it a dead connection is never noticed.
 const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
-// Measured here: 2 s / 1 s finds a half-open connection in about 2.5 s.
+// The server's keepalive is slower than the heartbeat timeout (3 s) on purpose:
+// a frozen agent must be judged by its silence (LOST at once), not look like a
+// closed stream (which earns a reconnect grace). Keepalive only reaps the
+// transport afterwards. Agents ping at 2 s / 1 s (measured here: a half-open
+// connection found in about 2.5 s), so they notice a dead control plane fast.
 export const SERVER_OPTIONS = {
-  'grpc.keepalive_time_ms': 2_000,
-  'grpc.keepalive_timeout_ms': 1_000,
+  'grpc.keepalive_time_ms': 6_000,
+  'grpc.keepalive_timeout_ms': 2_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 1_000,
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
