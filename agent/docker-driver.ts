@@ -21,6 +21,8 @@ export const LABEL_JOB_ID = 'dev.grid.job-id';
 export const LABEL_ATTEMPT = 'dev.grid.attempt';
 export const LABEL_NODE_ID = 'dev.grid.node-id';
 export const LABEL_TIMEOUT_MS = 'dev.grid.timeout-ms';
+export const LABEL_STOP_SIGNAL = 'dev.grid.stop-signal';
+export const LABEL_STOP_GRACE_MS = 'dev.grid.stop-grace-ms';
 
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
@@ -84,6 +86,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             [LABEL_ATTEMPT]: String(labels.attempt),
             [LABEL_NODE_ID]: labels.nodeId,
             [LABEL_TIMEOUT_MS]: String(durationToMs(task.timeout)),
+            [LABEL_STOP_SIGNAL]: task.stopSignal || 'SIGTERM',
+            [LABEL_STOP_GRACE_MS]: String(durationToMs(task.stopGrace)),
           },
           Tty: false,
           OpenStdin: false,
@@ -111,7 +115,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         await container.start();
         const startedAt = new Date();
         const exited = watchExit(container, waited, drained, startedAt);
-        return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };
+        return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
       } catch (err) {
         await container.remove({ force: true }).catch(() => {});
         if (err instanceof TaskStartError) throw err;
@@ -125,6 +129,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         id: c.Id,
         labels: { jobId: c.Labels[LABEL_JOB_ID]!, attempt: Number(c.Labels[LABEL_ATTEMPT]), nodeId },
         timeoutMs: Number(c.Labels[LABEL_TIMEOUT_MS] ?? 0),
+        stopSignal: c.Labels[LABEL_STOP_SIGNAL] ?? 'SIGTERM',
+        stopGraceMs: Number(c.Labels[LABEL_STOP_GRACE_MS] ?? 10_000),
         state: c.State === 'created' ? 'created' : c.State === 'running' || c.State === 'paused' || c.State === 'restarting' ? 'running' : 'exited',
       }));
     },
@@ -138,7 +144,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
       const drained = demux(container, stream, onOutput);
       const exited = watchExit(container, container.wait(), drained, startedAt);
-      return { id: container.id, startedAt, exited, stop: (graceMs) => stopContainer(container, graceMs, exited) };
+      return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
     },
 
     async remove(task: { id: string }) {
@@ -183,10 +189,15 @@ async function watchExit(container: Docker.Container, waited: Promise<unknown>, 
   };
 }
 
-/** SIGTERM, then SIGKILL after the grace unless the process is gone first. */
-async function stopContainer(container: Docker.Container, graceMs: number, exited: Promise<unknown>): Promise<boolean> {
-  if (graceMs > 0) {
-    if (!(await signal(container, 'SIGTERM'))) return false;
+/** The stop signal, then SIGKILL after the grace unless the process is gone first. */
+async function stopContainer(
+  container: Docker.Container,
+  graceMs: number,
+  exited: Promise<unknown>,
+  stopSignal = 'SIGTERM',
+): Promise<boolean> {
+  if (graceMs > 0 && stopSignal !== 'SIGKILL') {
+    if (!(await signal(container, stopSignal))) return false;
     let timer: NodeJS.Timeout | undefined;
     const gone = await Promise.race([
       exited.then(() => true, () => true),

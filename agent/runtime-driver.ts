@@ -18,10 +18,11 @@ export interface RunningTask {
   /** Resolves once the process has exited and all of its output was delivered. */
   readonly exited: Promise<TaskExit>;
   /**
-   * Stop signal, `graceMs` to exit, then SIGKILL. Resolves once the process is
-   * signalled to death or gone; false when it had already exited on its own.
+   * `signal` (SIGTERM by default), `graceMs` to exit, then SIGKILL. Resolves
+   * once the process is signalled to death or gone; false when it had already
+   * exited on its own.
    */
-  stop(graceMs: number): Promise<boolean>;
+  stop(graceMs: number, signal?: string): Promise<boolean>;
 }
 
 export type OutputSink = (stream: LogStream, data: Buffer) => void;
@@ -38,6 +39,8 @@ export interface FoundTask {
   labels: TaskLabels;
   /** The run timeout it was started with (0: none). */
   timeoutMs: number;
+  stopSignal: string;
+  stopGraceMs: number;
   /** created: never started; running; exited: ended while no agent watched. */
   state: 'created' | 'running' | 'exited';
 }

@@ -20,7 +20,7 @@ export interface TaskRunnerDeps {
   log: Logger;
   flushIntervalMs: number;
   maxChunkBytes: number;
-  /** Grace given when the run timeout stops a task. */
+  /** Grace given when the run timeout stops a task that names none. */
   timeoutGraceMs: number;
 }
 
@@ -42,6 +42,11 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   let running: RunningTask | undefined;
   let stopping: { cause: CancelCause; signalled: Promise<boolean> } | undefined;
   let requestedStop: { graceMs: number; cause: CancelCause } | undefined;
+  const stopSignal = source.kind === 'new' ? source.task.stopSignal || 'SIGTERM' : source.found.stopSignal;
+  const stopGraceMs =
+    source.kind === 'new'
+      ? source.task.stopGrace ? durationToMs(source.task.stopGrace) : deps.timeoutGraceMs
+      : source.found.stopGraceMs;
 
   const batcher = new OutputBatcher({
     flushIntervalMs: deps.flushIntervalMs,
@@ -55,8 +60,11 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       return;
     }
     if (stopping) return;
-    log.info({ grace_ms: graceMs, cause: CancelCause[cause] }, 'stopping container');
-    stopping = { cause, signalled: running.stop(graceMs).catch((err) => (log.warn({ err }, 'cannot stop container'), false)) };
+    log.info({ grace_ms: graceMs, signal: stopSignal, cause: CancelCause[cause] }, 'stopping container');
+    stopping = {
+      cause,
+      signalled: running.stop(graceMs, stopSignal).catch((err) => (log.warn({ err }, 'cannot stop container'), false)),
+    };
   }
 
   let markReported!: () => void;
@@ -90,7 +98,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     const timeoutMs = source.kind === 'new' ? durationToMs(source.task.timeout) : source.found.timeoutMs;
     // After a restart the timeout still counts from the container's real start.
     const remainingMs = timeoutMs - (Date.now() - running.startedAt.getTime());
-    const timer = timeoutMs > 0 ? setTimeout(() => stop(deps.timeoutGraceMs, CancelCause.CANCEL_CAUSE_TIMED_OUT), Math.max(0, remainingMs)) : undefined;
+    const timer = timeoutMs > 0 ? setTimeout(() => stop(stopGraceMs, CancelCause.CANCEL_CAUSE_TIMED_OUT), Math.max(0, remainingMs)) : undefined;
 
     let finished: Extract<Report, { $case: 'jobFinished' }>['value'];
     try {

@@ -12,6 +12,9 @@ export interface RunFlags {
   runtime?: string;
   workdir?: string;
   maxAttempts?: number;
+  queueTimeout?: number;
+  stopSignal?: string;
+  stopGrace?: number;
 }
 
 export type Workload =
@@ -59,5 +62,8 @@ export function buildSpec(flags: RunFlags, workload: Workload, localEnv: NodeJS.
     resources: flags.cpu !== undefined || flags.memory !== undefined ? { cpus: flags.cpu ?? 0, memoryBytes: BigInt(flags.memory ?? 0) } : undefined,
     timeout: flags.timeout !== undefined ? msToDuration(flags.timeout) : undefined,
     maxAttempts: flags.maxAttempts ?? 0,
+    queueTimeout: flags.queueTimeout !== undefined ? msToDuration(flags.queueTimeout) : undefined,
+    stopSignal: flags.stopSignal ?? '',
+    stopGrace: flags.stopGrace !== undefined ? msToDuration(flags.stopGrace) : undefined,
   };
 }

@@ -34,7 +34,7 @@ import {
 import { appendLogs } from './log-store.js';
 import { identifyNode } from './node-identity.js';
 import type { NodeLiveness } from './node-liveness.js';
-import type { NodeRegistry, NodeSession } from './node-registry.js';
+import { sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
 import { recordNodeConnected } from './node-store.js';
 import { reconcile } from './reconcile.js';
 
@@ -47,7 +47,7 @@ export interface AgentServiceDeps {
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
-  defaultGraceMs: number;
+  backstopMarginMs: number;
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
@@ -137,7 +137,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       session.held.set(a.jobId, { attempt: a.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
       const attempt = { jobId: a.jobId, attempt: a.attempt };
       if (plan.resend.includes(a)) session.send({ message: { $case: 'assignment', value: { attempt, task } } });
-      if (a.state === JobState.JOB_STATE_CANCELLING) sendCancel(session, attempt, deps.defaultGraceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
+      // A cancel asked for while the node was away is delivered now.
+      if (a.state === JobState.JOB_STATE_CANCELLING) {
+        sendCancel(session, attempt, row.cancel_grace_ms ?? row.stop_grace_ms, CancelCause.CANCEL_CAUSE_CANCELLED);
+      }
     }
     for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
     if (plan.lose.length > 0) {
@@ -175,7 +178,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         return;
       case 'jobStarted': {
         const key = attemptKey(m.value.attempt);
-        const outcome = await markStarted(deps.sql, key, m.value.startedAt ?? new Date());
+        const outcome = await markStarted(deps.sql, key, m.value.startedAt ?? new Date(), deps.backstopMarginMs);
         settle(session, request.seq, key, outcome, log);
         return;
       }
@@ -216,10 +219,6 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   function ack(session: NodeSession, seq: bigint, accepted: boolean): void {
     if (seq > 0n) session.send({ message: { $case: 'ack', value: { seq, accepted } } });
   }
-}
-
-export function sendCancel(session: NodeSession, attempt: AttemptKey, graceMs: number, cause: CancelCause): void {
-  session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
 }
 
 function attemptKey(ref: { jobId: string; attempt: number } | undefined): AttemptKey {

@@ -14,17 +14,17 @@ import {
 } from '../common/gen/grid/v1/job.js';
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { invalidArgument, notFound } from '../common/errors.js';
+import { invalidArgument, notFound, resourceExhausted } from '../common/errors.js';
 import { isTerminal } from '../common/job-state.js';
-import { durationToMs, msToDuration, safeNumber } from '../common/units.js';
+import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js';
 import { cancelJob, getJob, insertJob, listJobs, rowToJob, type JobRow } from './job-store.js';
 import { readLogs } from './log-store.js';
-import type { NodeRegistry } from './node-registry.js';
+import { sendCancel, type NodeRegistry } from './node-registry.js';
 import type { RuntimeTable } from './runtime-presets.js';
-import { validateSubmission, type SpecPolicy } from './spec-validation.js';
+import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 
 export interface JobServiceDeps {
   sql: Sql;
@@ -33,8 +33,9 @@ export interface JobServiceDeps {
   registry: NodeRegistry;
   policy: SpecPolicy;
   runtimes: RuntimeTable;
-  defaultGraceMs: number;
-  maxGraceMs: number;
+  /** Submissions beyond this many queued jobs get RESOURCE_EXHAUSTED. */
+  maxQueued: number;
+  backstopMarginMs: number;
   log: Logger;
 }
 
@@ -58,7 +59,13 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     async submitJob(request) {
       const { spec, task } = validateSubmission(request.spec, deps.policy, deps.runtimes);
       if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
-      const { row, created } = await insertJob(sql, { id: uuidv7(), spec, task, requestId: request.requestId });
+      const inserted = await insertJob(sql, { id: uuidv7(), spec, task, requestId: request.requestId }, deps.maxQueued);
+      if ('full' in inserted) {
+        throw resourceExhausted(
+          `the queue is full: it holds ${deps.maxQueued} jobs, this server's limit (--max-queued); retry when some have started`,
+        );
+      }
+      const { row, created } = inserted;
       if (created) {
         deps.log.info({ job_id: row.id, image: task.image }, 'job submitted');
         publishJobRow(deps.events, row);
@@ -92,25 +99,16 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
 
     async cancelJob(request) {
       const existing = await requireJob(request.jobId);
-      const graceMs = request.grace ? durationToMs(request.grace) : deps.defaultGraceMs;
-      if (graceMs < 0 || graceMs > deps.maxGraceMs) {
-        throw invalidArgument(`grace must be between 0s and ${deps.maxGraceMs / 1000}s`);
-      }
-      const { row, changed } = await cancelJob(sql, existing.id);
+      // The request's grace (0 s kills at once), else the job's own stop grace.
+      const graceMs = request.grace
+        ? boundedDuration('grace', request.grace, undefined, deps.policy.maxStopGraceMs)
+        : existing.stop_grace_ms;
+      const { row, changed } = await cancelJob(sql, existing.id, graceMs, deps.backstopMarginMs);
       if (changed && row) {
         publishJobRow(deps.events, row);
-        if (row.state === 'CANCELLING' && row.node_id) {
-          deps.registry.get(row.node_id)?.send({
-            message: {
-              $case: 'cancel',
-              value: {
-                attempt: { jobId: row.id, attempt: row.attempt },
-                grace: msToDuration(graceMs),
-                cause: CancelCause.CANCEL_CAUSE_CANCELLED,
-              },
-            },
-          });
-        }
+        // A node on another stream (or none) gets it from Postgres when it connects.
+        const session = row.state === 'CANCELLING' && row.node_id ? deps.registry.get(row.node_id) : undefined;
+        if (session) sendCancel(session, { jobId: row.id, attempt: row.attempt }, graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
       }
       return { job: rowToJob(row ?? existing) };
     },

@@ -14,6 +14,7 @@ import {
   stateToDb,
   terminalStateFor,
 } from '../common/job-state.js';
+import { durationToMs } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 
 export interface JobRow {
@@ -23,6 +24,8 @@ export interface JobRow {
   spec: Buffer;
   task: Buffer;
   version: number;
+  cancel_grace_ms: number | null;
+  stop_grace_ms: number;
   attempt: number;
   max_attempts: number;
   node_id: string | null;
@@ -65,23 +68,29 @@ export function rowTask(row: JobRow): Task {
 }
 
 /**
- * Stores a validated job as QUEUED. With a request id already seen, returns the
- * job that id created instead (a retried submit is not a second job).
+ * Stores a validated job as QUEUED, unless the queue already holds `maxQueued`
+ * jobs (then `full`). With a request id already seen, returns the job that id
+ * created instead (a retried submit is not a second job).
  */
 export async function insertJob(
   sql: Sql,
   job: { id: string; spec: JobSpec; task: Task; requestId: string },
-): Promise<{ row: JobRow; created: boolean }> {
+  maxQueued: number,
+): Promise<{ row: JobRow; created: boolean } | { full: true }> {
   const [row] = await sql<JobRow[]>`
-    INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts)
-    VALUES (${job.id}, 'QUEUED', ${Buffer.from(JobSpec.encode(job.spec).finish())},
-            ${Buffer.from(Task.encode(job.task).finish())}, ${job.task.image}, ${job.task.cpus},
-            ${Number(job.task.memoryBytes)}, ${job.requestId || null}, ${job.spec.maxAttempts})
+    INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
+                      queue_deadline, timeout_ms, stop_grace_ms)
+    SELECT ${job.id}, 'QUEUED', ${Buffer.from(JobSpec.encode(job.spec).finish())},
+           ${Buffer.from(Task.encode(job.task).finish())}, ${job.task.image}, ${job.task.cpus},
+           ${Number(job.task.memoryBytes)}, ${job.requestId || null}, ${job.spec.maxAttempts},
+           now() + ${durationToMs(job.spec.queueTimeout)} * interval '1 millisecond',
+           ${durationToMs(job.task.timeout)}, ${durationToMs(job.task.stopGrace)}
+    WHERE (SELECT count(*) FROM jobs WHERE state = 'QUEUED') < ${maxQueued}
     ON CONFLICT (request_id) DO NOTHING
     RETURNING *`;
   if (row) return { row, created: true };
-  const [existing] = await sql<JobRow[]>`SELECT * FROM jobs WHERE request_id = ${job.requestId}`;
-  return { row: existing!, created: false };
+  const [existing] = job.requestId ? await sql<JobRow[]>`SELECT * FROM jobs WHERE request_id = ${job.requestId}` : [];
+  return existing ? { row: existing, created: false } : { full: true };
 }
 
 export async function getJob(sql: Sql, id: string): Promise<JobRow | undefined> {
@@ -147,11 +156,15 @@ export type ReportOutcome =
   | { kind: 'stale'; row: JobRow | undefined };
 
 /** The agent started the attempt's container. Accepted only for the current attempt. */
-export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date): Promise<ReportOutcome> {
+export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, backstopMarginMs: number): Promise<ReportOutcome> {
   const [row] = await sql<JobRow[]>`
     UPDATE jobs
     SET version = version + 1, started_at = coalesce(started_at, ${startedAt}),
-        state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END
+        state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END,
+        -- The agent stops the job at its timeout; this is only the backstop for an agent that does not.
+        backstop_at = CASE WHEN state = 'ASSIGNED' AND timeout_ms > 0
+                           THEN coalesce(started_at, ${startedAt}) + (timeout_ms + stop_grace_ms + ${backstopMarginMs}) * interval '1 millisecond'
+                           ELSE backstop_at END
     WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
     RETURNING *`;
   if (row) {
@@ -199,7 +212,12 @@ async function classifyRefusal(sql: Sql, key: AttemptKey): Promise<ReportOutcome
  * moves a running one to CANCELLING. Returns the row after the change, or the
  * unchanged row when the job was already past that point.
  */
-export async function cancelJob(sql: Sql, id: string): Promise<{ row: JobRow | undefined; changed: boolean }> {
+export async function cancelJob(
+  sql: Sql,
+  id: string,
+  graceMs: number,
+  backstopMarginMs: number,
+): Promise<{ row: JobRow | undefined; changed: boolean }> {
   const [queued] = await sql<JobRow[]>`
     UPDATE jobs SET version = version + 1, state = 'CANCELLED', end_reason = 'CANCELLED', ended_at = now(),
                     message = 'cancelled before it started'
@@ -207,7 +225,8 @@ export async function cancelJob(sql: Sql, id: string): Promise<{ row: JobRow | u
     RETURNING *`;
   if (queued) return { row: queued, changed: true };
   const [active] = await sql<JobRow[]>`
-    UPDATE jobs SET version = version + 1, state = 'CANCELLING'
+    UPDATE jobs SET version = version + 1, state = 'CANCELLING', cancel_grace_ms = ${graceMs},
+                    backstop_at = now() + (${graceMs}::int8 + ${backstopMarginMs}::int8) * interval '1 millisecond'
     WHERE id = ${id} AND state = ANY(${db(sourcesOf(JobState.JOB_STATE_CANCELLING))})
     RETURNING *`;
   if (active) return { row: active, changed: true };
@@ -267,4 +286,41 @@ export interface AttemptRow {
 
 export async function jobAttempts(sql: Sql, jobId: string): Promise<AttemptRow[]> {
   return sql<AttemptRow[]>`SELECT * FROM job_attempts WHERE job_id = ${jobId} ORDER BY attempt`;
+}
+
+/** Queued jobs past their queue timeout end QUEUE_TIMEOUT. */
+export async function expireQueued(sql: Sql, limit: number): Promise<JobRow[]> {
+  return sql<JobRow[]>`
+    UPDATE jobs SET version = version + 1, state = 'FAILED', end_reason = 'QUEUE_TIMEOUT', ended_at = now(),
+                    message = 'waited in the queue longer than its queue timeout'
+    WHERE id IN (SELECT id FROM jobs WHERE state = 'QUEUED' AND queue_deadline < now()
+                 ORDER BY queue_deadline LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      AND state = 'QUEUED'
+    RETURNING *`;
+}
+
+/**
+ * Active attempts past their backstop (the timeout, or a cancel's grace, plus a
+ * margin) without a result from their node: the control plane ends them itself,
+ * a cancelling one CANCELLED, any other TIMED_OUT. The caller sends the kill.
+ */
+export async function endPastBackstop(sql: Sql, limit: number): Promise<JobRow[]> {
+  return sql<JobRow[]>`
+    WITH ended AS (
+      UPDATE jobs SET version = version + 1,
+        state = CASE WHEN state = 'CANCELLING' THEN 'CANCELLED' ELSE 'FAILED' END,
+        end_reason = CASE WHEN state = 'CANCELLING' THEN 'CANCELLED' ELSE 'TIMED_OUT' END,
+        ended_at = now(),
+        message = CASE WHEN state = 'CANCELLING'
+                       THEN 'cancelled; node ' || node_id || ' did not confirm within the grace, so the control plane ended it'
+                       ELSE 'ran past its timeout and node ' || node_id || ' did not stop it; the control plane ended it' END
+      WHERE id IN (SELECT id FROM jobs WHERE state = ANY(${ACTIVE}) AND backstop_at < now()
+                   ORDER BY backstop_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        AND state = ANY(${ACTIVE})
+      RETURNING *
+    ), history AS (
+      UPDATE job_attempts a SET outcome = e.end_reason, ended_at = e.ended_at
+      FROM ended e WHERE a.job_id = e.id AND a.attempt = e.attempt
+    )
+    SELECT * FROM ended`;
 }

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { envOption, parseBytesFlag, parseDurationFlag } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag } from '../common/cli-options.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent } from '../agent/launch.js';
@@ -32,6 +32,11 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--max-memory <size>', 'largest memory limit a job may ask for', 'GRID_MAX_MEMORY', DEFAULT_SPEC_POLICY.maxMemoryBytes).argParser(parseBytesFlag))
   .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseDurationFlag))
   .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseDurationFlag))
+  .addOption(envOption('--default-queue-timeout <duration>', 'queue timeout of jobs that set none', 'GRID_DEFAULT_QUEUE_TIMEOUT', DEFAULT_SPEC_POLICY.defaultQueueTimeoutMs).argParser(parseDurationFlag))
+  .addOption(envOption('--default-grace <duration>', 'stop grace (stop signal → SIGKILL) of jobs that set none', 'GRID_DEFAULT_GRACE', DEFAULT_SPEC_POLICY.defaultStopGraceMs).argParser(parseDurationFlag))
+  .addOption(envOption('--max-grace <duration>', 'longest stop grace a job or a cancel may ask for', 'GRID_MAX_GRACE', DEFAULT_SPEC_POLICY.maxStopGraceMs).argParser(parseDurationFlag))
+  .addOption(envOption('--max-queued <n>', 'queue depth beyond which submissions get RESOURCE_EXHAUSTED', 'GRID_MAX_QUEUED', 100_000).argParser(parseIntFlag))
+  .addOption(envOption('--backstop-margin <duration>', 'past timeout + grace + this without a result, the control plane ends an attempt itself', 'GRID_BACKSTOP_MARGIN', 5000).argParser(parseDurationFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
   .addOption(envOption('--heartbeat-timeout <duration>', 'silence after which a connected node is lost', 'GRID_HEARTBEAT_TIMEOUT', 3000).argParser(parseDurationFlag))
   .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseDurationFlag))
@@ -56,12 +61,16 @@ const program = new Command('grid-control-plane')
           maxMemoryBytes: flags.maxMemory,
           defaultTimeoutMs: flags.defaultTimeout,
           maxTimeoutMs: flags.maxTimeout,
+          defaultQueueTimeoutMs: flags.defaultQueueTimeout,
+          defaultStopGraceMs: flags.defaultGrace,
+          maxStopGraceMs: flags.maxGrace,
         },
         heartbeatIntervalMs: flags.heartbeatInterval,
         heartbeatTimeoutMs: flags.heartbeatTimeout,
         reconnectGraceMs: flags.reconnectGrace,
-        defaultGraceMs: 10_000,
-        maxGraceMs: 5 * 60_000,
+        maxQueued: flags.maxQueued,
+        backstopMarginMs: flags.backstopMargin,
+        deadlineCheckMs: 250,
         dispatchSweepMs: flags.dispatchSweep,
         log,
       });

@@ -1,7 +1,8 @@
 // The nodes whose Connect stream is open on this control plane, and what each
 // holds. A node is given work only through its live session here; when the
 // stream ends the session is gone, whatever else of the node still answers.
-import type { Capacity, ConnectResponse } from '../common/gen/grid/v1/agent.js';
+import type { CancelCause, Capacity, ConnectResponse } from '../common/gen/grid/v1/agent.js';
+import { msToDuration } from '../common/units.js';
 import { alreadyExists } from '../common/errors.js';
 
 export interface HeldAttempt {
@@ -72,4 +73,14 @@ export class NodeRegistry {
   all(): NodeSession[] {
     return [...this.sessions.values()];
   }
+}
+
+/** Asks a node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0: kill at once). */
+export function sendCancel(
+  session: NodeSession,
+  attempt: { jobId: string; attempt: number },
+  graceMs: number,
+  cause: CancelCause,
+): void {
+  session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
 }

@@ -11,6 +11,7 @@ import { createAgentService } from './agent-service.js';
 import { connectDatabase } from './db/connect.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { migrate } from './db/migrate.js';
+import { startDeadlineEnforcer } from './deadline-enforcer.js';
 import { createDispatcher } from './dispatcher.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createLocalEventBus } from './job-events.js';
@@ -32,8 +33,11 @@ export interface ControlPlaneOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   reconnectGraceMs: number;
-  defaultGraceMs: number;
-  maxGraceMs: number;
+  /** Submissions beyond this many queued jobs get RESOURCE_EXHAUSTED. */
+  maxQueued: number;
+  /** Added to a timeout (or a cancel's grace) before the control plane ends an attempt itself. */
+  backstopMarginMs: number;
+  deadlineCheckMs: number;
   dispatchSweepMs: number;
   log: Logger;
 }
@@ -77,8 +81,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       registry,
       policy: options.policy,
       runtimes: runtimeTable(options.runtimes),
-      defaultGraceMs: options.defaultGraceMs,
-      maxGraceMs: options.maxGraceMs,
+      maxQueued: options.maxQueued,
+      backstopMarginMs: options.backstopMarginMs,
       log,
     }),
   );
@@ -95,7 +99,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-      defaultGraceMs: options.defaultGraceMs,
+      backstopMarginMs: options.backstopMarginMs,
     }),
   );
   liveness = startNodeLiveness({
@@ -109,6 +113,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     reconnectGraceMs: options.reconnectGraceMs,
     persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
   });
+  const deadlines = startDeadlineEnforcer({ sql, registry, events, dispatcher, log, intervalMs: options.deadlineCheckMs });
   const port = await server.listen(options.listen);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
@@ -118,6 +123,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     address,
     async close() {
       liveness!.stop();
+      await deadlines.stop();
       await dispatcher.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent
       // streams first, then give in-flight calls a moment before forcing.

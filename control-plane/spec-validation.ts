@@ -4,6 +4,7 @@
 import type { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { invalidArgument } from '../common/errors.js';
+import type { Duration } from '../common/gen/google/protobuf/duration.js';
 import { durationToMs, formatBytes, formatDurationMs, msToDuration, safeNumber } from '../common/units.js';
 import { imageReferenceProblem } from './image-reference.js';
 import { inferRuntime, type RuntimeTable } from './runtime-presets.js';
@@ -21,6 +22,10 @@ export interface SpecPolicy {
   maxAttempts: number;
   maxScriptBytes: number;
   pidsLimit: number;
+  defaultQueueTimeoutMs: number;
+  maxQueueTimeoutMs: number;
+  defaultStopGraceMs: number;
+  maxStopGraceMs: number;
 }
 
 export const DEFAULT_SPEC_POLICY: SpecPolicy = {
@@ -38,7 +43,14 @@ export const DEFAULT_SPEC_POLICY: SpecPolicy = {
   maxAttempts: 10,
   maxScriptBytes: 4 * 1024 ** 2,
   pidsLimit: 4096,
+  defaultQueueTimeoutMs: 24 * 60 * 60_000,
+  maxQueueTimeoutMs: 7 * 24 * 60 * 60_000,
+  defaultStopGraceMs: 10_000,
+  maxStopGraceMs: 5 * 60_000,
 };
+
+/** Signals a job may choose to be asked to stop with (SIGKILL always follows the grace). */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'];
 
 /** Where scripts (and, later, input files) are placed in the container. */
 export const INPUT_DIR = '/grid/in';
@@ -147,16 +159,21 @@ export function validateSubmission(
   }
   spec.resources = { cpus, memoryBytes: BigInt(memoryBytes) };
 
-  if (spec.timeout && (spec.timeout.seconds < 0n || spec.timeout.nanos < 0)) {
-    throw invalidArgument('spec.timeout is negative: give a positive duration, or none for the server default');
-  }
-  const timeoutMs = durationToMs(spec.timeout) || policy.defaultTimeoutMs;
-  if (timeoutMs > policy.maxTimeoutMs) {
-    throw invalidArgument(
-      `spec.timeout is ${formatDurationMs(timeoutMs)}, above this server's maximum of ${formatDurationMs(policy.maxTimeoutMs)}`,
-    );
-  }
+  const timeoutMs = boundedDuration('spec.timeout', spec.timeout, policy.defaultTimeoutMs, policy.maxTimeoutMs);
   spec.timeout = msToDuration(timeoutMs);
+
+  const queueTimeoutMs = boundedDuration('spec.queue_timeout', spec.queueTimeout, policy.defaultQueueTimeoutMs, policy.maxQueueTimeoutMs);
+  spec.queueTimeout = msToDuration(queueTimeoutMs);
+  // An explicit 0 s grace is allowed (kill at once); only unset means the default.
+  const stopGraceMs = spec.stopGrace
+    ? boundedDuration('spec.stop_grace', spec.stopGrace, undefined, policy.maxStopGraceMs)
+    : policy.defaultStopGraceMs;
+  spec.stopGrace = msToDuration(stopGraceMs);
+  spec.stopSignal = (spec.stopSignal || 'SIGTERM').toUpperCase();
+  if (!spec.stopSignal.startsWith('SIG')) spec.stopSignal = `SIG${spec.stopSignal}`;
+  if (!STOP_SIGNALS.includes(spec.stopSignal)) {
+    throw invalidArgument(`spec.stop_signal "${input.stopSignal}" is not one of ${STOP_SIGNALS.join(', ')}`);
+  }
 
   const maxAttempts = spec.maxAttempts || policy.defaultMaxAttempts;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > policy.maxAttempts) {
@@ -174,6 +191,8 @@ export function validateSubmission(
     timeout: spec.timeout,
     files,
     pidsLimit: BigInt(policy.pidsLimit),
+    stopSignal: spec.stopSignal,
+    stopGrace: spec.stopGrace,
   };
   return { spec, task };
 }
@@ -186,4 +205,19 @@ function checkArgv(field: string, argv: string[]): void {
     bytes += Buffer.byteLength(arg);
   }
   if (bytes > MAX_ARG_BYTES) throw invalidArgument(`${field} is ${formatBytes(bytes)} long; at most ${formatBytes(MAX_ARG_BYTES)}`);
+}
+
+/**
+ * A duration field: unset or zero means the default (when there is one);
+ * negative or above the maximum is refused.
+ */
+export function boundedDuration(field: string, value: Duration | undefined, defaultMs: number | undefined, maxMs: number): number {
+  if (value && (value.seconds < 0n || value.nanos < 0)) {
+    throw invalidArgument(`${field} is negative: give a positive duration, or none for the server default`);
+  }
+  const ms = durationToMs(value) || (defaultMs ?? 0);
+  if (ms > maxMs) {
+    throw invalidArgument(`${field} is ${formatDurationMs(ms)}, above this server's maximum of ${formatDurationMs(maxMs)}`);
+  }
+  return ms;
 }

@@ -108,4 +108,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'deadlines: queue timeout, run-timeout backstop, cancel grace',
+    sql: `
+      ALTER TABLE jobs
+        ADD COLUMN queue_deadline timestamptz,     -- QUEUED past this ends QUEUE_TIMEOUT
+        ADD COLUMN timeout_ms bigint NOT NULL DEFAULT 0,
+        ADD COLUMN stop_grace_ms integer NOT NULL DEFAULT 10000,
+        ADD COLUMN cancel_grace_ms integer,        -- set by a cancel; delivered again on reconnect
+        ADD COLUMN backstop_at timestamptz;        -- active past this without a result: ended by the control plane
+      CREATE INDEX jobs_queue_deadline ON jobs (queue_deadline) WHERE state = 'QUEUED';
+      CREATE INDEX jobs_backstop ON jobs (backstop_at) WHERE state IN (${active});
+    `,
+  },
 ];

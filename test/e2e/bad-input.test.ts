@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ClientError, Status } from 'nice-grpc';
 import type { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { clients, gridctl, startControlPlane, type Clients, type ControlPlaneProcess } from '../helpers/grid.js';
+import { clients, commandSpec, gridctl, startControlPlane, type Clients, type ControlPlaneProcess } from '../helpers/grid.js';
 
 let db: TestDatabase;
 let cp: ControlPlaneProcess;
@@ -26,17 +26,7 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-const base: JobSpec = {
-  image: '',
-  command: ['echo', 'hi'],
-  script: undefined,
-  args: [],
-  env: {},
-  workingDir: '',
-  resources: undefined,
-  timeout: undefined,
-  maxAttempts: 0,
-};
+const base: JobSpec = commandSpec(['echo', 'hi']);
 
 async function refused(t: import('ava').ExecutionContext, call: Promise<unknown>, code: Status, message: RegExp) {
   const err = await t.throwsAsync(call, { instanceOf: ClientError });

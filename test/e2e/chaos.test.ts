@@ -5,7 +5,7 @@
 import test from 'ava';
 import { JobState, type JobSpec } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase } from '../helpers/postgres.js';
-import { clients, sleep, startAgent, startControlPlane, waitForNodes, type RunningProcess } from '../helpers/grid.js';
+import { clients, commandSpec, sleep, startAgent, startControlPlane, waitForNodes, type RunningProcess } from '../helpers/grid.js';
 
 const JOBS = 200;
 
@@ -20,10 +20,7 @@ test('200 jobs while agents are killed and restarted at random: each ends exactl
   let lateRestarts = 0;
   try {
     await waitForNodes(api, nodes);
-    const spec: JobSpec = {
-      image: '', command: ['sh', '-c', 'echo "$GRID_JOB_ID $GRID_ATTEMPT"; sleep 0.3'], script: undefined, args: [], env: {},
-      workingDir: '', resources: undefined, timeout: undefined, maxAttempts: 5,
-    };
+    const spec: JobSpec = commandSpec(['sh', '-c', 'echo "$GRID_JOB_ID $GRID_ATTEMPT"; sleep 0.3'], { maxAttempts: 5 });
     const ids: string[] = [];
     for (let i = 0; i < JOBS; i++) ids.push((await api.jobs.submitJob({ spec, requestId: `chaos-${i}` })).job!.id);
 

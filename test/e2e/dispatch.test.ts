@@ -6,6 +6,7 @@ import { JobState, type Job } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import {
   clients,
+  commandSpec,
   startAgent,
   startControlPlane,
   waitForNodes,
@@ -36,17 +37,7 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-const spec = (command: string[]) => ({
-  image: '',
-  command,
-  script: undefined,
-  args: [],
-  env: {},
-  workingDir: '',
-  resources: undefined,
-  timeout: undefined,
-  maxAttempts: 0,
-});
+const spec = (command: string[]) => commandSpec(command);
 
 async function waitFor(c: Clients, ids: string[], done: (jobs: Job[]) => boolean, what: string, timeoutMs = 20_000): Promise<Job[]> {
   const deadline = Date.now() + timeoutMs;

@@ -9,6 +9,7 @@ import { NodeState } from '../../common/gen/grid/v1/node.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import {
   clients,
+  commandSpec,
   gridctl,
   sleep,
   startAgent,
@@ -19,9 +20,7 @@ import {
 } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const spec = (command: string[], maxAttempts = 0) => ({
-  image: '', command, script: undefined, args: [], env: {}, workingDir: '', resources: undefined, timeout: undefined, maxAttempts,
-});
+const spec = (command: string[]) => commandSpec(command);
 
 let db: TestDatabase;
 test.before(async () => {

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import {
   clients,
+  commandSpec,
   freePort,
   gridctl,
   sleep,
@@ -18,9 +19,7 @@ import {
   waitForNodes,
 } from '../helpers/grid.js';
 
-const spec = (command: string[]): JobSpec => ({
-  image: '', command, script: undefined, args: [], env: {}, workingDir: '', resources: undefined, timeout: undefined, maxAttempts: 0,
-});
+const spec = (command: string[]): JobSpec => commandSpec(command);
 
 test.serial('SIGKILL the control plane mid-job and restart it: the running job finishes and is recorded, queued jobs run', async (t) => {
   const db: TestDatabase = await createTestDatabase();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
 import { createChannel, createClient } from 'nice-grpc';
-import { JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
+import { JobSpec, JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -188,3 +188,8 @@ export async function waitForJob(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A job spec for tests: a command plus whatever fields the test sets. */
+export function commandSpec(command: string[], fields: Partial<JobSpec> = {}): JobSpec {
+  return JobSpec.fromPartial({ command, ...fields });
+}

@@ -3,9 +3,9 @@
 // exactly once however reports race.
 import test from 'ava';
 import { v7 as uuidv7 } from 'uuid';
-import { EndReason } from '../../common/gen/grid/v1/job.js';
+import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
 import { migrate } from '../../control-plane/db/migrate.js';
-import { cancelJob, claimJobs, finishAttempt, getJob, insertJob, markStarted } from '../../control-plane/job-store.js';
+import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, markStarted } from '../../control-plane/job-store.js';
 import { appendLogs, readLogs } from '../../control-plane/log-store.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
@@ -22,11 +22,13 @@ test.after.always(async () => db?.drop());
 const runtimes = runtimeTable(DEFAULT_RUNTIMES);
 async function submit(memoryBytes = 0n, requestId = '') {
   const { spec, task } = validateSubmission(
-    { image: '', command: ['true'], script: undefined, args: [], env: {}, workingDir: '', resources: { cpus: 0, memoryBytes }, timeout: undefined, maxAttempts: 0 },
+    JobSpec.fromPartial({ command: ['true'], resources: { cpus: 0, memoryBytes } }),
     DEFAULT_SPEC_POLICY,
     runtimes,
   );
-  return insertJob(db.sql, { id: uuidv7(), spec, task, requestId });
+  const inserted = await insertJob(db.sql, { id: uuidv7(), spec, task, requestId }, 1_000_000);
+  if ('full' in inserted) throw new Error('queue full');
+  return inserted;
 }
 
 const big = { slots: 1000, cpus: 1000, memoryBytes: 2 ** 50 };
@@ -68,7 +70,7 @@ test.serial('reports from a stale attempt are refused; a resent final report is 
   const [second] = await claimJobs(db.sql, { ...big, nodeId: 'n2', slots: 1 });
   t.is(second!.attempt, 2);
 
-  const staleStart = await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date());
+  const staleStart = await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date(), 5000);
   t.is(staleStart.kind, 'stale');
   const staleLogs = await appendLogs(db.sql, { jobId: row.id, attempt: 1 }, [
     { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from('old'), time: new Date(), attempt: 1 },
@@ -78,7 +80,7 @@ test.serial('reports from a stale attempt are refused; a resent final report is 
   t.is(staleEnd.kind, 'stale');
   t.is((await getJob(db.sql, row.id))!.state, 'ASSIGNED');
 
-  t.is((await markStarted(db.sql, { jobId: row.id, attempt: 2 }, new Date())).kind, 'applied');
+  t.is((await markStarted(db.sql, { jobId: row.id, attempt: 2 }, new Date(), 5000)).kind, 'applied');
   const end = await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, done);
   t.is(end.kind, 'applied');
   const again = await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 9 });
@@ -96,7 +98,7 @@ test.serial('racing final reports: exactly one wins', async (t) => {
     const outcomes = await Promise.all([
       finishAttempt(db.sql, key, done),
       finishAttempt(db.sql, key, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 2 }),
-      cancelJob(db.sql, row.id),
+      cancelJob(db.sql, row.id, 0, 5000),
     ]);
     const applied = outcomes.slice(0, 2).filter((o) => 'kind' in o && o.kind === 'applied');
     t.is(applied.length, 1, 'exactly one final report applies');
@@ -108,11 +110,11 @@ test.serial('racing final reports: exactly one wins', async (t) => {
 
 test.serial('cancel: a queued job ends at once; a terminal one is left as it is', async (t) => {
   const { row } = await submit();
-  const first = await cancelJob(db.sql, row.id);
+  const first = await cancelJob(db.sql, row.id, 0, 5000);
   t.true(first.changed);
   t.is(first.row!.state, 'CANCELLED');
   t.is(first.row!.end_reason, 'CANCELLED');
-  const second = await cancelJob(db.sql, row.id);
+  const second = await cancelJob(db.sql, row.id, 0, 5000);
   t.false(second.changed);
   t.is(second.row!.state, 'CANCELLED');
 });
@@ -123,7 +125,7 @@ test.serial('a request id makes a resubmission return the first job', async (t) 
   t.true(a.created);
   t.false(b.created);
   t.is(a.row.id, b.row.id);
-  await cancelJob(db.sql, a.row.id);
+  await cancelJob(db.sql, a.row.id, 0, 5000);
 });
 
 test.serial('log batches are idempotent and read back per stream in order', async (t) => {
@@ -149,4 +151,37 @@ test.serial('log batches are idempotent and read back per stream in order', asyn
   t.deepEqual(out, Buffer.from([0, 1, 2, 255, 254, 7, 8]));
   const resumed = await readLogs(db.sql, { jobId: row!.id, attempt: 1, stream: LogStream.LOG_STREAM_STDOUT, fromOffsets: { stdout: 4, stderr: 0 } });
   t.deepEqual(resumed.map((c) => [c.offset, Buffer.from(c.data)]), [[4n, Buffer.from([254])], [5n, Buffer.from([7, 8])]]);
+});
+
+test.serial('the backstop ends an attempt whose node never reported: TIMED_OUT, or CANCELLED when cancelling', async (t) => {
+  const { row: a } = await submit();
+  const { row: b } = await submit();
+  const claimed = await claimJobs(db.sql, { ...big, nodeId: 'silent-node', slots: 2 });
+  t.deepEqual(claimed.map((r) => r.id).sort(), [a.id, b.id].sort());
+  for (const r of claimed) t.is((await markStarted(db.sql, { jobId: r.id, attempt: 1 }, new Date(), 5000)).kind, 'applied');
+  const mine = <R extends { id: string }>(rows: R[]) => rows.filter((r) => r.id === a.id || r.id === b.id);
+  t.deepEqual(mine(await endPastBackstop(db.sql, 100)), [], 'nothing of these is due yet');
+  await cancelJob(db.sql, b.id, 0, 5000);
+  // Both pass their backstop (as if their node went quiet but stayed connected).
+  await db.sql`UPDATE jobs SET backstop_at = now() - interval '1 second' WHERE id IN (${a.id}, ${b.id})`;
+  const ended = mine(await endPastBackstop(db.sql, 100));
+  t.deepEqual(ended.map((r) => [r.id, r.state, r.end_reason]).sort(), [
+    [a.id, 'FAILED', 'TIMED_OUT'],
+    [b.id, 'CANCELLED', 'CANCELLED'],
+  ].sort());
+  // The node's late report is then a harmless duplicate: the first end stands.
+  const late = await finishAttempt(db.sql, { jobId: a.id, attempt: 1 }, done);
+  t.is(late.kind, 'duplicate');
+  t.is((await getJob(db.sql, a.id))!.end_reason, 'TIMED_OUT');
+  t.deepEqual(mine(await endPastBackstop(db.sql, 100)), []);
+});
+
+test.serial('a queued job past its queue deadline ends QUEUE_TIMEOUT exactly once', async (t) => {
+  const { row } = await submit();
+  await db.sql`UPDATE jobs SET queue_deadline = now() - interval '1 second' WHERE id = ${row.id}`;
+  const [first, second] = await Promise.all([expireQueued(db.sql, 100), expireQueued(db.sql, 100)]);
+  t.is(first!.length + second!.length, 1);
+  const job = (await getJob(db.sql, row.id))!;
+  t.is(job.state, 'FAILED');
+  t.is(job.end_reason, 'QUEUE_TIMEOUT');
 });

@@ -60,6 +60,9 @@ test('buildSpec for a command with no flags leaves every default to the server',
     resources: undefined,
     timeout: undefined,
     maxAttempts: 0,
+    queueTimeout: undefined,
+    stopSignal: '',
+    stopGrace: undefined,
   });
 });
 
@@ -73,6 +76,9 @@ test('buildSpec for a command carries every flag', (t) => {
     runtime: 'python',
     workdir: '/work',
     maxAttempts: 3,
+    queueTimeout: 60_000,
+    stopSignal: 'SIGINT',
+    stopGrace: 0,
   };
   t.deepEqual(buildSpec(flags, { kind: 'command', argv: ['ls', '-l'] }, { USER: 'me' }), {
     image: 'alpine:3.20',
@@ -84,6 +90,9 @@ test('buildSpec for a command carries every flag', (t) => {
     resources: { cpus: 0.5, memoryBytes: 268_435_456n },
     timeout: { seconds: 90n, nanos: 500_000_000 },
     maxAttempts: 3,
+    queueTimeout: { seconds: 60n, nanos: 0 },
+    stopSignal: 'SIGINT',
+    stopGrace: { seconds: 0n, nanos: 0 },
   });
 });
 

@@ -19,6 +19,9 @@ function spec(overrides: Partial<JobSpec> = {}): JobSpec {
     resources: undefined,
     timeout: undefined,
     maxAttempts: 0,
+    queueTimeout: undefined,
+    stopSignal: '',
+    stopGrace: undefined,
     ...overrides,
   };
 }
