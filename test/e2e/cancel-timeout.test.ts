@@ -58,15 +58,18 @@ const BUSY_IGNORING_TERM = ['sh', '-c', "trap '' TERM; while :; do :; done"];
 
 for (const [graceArg, graceMs] of [['3s', 3000], ['0s', 0]] as const) {
   test.serial(`a CPU-bound job ignoring SIGTERM is gone within grace + 1 s of a cancel (grace ${graceArg})`, async (t) => {
-    const { job } = await api.jobs.submitJob({ spec: commandSpec(BUSY_IGNORING_TERM), requestId: '' });
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(BUSY_IGNORING_TERM, { resources: { cpus: 0.5, memoryBytes: 0n } }), requestId: '' });
     await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
     await sleep(300);
+    // Timed from the cancel reaching the control plane (not from a CLI's start-up).
     const cancelledAt = Date.now();
-    const cancel = await gridctl(cp.address, ['cancel', job!.id, '--grace', graceArg, '--wait']);
-    const goneAfter = (await containerGone(job!.id)) - cancelledAt;
+    const gone = containerGone(job!.id);
+    await api.jobs.cancelJob({ jobId: job!.id, grace: msToDuration(graceMs) });
+    const goneAfter = (await gone) - cancelledAt;
     t.log(`container gone ${goneAfter} ms after the cancel (grace ${graceMs} ms)`);
     t.true(goneAfter <= graceMs + 1000, `gone after ${goneAfter} ms`);
     if (graceMs > 0) t.true(goneAfter >= graceMs - 100, 'the grace was honoured before SIGKILL');
+    const cancel = await gridctl(cp.address, ['cancel', job!.id, '--grace', graceArg, '--wait']);
     t.is(cancel.code, 130, cancel.stderr.toString());
     const final = (await api.jobs.getJob({ jobId: job!.id })).job!;
     t.is(final.state, JobState.JOB_STATE_CANCELLED);
@@ -123,18 +126,24 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
   const outcomes: Record<string, number> = {};
   await Promise.all(
     Array.from({ length: 100 }, async (_, i) => {
-      const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 0.2']), requestId: '' });
+      const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 0.2'], { resources: { cpus: 0.1, memoryBytes: 0n } }), requestId: '' });
       const jobId = job!.id;
+      let cancelled: Promise<unknown> | undefined;
       const watched = (async () => {
         let last;
-        for await (const { event } of api.jobs.watchJob({ jobId, includeLogs: false, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) last = event;
+        for await (const { event } of api.jobs.watchJob({ jobId, includeLogs: false, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) {
+          last = event;
+          // Aim the cancel at the moment the 0.2 s job exits.
+          if (event?.$case === 'job' && event.value.state === JobState.JOB_STATE_RUNNING && !cancelled) {
+            cancelled = sleep(170 + (i % 10) * 6).then(() => api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) }));
+          }
+        }
         return last;
       })();
-      await waitForJob(api, jobId, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs', 60_000);
-      await sleep(150 + (i % 10) * 10);
-      await api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) });
       const final = await waitForJob(api, jobId, (j) => [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(j.state), 'the job ends', 60_000);
       const last = await watched;
+      await cancelled;
+      t.truthy(cancelled, 'the watch saw the job running and sent the cancel');
       t.is(last?.$case, 'ended');
       t.is(last?.$case === 'ended' ? last.value.state : undefined, final.state, `watch of job ${jobId} ended on its stored state`);
       t.is(last?.$case === 'ended' ? last.value.endReason : undefined, final.endReason);
