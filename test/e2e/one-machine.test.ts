@@ -48,3 +48,24 @@ test('an agent that cannot reach Docker says so plainly and how to fix it', asyn
   t.regex(stderr, /cannot reach the Docker engine at \/nonexistent\/docker\.sock/);
   t.regex(stderr, /apt-get install -y docker\.io/);
 });
+
+test('each of the three executables answers --help, naming its GRID_* variables', async (t) => {
+  for (const [bin, variable] of [
+    [BIN.gridctl, 'GRID_SERVER'],
+    [BIN.controlPlane, 'GRID_DATABASE_URL'],
+    [BIN.agent, 'GRID_NODE_ID'],
+  ] as const) {
+    const child = spawn(process.execPath, [bin, ...(bin === BIN.gridctl ? ['run', '--help'] : ['--help'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    t.is(code, 0, bin);
+    t.true(out.includes(bin === BIN.gridctl ? '--timeout' : variable), `${bin} --help: ${out}`);
+  }
+  const top = spawn(process.execPath, [BIN.gridctl, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  top.stdout.on('data', (d) => (out += d));
+  await new Promise((resolve) => top.once('exit', resolve));
+  t.regex(out, /GRID_SERVER/);
+  t.regex(out, /124 timed out/);
+});
