@@ -46,8 +46,11 @@ export interface Agent {
   readonly nodeId: string;
   /** Resolves the next time the control plane welcomes this agent. */
   connected(): Promise<void>;
-  /** Closes the stream. Running containers are stopped only with `stopTasks`. */
-  stop(options?: { stopTasks?: boolean }): Promise<void>;
+  /**
+   * Closes the stream. Running containers keep running: the next agent of this
+   * node takes them up again.
+   */
+  stop(): Promise<void>;
 }
 
 export function startAgent(options: AgentOptions): Agent {
@@ -208,13 +211,7 @@ export function startAgent(options: AgentOptions): Agent {
   return {
     nodeId: options.nodeId,
     connected: () => welcomed.promise,
-    async stop(stopOptions = {}) {
-      if (stopOptions.stopTasks) {
-        for (const runner of runners.values()) runner.cancel(0, CancelCause.CANCEL_CAUSE_CANCELLED);
-        await Promise.all([...runners.values()].map((r) => r.reported));
-        // Let the final reports reach the control plane before the stream closes.
-        await Promise.race([reports.drained(), sleep(2000)]);
-      }
+    async stop() {
       abort.abort();
       await loop;
       channel.close();
@@ -234,10 +231,14 @@ function deferred(): { promise: Promise<void>; resolve: () => void; settled: boo
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

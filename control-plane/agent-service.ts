@@ -90,6 +90,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         await welcome(session, hello, log);
 
         const reports = new AsyncQueue<ConnectRequest>();
+        let streamOver = false;
+        const over = () => streamOver || outbox.isEnded;
         const reading = (async () => {
           try {
             for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
@@ -97,11 +99,17 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
               if (next.value.message?.$case !== 'heartbeat') reports.push(next.value);
             }
           } finally {
+            streamOver = true;
             reports.end();
           }
         })();
         const handling = (async () => {
-          for await (const request of reports) await handleWithRetry(request, session, log);
+          for await (const request of reports) {
+            // Once the stream is over, its unacked reports come again on the
+            // agent's next stream; handling them here too could race that one.
+            if (over()) break;
+            await handleWithRetry(request, session, over, log);
+          }
         })();
         Promise.all([reading, handling])
           .catch((err) => log.warn({ err }, 'agent stream failed'))
@@ -156,12 +164,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     deps.dispatcher.kick();
   }
 
-  async function handleWithRetry(request: ConnectRequest, session: NodeSession, log: Logger): Promise<void> {
+  async function handleWithRetry(request: ConnectRequest, session: NodeSession, ended: () => boolean, log: Logger): Promise<void> {
     for (let delay = 100; ; delay = Math.min(delay * 2, MAX_RETRY_DELAY_MS)) {
       try {
         return await handle(request, session, log);
       } catch (err) {
-        if (!isDatabaseUnavailable(err) || session.judged) throw err;
+        if (!isDatabaseUnavailable(err) || session.judged || ended()) throw err;
         log.warn({ err: (err as Error).message }, 'database unavailable; report will be retried');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
@@ -205,7 +213,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
 
   function settle(session: NodeSession, seq: bigint, key: AttemptKey, outcome: ReportOutcome, log: Logger): void {
     if (outcome.kind === 'stale') return refuse(session, seq, key, log);
-    if (outcome.kind === 'applied') publishJobRow(deps.events, outcome.row);
+    // A duplicate may be the retry of a commit whose answer was lost: publish it
+    // too (watchers drop what they already have by version).
+    publishJobRow(deps.events, outcome.row);
     ack(session, seq, true);
   }
 

@@ -4,7 +4,7 @@
 // notification lost while Postgres was unreachable.
 import type { Logger } from 'pino';
 import type { Sql } from './db/connect.js';
-import { claimJobs, rowTask } from './job-store.js';
+import { claimJobs, rowTask, unassign, type JobRow } from './job-store.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { freeCapacity, type NodeRegistry } from './node-registry.js';
 import { dispatchOrder } from './scheduler.js';
@@ -37,15 +37,28 @@ export function createDispatcher(deps: {
       const session = registry.get(offer.nodeId);
       if (!session || !session.ready || session.judged) continue;
       const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
+      const undelivered: JobRow[] = [];
       for (const row of rows) {
+        // The stream may have ended, been judged or been replaced while the claim
+        // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
+        const current = registry.get(offer.nodeId) === session && !session.judged;
         const task = rowTask(row);
+        const sent =
+          current &&
+          session.send({ message: { $case: 'assignment', value: { attempt: { jobId: row.id, attempt: row.attempt }, task } } });
+        if (!sent) {
+          undelivered.push(row);
+          continue;
+        }
         session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
-        const sent = session.send({
-          message: { $case: 'assignment', value: { attempt: { jobId: row.id, attempt: row.attempt }, task } },
-        });
-        if (!sent) log.warn({ job_id: row.id, node: offer.nodeId }, 'node stream ended as its job was assigned');
         log.debug({ job_id: row.id, attempt: row.attempt, node: offer.nodeId }, 'assigned');
         publishJobRow(events, row);
+      }
+      if (undelivered.length > 0) {
+        log.warn({ node: offer.nodeId, jobs: undelivered.length }, 'node stream ended as jobs were assigned; requeueing them');
+        const back = await unassign(sql, offer.nodeId, undelivered.map((r) => ({ jobId: r.id, attempt: r.attempt })));
+        for (const row of back) publishJobRow(events, row);
+        again = true;
       }
     }
   }

@@ -36,6 +36,8 @@ export interface JobServiceDeps {
   /** Submissions beyond this many queued jobs get RESOURCE_EXHAUSTED. */
   maxQueued: number;
   backstopMarginMs: number;
+  /** How often a watch re-reads its job from Postgres, in case an event never came. */
+  watchRecheckMs: number;
   log: Logger;
 }
 
@@ -129,13 +131,17 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
    * Subscribes before reading Postgres, then drops whatever the read already
    * covered: nothing falls between the snapshot and the live events, and nothing
    * is sent twice. Output is de-duplicated by byte offset, states by row version.
+   * The row is also re-read every few seconds, so a state change this replica
+   * did not publish (made by another replica, or an event lost) still arrives.
    */
   async function* watch(request: WatchJobRequest, ctx: CallContext): AsyncIterable<WatchJobResponse> {
     const initial = await requireJob(request.jobId);
-    const queue = new AsyncQueue<JobEvent>();
+    const queue = new AsyncQueue<JobEvent | { kind: 'recheck' }>();
     const unsubscribe = deps.events.subscribe(initial.id, (e) => queue.push(e));
     const onAbort = () => queue.end();
     ctx.signal.addEventListener('abort', onAbort);
+    if (ctx.signal.aborted) queue.end();
+    const recheck = setInterval(() => queue.push({ kind: 'recheck' }), deps.watchRecheckMs);
     try {
       const row = (await getJob(sql, initial.id))!;
       let job: Job = rowToJob(row);
@@ -154,7 +160,12 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         yield { event: { $case: 'ended', value: job } };
         return;
       }
-      for await (const event of queue) {
+      for await (let event of queue) {
+        if (event.kind === 'recheck') {
+          const row = await getJob(sql, initial.id);
+          if (!row) continue;
+          event = { kind: 'state', job: rowToJob(row), version: row.version };
+        }
         if (event.kind === 'state') {
           if (event.version <= version) continue;
           version = event.version;
@@ -178,6 +189,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         }
       }
     } finally {
+      clearInterval(recheck);
       ctx.signal.removeEventListener('abort', onAbort);
       unsubscribe();
       queue.end();

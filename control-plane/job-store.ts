@@ -15,7 +15,7 @@ import {
   terminalStateFor,
 } from '../common/job-state.js';
 import { durationToMs } from '../common/units.js';
-import type { Sql } from './db/connect.js';
+import type { Sql, TransactionSql } from './db/connect.js';
 
 export interface JobRow {
   id: string;
@@ -140,7 +140,7 @@ export async function claimJobs(
       WHERE cpus_needed <= ${node.cpus} + 1e-9 AND memory_needed <= ${node.memoryBytes}
     ), claimed AS (
       UPDATE jobs SET version = version + 1, state = 'ASSIGNED', attempt = attempt + 1, node_id = ${node.nodeId},
-                      assigned_at = now(), started_at = NULL, exit_code = NULL
+                      assigned_at = now(), started_at = NULL, exit_code = NULL, backstop_at = NULL
       WHERE id IN (SELECT id FROM fitting) AND state = 'QUEUED'
       RETURNING *
     ), history AS (
@@ -163,7 +163,7 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, ba
         state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END,
         -- The agent stops the job at its timeout; this is only the backstop for an agent that does not.
         backstop_at = CASE WHEN state = 'ASSIGNED' AND timeout_ms > 0
-                           THEN coalesce(started_at, ${startedAt}) + (timeout_ms + stop_grace_ms + ${backstopMarginMs}) * interval '1 millisecond'
+                           THEN now() + (timeout_ms + stop_grace_ms + ${backstopMarginMs}) * interval '1 millisecond'
                            ELSE backstop_at END
     WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
     RETURNING *`;
@@ -189,7 +189,10 @@ export async function finishAttempt(
         exit_code = ${result.exitCode ?? null}, message = ${result.message},
         -- The final report carries the runtime's own start time: the same clock as ended_at.
         started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
-    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${db(sourcesOf(terminal))})
+    -- Only an active attempt can be ended by its node: a requeued job keeps its
+    -- attempt number until claimed again, and must not be ended by the lost one.
+    WHERE id = ${key.jobId} AND attempt = ${key.attempt}
+      AND state = ANY(${db(sourcesOf(terminal).filter((s) => ACTIVE_STATES.includes(s)))})
     RETURNING *
     ), history AS (
       UPDATE job_attempts a SET outcome = f.end_reason, exit_code = f.exit_code, started_at = f.started_at, ended_at = f.ended_at
@@ -243,7 +246,7 @@ export async function activeJobsOnNode(sql: Sql, nodeId: string): Promise<JobRow
  * a job with attempts left goes back to the queue, a cancelling one ends
  * CANCELLED, the rest end NODE_LOST. One statement, each row a compare-and-set.
  */
-export async function loseAttempts(sql: Sql, nodeId: string, only?: AttemptKey[]): Promise<JobRow[]> {
+export async function loseAttempts(sql: Sql | TransactionSql, nodeId: string, only?: AttemptKey[]): Promise<JobRow[]> {
   const ids = only?.map((k) => k.jobId) ?? null;
   const attempts = only?.map((k) => k.attempt) ?? null;
   return sql<JobRow[]>`
@@ -261,6 +264,9 @@ export async function loseAttempts(sql: Sql, nodeId: string, only?: AttemptKey[]
                           WHEN l.attempt < l.max_attempts THEN NULL ELSE 'NODE_LOST' END,
         ended_at = CASE WHEN l.state <> 'CANCELLING' AND l.attempt < l.max_attempts THEN NULL ELSE now() END,
         node_id = CASE WHEN l.state <> 'CANCELLING' AND l.attempt < l.max_attempts THEN NULL ELSE j.node_id END,
+        backstop_at = NULL,
+        -- A requeued job gets its whole queue timeout again.
+        queue_deadline = now() + (j.queue_deadline - j.submitted_at),
         message = CASE WHEN l.state = 'CANCELLING' THEN 'cancelled; its node was lost before confirming'
                        WHEN l.attempt < l.max_attempts THEN 'node ' || ${nodeId} || ' was lost during attempt ' || l.attempt || '; queued again'
                        ELSE 'node ' || ${nodeId} || ' was lost during attempt ' || l.attempt || ', the last one allowed' END
@@ -323,4 +329,28 @@ export async function endPastBackstop(sql: Sql, limit: number): Promise<JobRow[]
       FROM ended e WHERE a.job_id = e.id AND a.attempt = e.attempt
     )
     SELECT * FROM ended`;
+}
+
+/**
+ * The verdict on a lost node, atomic and fenced: only the connection that was
+ * judged (its generation) is marked LOST, and its attempts are lost in the same
+ * transaction, holding the node's row so a reconnect waits for the verdict.
+ * Returns undefined when the node has moved on to a newer connection.
+ */
+export async function loseNode(sql: Sql, nodeId: string, generation: number): Promise<JobRow[] | undefined> {
+  return sql.begin(async (tx) => {
+    const [node] = await tx<{ generation: number }[]>`SELECT generation FROM nodes WHERE id = ${nodeId} FOR UPDATE`;
+    if (!node || node.generation !== generation) return undefined;
+    await tx`UPDATE nodes SET state = 'LOST' WHERE id = ${nodeId}`;
+    return loseAttempts(tx, nodeId);
+  }) as Promise<JobRow[] | undefined>;
+}
+
+/**
+ * Assignments that never reached their node (its stream ended or was replaced
+ * while the claim was in flight) go back to the queue; the attempt counts as
+ * lost, since its number may not be reused.
+ */
+export async function unassign(sql: Sql, nodeId: string, keys: AttemptKey[]): Promise<JobRow[]> {
+  return keys.length === 0 ? [] : loseAttempts(sql, nodeId, keys);
 }

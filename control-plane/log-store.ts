@@ -24,7 +24,9 @@ interface LogRow {
 export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]): Promise<LogChunk[] | undefined> {
   const rows = await sql<(Partial<LogRow> & { current: boolean })[]>`
     WITH current_attempt AS (
-      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
+      -- The row lock serialises appends for one job, so two of them never trim
+      -- against the same stored end and overlap.
+      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE}) FOR UPDATE
     ), incoming AS (
       -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
       SELECT * FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],

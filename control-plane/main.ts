@@ -81,7 +81,8 @@ const program = new Command('grid-control-plane')
     }
     process.stderr.write(`grid-control-plane ${GRID_VERSION} serving on ${controlPlane.address}${agent ? ' with a local agent' : ''}\n`);
     const shutdown = async () => {
-      await agent?.stop({ stopTasks: true });
+      // Running jobs keep running; the next start takes them up again.
+      await agent?.stop();
       await controlPlane.close();
       process.exit(0);
     };

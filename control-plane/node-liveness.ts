@@ -11,9 +11,9 @@ import type { Logger } from 'pino';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { loseAttempts } from './job-store.js';
+import { loseNode } from './job-store.js';
 import type { NodeRegistry, NodeSession } from './node-registry.js';
-import { markNodeLost, nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
+import { nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
 import { silentSessions } from './silence.js';
 
 export interface NodeLivenessOptions {
@@ -40,8 +40,8 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
 
   async function declareLost(nodeId: string, generation: number, why: string): Promise<void> {
     try {
-      if (!(await markNodeLost(sql, nodeId, generation))) return;
-      const rows = await loseAttempts(sql, nodeId);
+      const rows = await loseNode(sql, nodeId, generation);
+      if (!rows) return;
       log.warn({ node: nodeId, why, attempts_lost: rows.length }, 'node lost');
       for (const row of rows) publishJobRow(options.events, row);
       if (rows.length > 0) options.dispatcher.kick();

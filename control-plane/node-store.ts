@@ -60,18 +60,16 @@ export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generat
     WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'`;
 }
 
-/** Compare-and-set to LOST of exactly the connection that was judged. */
-export async function markNodeLost(sql: Sql, nodeId: string, generation: number): Promise<boolean> {
-  const rows = await sql`UPDATE nodes SET state = 'LOST'
-                         WHERE id = ${nodeId} AND generation = ${generation} AND state <> 'LOST' RETURNING id`;
-  return rows.length > 0;
-}
-
-/** Nodes no control plane has heard from for longer than the grace. */
+/**
+ * Nodes no control plane has heard from for longer than the grace, and LOST
+ * nodes that still hold active jobs (a verdict whose second half never ran).
+ */
 export async function nodesPastGrace(sql: Sql, graceMs: number): Promise<{ id: string; generation: number }[]> {
+  const active = ACTIVE_STATES.map(stateToDb);
   return sql<{ id: string; generation: number }[]>`
     SELECT id, generation FROM nodes
-    WHERE state <> 'LOST' AND last_seen_at < now() - ${graceMs} * interval '1 millisecond'`;
+    WHERE (state <> 'LOST' AND last_seen_at < now() - ${graceMs} * interval '1 millisecond')
+       OR (state = 'LOST' AND EXISTS (SELECT 1 FROM jobs WHERE jobs.node_id = nodes.id AND jobs.state = ANY(${active})))`;
 }
 
 export async function listNodes(sql: Sql): Promise<Node[]> {

@@ -83,6 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       runtimes: runtimeTable(options.runtimes),
       maxQueued: options.maxQueued,
       backstopMarginMs: options.backstopMarginMs,
+      watchRecheckMs: 2000,
       log,
     }),
   );

@@ -2,6 +2,7 @@
 import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
+export type TransactionSql = postgres.TransactionSql;
 
 export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
   return postgres(url, {

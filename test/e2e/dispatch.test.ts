@@ -60,7 +60,7 @@ test.serial('two agents with one slot each run two jobs at the same time, and a 
   );
   const [first, second] = running.filter((j) => j.state === JobState.JOB_STATE_RUNNING);
   t.not(first!.nodeId, second!.nodeId);
-  t.deepEqual(new Set([first!.nodeId, second!.nodeId]), new Set(NODES));
+  t.deepEqual([first!.nodeId, second!.nodeId].sort(), [...NODES].sort());
   const third = running.find((j) => j.state !== JobState.JOB_STATE_RUNNING)!;
   t.is(third.state, JobState.JOB_STATE_QUEUED, 'a job beyond the free slots must stay queued');
 

@@ -3,12 +3,14 @@
 import test from 'ava';
 import Docker from 'dockerode';
 import { JobState, EndReason } from '../../common/gen/grid/v1/job.js';
+import { isTerminal } from '../../common/job-state.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import {
   clients,
   gridctl,
   startAgent,
   startControlPlane,
+  waitForJob,
   waitForNodes,
   workdir,
   type Clients,
@@ -90,12 +92,10 @@ test('the container has the memory and CPU limits asked for', async (t) => {
   const run = await gridctl(cp.address, ['run', '--detach', '--memory', '64m', '--cpu', '0.5', '--', 'sleep', '30']);
   t.is(run.code, 0, run.stderr.toString());
   const jobId = run.stdout.toString().trim();
-  let info: Docker.ContainerInspectInfo | undefined;
-  for (let i = 0; i < 200 && !info; i++) {
-    const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${jobId}`] } });
-    if (c) info = await docker.getContainer(c.Id).inspect();
-    else await new Promise((r) => setTimeout(r, 50));
-  }
+  const running = await waitForJob(api, jobId, (j) => j.state === JobState.JOB_STATE_RUNNING || isTerminal(j.state), 'the job runs');
+  t.is(running.state, JobState.JOB_STATE_RUNNING, running.message);
+  const [c] = await docker.listContainers({ filters: { label: [`dev.grid.job-id=${jobId}`] } });
+  const info = c ? await docker.getContainer(c.Id).inspect() : undefined;
   t.truthy(info, 'container of the job not found');
   t.is(info!.HostConfig.Memory, 64 * 1024 * 1024);
   t.is(info!.HostConfig.MemorySwap, 64 * 1024 * 1024);

@@ -5,7 +5,7 @@ import test from 'ava';
 import { v7 as uuidv7 } from 'uuid';
 import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
 import { migrate } from '../../control-plane/db/migrate.js';
-import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, markStarted } from '../../control-plane/job-store.js';
+import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, loseNode, markStarted } from '../../control-plane/job-store.js';
 import { appendLogs, readLogs } from '../../control-plane/log-store.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
@@ -184,4 +184,27 @@ test.serial('a queued job past its queue deadline ends QUEUE_TIMEOUT exactly onc
   const job = (await getJob(db.sql, row.id))!;
   t.is(job.state, 'FAILED');
   t.is(job.end_reason, 'QUEUE_TIMEOUT');
+});
+
+test.serial('a lost attempt cannot end its requeued job, and the requeued job starts with fresh deadlines', async (t) => {
+  const { row } = await submit();
+  const [claimed] = await claimJobs(db.sql, { ...big, nodeId: 'flaky', slots: 1 });
+  t.is(claimed!.id, row.id);
+  await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date(), 5000);
+  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, generation) VALUES ('flaky', 'flaky', 'READY', 1, 1, 1, 7)
+               ON CONFLICT (id) DO UPDATE SET state = 'READY', generation = 7`;
+  t.is(await loseNode(db.sql, 'flaky', 6), undefined, 'a verdict on an older connection changes nothing');
+  t.is((await getJob(db.sql, row.id))!.state, 'RUNNING');
+  const lost = (await loseNode(db.sql, 'flaky', 7))!;
+  t.deepEqual(lost.map((r) => [r.id, r.state, r.attempt]), [[row.id, 'QUEUED', 1]]);
+  const requeued = (await getJob(db.sql, row.id))!;
+  t.is((requeued as unknown as { backstop_at: Date | null }).backstop_at, null);
+  t.true((requeued as unknown as { queue_deadline: Date }).queue_deadline.getTime() > Date.now() + 60_000);
+  // The lost attempt's late report (say, the kill of its container) must not end the job.
+  const late = await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, reason: EndReason.END_REASON_CANCELLED });
+  t.is(late.kind, 'stale');
+  t.is((await getJob(db.sql, row.id))!.state, 'QUEUED');
+  const [again] = await claimJobs(db.sql, { ...big, nodeId: 'steady', slots: 1 });
+  t.is(again!.attempt, 2);
+  await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, done);
 });
