@@ -51,7 +51,7 @@ echo "Running a first job: gridctl run -- sh -c 'echo hello from \$(hostname) ..
 node dist/cli/main.js -s "$server" run -- sh -c 'echo "hello from $(hostname), a container run by Grid"'
 cat <<MSG
 
-Grid is running on $server (Ctrl-C stops it). In another terminal, try:
+Grid is running on $server (Ctrl-C stops it; jobs still running are taken up at the next start). Try:
   npx gridctl run -- uname -a
   npx gridctl run examples/hello.sh -- world
   npx gridctl list
