@@ -88,6 +88,10 @@ test.serial('a job with a 2 s timeout running sleep 60 ends TIMED_OUT in 2–4 s
   const ran = job!.endedAt!.getTime() - job!.startedAt!.getTime();
   t.log(`ran ${ran} ms; gridctl returned after ${took} ms`);
   t.true(ran >= 2000 && ran <= 4000, `ran ${ran} ms`);
+  // Not running any more the moment the job has ended; removed right after its end is acknowledged.
+  const [left] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } });
+  t.not(left?.State, 'running');
+  for (let i = 0; i < 100 && (await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } })).length > 0; i++) await sleep(50);
   t.deepEqual(await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } }), []);
 });
 
