@@ -23,6 +23,7 @@ export const LABEL_NODE_ID = 'dev.grid.node-id';
 export const LABEL_TIMEOUT_MS = 'dev.grid.timeout-ms';
 export const LABEL_STOP_SIGNAL = 'dev.grid.stop-signal';
 export const LABEL_STOP_GRACE_MS = 'dev.grid.stop-grace-ms';
+export const LABEL_OUTPUT_CAP = 'dev.grid.output-cap-bytes';
 
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
@@ -88,6 +89,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             [LABEL_TIMEOUT_MS]: String(durationToMs(task.timeout)),
             [LABEL_STOP_SIGNAL]: task.stopSignal || 'SIGTERM',
             [LABEL_STOP_GRACE_MS]: String(durationToMs(task.stopGrace)),
+            [LABEL_OUTPUT_CAP]: String(task.outputCapBytes),
           },
           Tty: false,
           OpenStdin: false,
@@ -131,6 +133,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         timeoutMs: Number(c.Labels[LABEL_TIMEOUT_MS] ?? 0),
         stopSignal: c.Labels[LABEL_STOP_SIGNAL] ?? 'SIGTERM',
         stopGraceMs: Number(c.Labels[LABEL_STOP_GRACE_MS] ?? 10_000),
+        outputCapBytes: Number(c.Labels[LABEL_OUTPUT_CAP] ?? Infinity),
         state: c.State === 'created' ? 'created' : c.State === 'running' || c.State === 'paused' || c.State === 'restarting' ? 'running' : 'exited',
       }));
     },

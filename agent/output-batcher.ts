@@ -7,12 +7,16 @@ import { LogStream, type LogChunk } from '../common/gen/grid/v1/job.js';
 export interface OutputBatcherOptions {
   flushIntervalMs: number;
   maxChunkBytes: number;
+  /** Bytes kept per stream; the rest is counted and dropped, so memory stays bounded. */
+  capBytes: number;
   /** Receives chunks in order; called synchronously from write() or the timer. */
   emit: (chunks: LogChunk[]) => void;
 }
 
 interface Pending {
   stream: LogStream;
+  /** Bytes the process wrote to this stream, kept or dropped. */
+  written: number;
   parts: Buffer[];
   bytes: number;
   /** Offset of the first pending byte. */
@@ -22,8 +26,8 @@ interface Pending {
 
 export class OutputBatcher {
   private readonly pending: Pending[] = [
-    { stream: LogStream.LOG_STREAM_STDOUT, parts: [], bytes: 0, offset: 0, time: undefined },
-    { stream: LogStream.LOG_STREAM_STDERR, parts: [], bytes: 0, offset: 0, time: undefined },
+    { stream: LogStream.LOG_STREAM_STDOUT, written: 0, parts: [], bytes: 0, offset: 0, time: undefined },
+    { stream: LogStream.LOG_STREAM_STDERR, written: 0, parts: [], bytes: 0, offset: 0, time: undefined },
   ];
   private timer: NodeJS.Timeout | undefined;
 
@@ -32,6 +36,10 @@ export class OutputBatcher {
   write(stream: LogStream, data: Buffer): void {
     if (data.length === 0) return;
     const p = this.pending[stream === LogStream.LOG_STREAM_STDOUT ? 0 : 1]!;
+    const room = Math.max(0, this.options.capBytes - p.written);
+    p.written += data.length;
+    if (room === 0) return;
+    if (data.length > room) data = data.subarray(0, room);
     p.time ??= new Date();
     p.parts.push(data);
     p.bytes += data.length;
@@ -59,7 +67,13 @@ export class OutputBatcher {
     if (chunks.length > 0) this.options.emit(chunks);
   }
 
-  /** Bytes written so far per stream. */
+  /** Bytes the process wrote per stream, including what the cap dropped. */
+  get written(): { stdout: number; stderr: number } {
+    const [out, err] = this.pending;
+    return { stdout: out!.written, stderr: err!.written };
+  }
+
+  /** Bytes kept so far per stream. */
   get offsets(): { stdout: number; stderr: number } {
     const [out, err] = this.pending;
     return { stdout: out!.offset + out!.bytes, stderr: err!.offset + err!.bytes };

@@ -41,6 +41,7 @@ export interface FoundTask {
   timeoutMs: number;
   stopSignal: string;
   stopGraceMs: number;
+  outputCapBytes: number;
   /** created: never started; running; exited: ended while no agent watched. */
   state: 'created' | 'running' | 'exited';
 }

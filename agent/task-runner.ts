@@ -51,6 +51,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   const batcher = new OutputBatcher({
     flushIntervalMs: deps.flushIntervalMs,
     maxChunkBytes: deps.maxChunkBytes,
+    capBytes:
+      source.kind === 'new' && source.task.outputCapBytes > 0n ? Number(source.task.outputCapBytes)
+        : source.kind === 'found' ? source.found.outputCapBytes : Infinity,
     emit: (chunks) => void deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
   });
 
@@ -67,6 +70,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     };
   }
 
+  const writtenBytes = () => ({ stdoutBytes: BigInt(batcher.written.stdout), stderrBytes: BigInt(batcher.written.stderr) });
   let markReported!: () => void;
   const reported = new Promise<void>((resolve) => (markReported = resolve));
   const report = (r: Report) => {
@@ -87,7 +91,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       log.warn({ err }, 'task did not start');
       await report({
         $case: 'jobFinished',
-        value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined },
+        value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n },
       });
       if (source.kind === 'found') await deps.driver.remove(source.found);
       return;
@@ -115,6 +119,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
         message: describe(reason, exit.exitCode, timeoutMs),
         startedAt: exit.startedAt,
         finishedAt: exit.finishedAt,
+        ...writtenBytes(),
       };
     } catch (err) {
       batcher.flush();
@@ -126,6 +131,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
         message: `the node lost track of the container: ${(err as Error).message}`,
         startedAt: running.startedAt,
         finishedAt: new Date(),
+        ...writtenBytes(),
       };
     } finally {
       clearTimeout(timer);

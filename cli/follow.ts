@@ -12,11 +12,13 @@ export interface FollowOptions {
   onChunk?: (chunk: LogChunk) => void;
   /** Give up after the control plane was unreachable this long. */
   maxOutageMs?: number;
+  /** Byte offsets already shown (of the job's current attempt): follow from there. */
+  from?: { stdout: number; stderr: number };
   signal?: AbortSignal;
 }
 
 export async function followJob(clients: GridClients, jobId: string, options: FollowOptions): Promise<Job> {
-  const next = { stdout: 0, stderr: 0 };
+  const next = { ...(options.from ?? { stdout: 0, stderr: 0 }) };
   let attempt = 0;
   let outageStarted: number | undefined;
   let delay = 100;
@@ -36,9 +38,12 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
         }
         const job = event.value;
         if (job.attempt !== attempt) {
+          // A new attempt's output starts again at 0 (the first snapshot only tells which attempt `from` meant).
+          if (attempt !== 0) {
+            next.stdout = 0;
+            next.stderr = 0;
+          }
           attempt = job.attempt;
-          next.stdout = 0;
-          next.stderr = 0;
         }
         options.onState?.(job);
         if (event.$case === 'ended') return job;

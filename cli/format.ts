@@ -57,6 +57,7 @@ export function jobDetails(job: Job): string {
     ['Started', time(job.startedAt)],
     ['Ended', time(job.endedAt)],
     ['Ran for', runtime],
+    ['Output', outputSummary(job)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   return rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n') + '\n';
@@ -99,3 +100,28 @@ export function json(value: unknown): string {
 }
 
 export { Job, Node };
+
+/** "stdout 50 MiB, stderr 0 B" plus what was kept when the cap cut it. */
+export function outputSummary(job: Job): string {
+  const o = job.output;
+  if (!o) return '-';
+  const text = `stdout ${formatBytes(Number(o.stdoutBytes))}, stderr ${formatBytes(Number(o.stderrBytes))}`;
+  return o.truncated ? `${text} — TRUNCATED: only the first ${formatBytes(Number(o.capBytes))} of each stream was kept` : text;
+}
+
+export function truncationNote(job: Job): string | undefined {
+  const o = job.output;
+  if (!o?.truncated) return undefined;
+  const cut = [
+    o.stdoutBytes > o.capBytes ? `stdout (${formatBytes(Number(o.stdoutBytes))} written)` : '',
+    o.stderrBytes > o.capBytes ? `stderr (${formatBytes(Number(o.stderrBytes))} written)` : '',
+  ].filter(Boolean);
+  return `grid: output truncated: ${cut.join(' and ')} kept only its first ${formatBytes(Number(o.capBytes))}`;
+}
+
+export function runtimesTable(runtimes: { name: string; image: string; interpreter: string[]; extensions: string[] }[]): string {
+  return table(
+    ['NAME', 'IMAGE', 'INTERPRETER', 'EXTENSIONS'],
+    runtimes.map((r) => [r.name, r.image, r.interpreter.join(' '), r.extensions.join(' ') || '-']),
+  );
+}

@@ -6,7 +6,7 @@ import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumber
 import { GRID_VERSION } from '../common/version.js';
 import { connect, describeError, type GridClients } from './client.js';
 import { cancelCommand } from './commands/cancel.js';
-import { listCommand, logsCommand, nodesCommand, statusCommand, type Output } from './commands/inspect.js';
+import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
 import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
 import { splitRunOperands } from './run-spec.js';
@@ -80,7 +80,15 @@ program
   .option('-f, --follow', 'keep following until the job ends; exit with its code')
   .option('--stdout', 'only standard output')
   .option('--stderr', 'only standard error')
+  .option('-t, --timestamps', 'prefix each line with the time it was read on the node')
+  .option('--tail <n>', 'only the last N lines of each stream (then follow, with -f)', parseIntFlag)
   .action(action((clients, job: string, flags) => logsCommand(clients, job, flags)));
+
+program
+  .command('runtimes')
+  .description('list the runtime presets scripts run with (name → image and interpreter)')
+  .addOption(outputOption())
+  .action(action((clients, flags: { output: Output }) => runtimesCommand(clients, flags.output)));
 
 program
   .command('list')

@@ -243,5 +243,6 @@ function finishedResult(f: JobFinished) {
     message: f.message,
     startedAt: f.startedAt,
     endedAt: f.finishedAt ?? new Date(),
+    output: { stdoutBytes: Number(f.stdoutBytes), stderrBytes: Number(f.stderrBytes) },
   };
 }

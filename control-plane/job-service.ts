@@ -119,6 +119,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       return watch(request, ctx);
     },
 
+    async listRuntimes() {
+      return { runtimes: [...deps.runtimes.values()].map((r) => ({ ...r })) };
+    },
+
     async *readJobLogs(request) {
       const row = await requireJob(request.jobId);
       const attempt = request.attempt || row.attempt;

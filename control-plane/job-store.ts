@@ -25,6 +25,9 @@ export interface JobRow {
   task: Buffer;
   version: number;
   cancel_grace_ms: number | null;
+  output_cap_bytes: number;
+  stdout_bytes: number | null;
+  stderr_bytes: number | null;
   stop_grace_ms: number;
   attempt: number;
   max_attempts: number;
@@ -60,6 +63,15 @@ export function rowToJob(row: JobRow): Job {
     assignedAt: row.assigned_at ?? undefined,
     startedAt: row.started_at ?? undefined,
     endedAt: row.ended_at ?? undefined,
+    output:
+      row.stdout_bytes === null || row.stderr_bytes === null
+        ? undefined
+        : {
+            stdoutBytes: BigInt(row.stdout_bytes),
+            stderrBytes: BigInt(row.stderr_bytes),
+            capBytes: BigInt(row.output_cap_bytes),
+            truncated: row.stdout_bytes > row.output_cap_bytes || row.stderr_bytes > row.output_cap_bytes,
+          },
   };
 }
 
@@ -79,12 +91,12 @@ export async function insertJob(
 ): Promise<{ row: JobRow; created: boolean } | { full: true }> {
   const [row] = await sql<JobRow[]>`
     INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-                      queue_deadline, timeout_ms, stop_grace_ms)
+                      queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes)
     SELECT ${job.id}, 'QUEUED', ${Buffer.from(JobSpec.encode(job.spec).finish())},
            ${Buffer.from(Task.encode(job.task).finish())}, ${job.task.image}, ${job.task.cpus},
            ${Number(job.task.memoryBytes)}, ${job.requestId || null}, ${job.spec.maxAttempts},
            now() + ${durationToMs(job.spec.queueTimeout)} * interval '1 millisecond',
-           ${durationToMs(job.task.timeout)}, ${durationToMs(job.task.stopGrace)}
+           ${durationToMs(job.task.timeout)}, ${durationToMs(job.task.stopGrace)}, ${Number(job.task.outputCapBytes)}
     WHERE (SELECT count(*) FROM jobs WHERE state = 'QUEUED') < ${maxQueued}
     ON CONFLICT (request_id) DO NOTHING
     RETURNING *`;
@@ -179,7 +191,14 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, ba
 export async function finishAttempt(
   sql: Sql,
   key: AttemptKey,
-  result: { reason: EndReason; exitCode?: number; message: string; startedAt?: Date; endedAt: Date },
+  result: {
+    reason: EndReason;
+    exitCode?: number;
+    message: string;
+    startedAt?: Date;
+    endedAt: Date;
+    output?: { stdoutBytes: number; stderrBytes: number };
+  },
 ): Promise<ReportOutcome> {
   const terminal = terminalStateFor(result.reason);
   const [row] = await sql<JobRow[]>`
@@ -187,6 +206,7 @@ export async function finishAttempt(
     UPDATE jobs
     SET version = version + 1, state = ${stateToDb(terminal)}, end_reason = ${reasonToDb(result.reason)},
         exit_code = ${result.exitCode ?? null}, message = ${result.message},
+        stdout_bytes = ${result.output?.stdoutBytes ?? null}, stderr_bytes = ${result.output?.stderrBytes ?? null},
         -- The final report carries the runtime's own start time: the same clock as ended_at.
         started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
     -- Only an active attempt can be ended by its node: a requeued job keeps its

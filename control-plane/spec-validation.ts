@@ -26,6 +26,8 @@ export interface SpecPolicy {
   maxQueueTimeoutMs: number;
   defaultStopGraceMs: number;
   maxStopGraceMs: number;
+  /** Output kept per stream of a job; past it the job runs on and the rest is dropped. */
+  outputCapBytes: number;
 }
 
 export const DEFAULT_SPEC_POLICY: SpecPolicy = {
@@ -47,6 +49,7 @@ export const DEFAULT_SPEC_POLICY: SpecPolicy = {
   maxQueueTimeoutMs: 7 * 24 * 60 * 60_000,
   defaultStopGraceMs: 10_000,
   maxStopGraceMs: 5 * 60_000,
+  outputCapBytes: 16 * 1024 ** 2,
 };
 
 /** Signals a job may choose to be asked to stop with (SIGKILL always follows the grace). */
@@ -193,6 +196,7 @@ export function validateSubmission(
     pidsLimit: BigInt(policy.pidsLimit),
     stopSignal: spec.stopSignal,
     stopGrace: spec.stopGrace,
+    outputCapBytes: BigInt(policy.outputCapBytes),
   };
   return { spec, task };
 }

@@ -1,11 +1,12 @@
 // gridctl status, list, nodes and logs: reading what Grid knows.
-import { Job, JobState, LogStream } from '../../common/gen/grid/v1/job.js';
+import { Job, JobState, LogStream, type LogChunk } from '../../common/gen/grid/v1/job.js';
+import { LineWriter, tailChunks } from '../log-lines.js';
 import { Node } from '../../common/gen/grid/v1/node.js';
 import { stateFromDb } from '../../common/job-state.js';
 import { callOptions, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { followJob } from '../follow.js';
-import { jobDetails, jobsTable, json, nodesTable } from '../format.js';
+import { jobDetails, jobsTable, json, nodesTable, runtimesTable, truncationNote } from '../format.js';
 
 export type Output = 'table' | 'json';
 
@@ -51,22 +52,65 @@ export async function nodesCommand(clients: GridClients, output: Output): Promis
   return 0;
 }
 
-export async function logsCommand(
-  clients: GridClients,
-  jobId: string,
-  options: { follow?: boolean; stdout?: boolean; stderr?: boolean },
-): Promise<number> {
+export interface LogsOptions {
+  follow?: boolean;
+  stdout?: boolean;
+  stderr?: boolean;
+  timestamps?: boolean;
+  tail?: number;
+}
+
+export async function logsCommand(clients: GridClients, jobId: string, options: LogsOptions): Promise<number> {
   const both = !options.stdout && !options.stderr;
   const wantOut = both || !!options.stdout;
   const wantErr = both || !!options.stderr;
+  const writers = { stdout: new LineWriter(process.stdout, options.timestamps), stderr: new LineWriter(process.stderr, options.timestamps) };
+  let code = 0;
+  let final: Job | undefined;
+  const shown = { stdout: 0, stderr: 0 };
+  if (options.tail !== undefined) {
+    // The last N lines of each stream stored so far, then (with -f) what follows.
+    const chunks: LogChunk[] = [];
+    for await (const { chunk } of clients.jobs.readJobLogs({ jobId, attempt: 0, stream: LogStream.LOG_STREAM_UNSPECIFIED })) {
+      if (!chunk) continue;
+      chunks.push(chunk);
+      const end = Number(chunk.offset) + chunk.data.length;
+      if (chunk.stream === LogStream.LOG_STREAM_STDOUT) shown.stdout = Math.max(shown.stdout, end);
+      else shown.stderr = Math.max(shown.stderr, end);
+    }
+    for (const chunk of tailChunks(chunks, options.tail)) {
+      if (chunk.stream === LogStream.LOG_STREAM_STDOUT ? wantOut : wantErr) write(writers, chunk);
+    }
+  }
   if (options.follow) {
-    const final = await followJob(clients, jobId, { includeLogs: true, stdout: wantOut, stderr: wantErr });
-    return exitCodeFor(final);
+    final = await followJob(clients, jobId, {
+      includeLogs: true,
+      stdout: false,
+      stderr: false,
+      from: options.tail !== undefined ? shown : undefined,
+      onChunk: (chunk) => {
+        if (chunk.stream === LogStream.LOG_STREAM_STDOUT ? wantOut : wantErr) write(writers, chunk);
+      },
+    });
+    code = exitCodeFor(final);
+  } else if (options.tail === undefined) {
+    const stream = both ? LogStream.LOG_STREAM_UNSPECIFIED : wantOut ? LogStream.LOG_STREAM_STDOUT : LogStream.LOG_STREAM_STDERR;
+    for await (const { chunk } of clients.jobs.readJobLogs({ jobId, attempt: 0, stream })) if (chunk) write(writers, chunk);
   }
-  const stream = both ? LogStream.LOG_STREAM_UNSPECIFIED : wantOut ? LogStream.LOG_STREAM_STDOUT : LogStream.LOG_STREAM_STDERR;
-  for await (const { chunk } of clients.jobs.readJobLogs({ jobId, attempt: 0, stream })) {
-    if (!chunk) continue;
-    (chunk.stream === LogStream.LOG_STREAM_STDOUT ? process.stdout : process.stderr).write(chunk.data);
-  }
+  writers.stdout.end();
+  writers.stderr.end();
+  final ??= (await clients.jobs.getJob({ jobId }, callOptions())).job;
+  const note = final && truncationNote(final);
+  if (note) process.stderr.write(note + '\n');
+  return code;
+}
+
+function write(writers: { stdout: LineWriter; stderr: LineWriter }, chunk: LogChunk): void {
+  (chunk.stream === LogStream.LOG_STREAM_STDOUT ? writers.stdout : writers.stderr).write(chunk.data, chunk.time);
+}
+
+export async function runtimesCommand(clients: GridClients, output: Output): Promise<number> {
+  const { runtimes } = await clients.jobs.listRuntimes({}, callOptions());
+  process.stdout.write(output === 'json' ? json(runtimes) : runtimesTable(runtimes));
   return 0;
 }

@@ -6,6 +6,7 @@ import { EndReason, JobState, type Job, type JobSpec } from '../../common/gen/gr
 import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
+import { truncationNote } from '../format.js';
 import { followJob } from '../follow.js';
 import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
 
@@ -77,6 +78,8 @@ export async function runCommand(clients: GridClients, workload: Workload, optio
     } else {
       note(`job ${final.id} ${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}`);
     }
+    const truncated = truncationNote(final);
+    if (truncated) process.stderr.write(truncated + '\n');
     return exitCodeFor(final);
   } finally {
     process.removeListener('SIGINT', onInterrupt);

@@ -122,4 +122,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_backstop ON jobs (backstop_at) WHERE state IN (${active});
     `,
   },
+  {
+    version: 4,
+    name: 'output totals and cap',
+    sql: `
+      ALTER TABLE jobs
+        ADD COLUMN output_cap_bytes bigint NOT NULL DEFAULT 16777216,
+        ADD COLUMN stdout_bytes bigint,   -- written by the process, kept or not; set at the end
+        ADD COLUMN stderr_bytes bigint;
+    `,
+  },
 ];

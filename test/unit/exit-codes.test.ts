@@ -18,6 +18,7 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     assignedAt: undefined,
     startedAt: undefined,
     endedAt: undefined,
+    output: undefined,
   };
 }
 

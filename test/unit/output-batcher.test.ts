@@ -10,9 +10,9 @@ const OUT = LogStream.LOG_STREAM_STDOUT;
 const ERR = LogStream.LOG_STREAM_STDERR;
 
 /** A batcher whose timer never fires during a test, and the emit calls it made. */
-function batcher(maxChunkBytes: number, flushIntervalMs = 60_000): { b: OutputBatcher; emits: LogChunk[][] } {
+function batcher(maxChunkBytes: number, flushIntervalMs = 60_000, capBytes = Infinity): { b: OutputBatcher; emits: LogChunk[][] } {
   const emits: LogChunk[][] = [];
-  const b = new OutputBatcher({ flushIntervalMs, maxChunkBytes, emit: (chunks) => emits.push(chunks) });
+  const b = new OutputBatcher({ flushIntervalMs, maxChunkBytes, capBytes, emit: (chunks) => emits.push(chunks) });
   return { b, emits };
 }
 
@@ -198,4 +198,18 @@ test('offsets counts bytes written per stream, including ones not yet sent', (t)
   t.deepEqual(b.offsets, { stdout: 8, stderr: 2 });
   b.flush(); // clears the timer, which would otherwise keep the process alive
   t.deepEqual(b.offsets, { stdout: 8, stderr: 2 });
+});
+
+test('past the cap a stream keeps only its first capBytes, and counts everything written', (t) => {
+  const { b, emits } = batcher(4, 60_000, 10);
+  b.write(OUT, Buffer.from('0123456'));
+  b.write(OUT, Buffer.from('789abcdef'));
+  b.write(ERR, Buffer.from('xy'));
+  b.write(OUT, Buffer.from('more'));
+  b.flush();
+  const kept = (stream: LogStream) => Buffer.concat(emits.flat().filter((c) => c.stream === stream).map((c) => Buffer.from(c.data))).toString();
+  t.is(kept(OUT), '0123456789');
+  t.is(kept(ERR), 'xy');
+  t.deepEqual(b.written, { stdout: 20, stderr: 2 });
+  t.deepEqual(b.offsets, { stdout: 10, stderr: 2 });
 });

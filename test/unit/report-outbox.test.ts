@@ -18,6 +18,8 @@ function finished(jobId: string): Report {
       exitCode: 0,
       reason: EndReason.END_REASON_SUCCEEDED,
       message: '',
+      stdoutBytes: 0n,
+      stderrBytes: 0n,
       startedAt: undefined,
       finishedAt: undefined,
     },
