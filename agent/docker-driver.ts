@@ -4,6 +4,7 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import tar from 'tar-stream';
+import { stripFirstComponent } from '../common/tar-archive.js';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { durationToMs } from '../common/units.js';
@@ -24,6 +25,7 @@ export const LABEL_TIMEOUT_MS = 'dev.grid.timeout-ms';
 export const LABEL_STOP_SIGNAL = 'dev.grid.stop-signal';
 export const LABEL_STOP_GRACE_MS = 'dev.grid.stop-grace-ms';
 export const LABEL_OUTPUT_CAP = 'dev.grid.output-cap-bytes';
+export const LABEL_OUTPUT_FILES_CAP = 'dev.grid.output-files-cap-bytes';
 
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
@@ -90,6 +92,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             [LABEL_STOP_SIGNAL]: task.stopSignal || 'SIGTERM',
             [LABEL_STOP_GRACE_MS]: String(durationToMs(task.stopGrace)),
             [LABEL_OUTPUT_CAP]: String(task.outputCapBytes),
+            [LABEL_OUTPUT_FILES_CAP]: String(task.outputFilesCapBytes),
           },
           Tty: false,
           OpenStdin: false,
@@ -108,7 +111,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot create the container: ${messageOf(err)}`, { cause: err });
       }
       try {
-        if (task.files.length > 0) await container.putArchive(await tarOf(task.files), { path: '/' });
+        // /grid/in (script, inputs) and a writable /grid/out exist in every container.
+        await container.putArchive(await tarOf(task.files), { path: '/' });
         const stream = await container.attach({ stream: true, stdout: true, stderr: true });
         const drained = demux(container, stream, onOutput);
         // Registered before start so a fast exit is not missed; 'next-exit' because
@@ -134,6 +138,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         stopSignal: c.Labels[LABEL_STOP_SIGNAL] ?? 'SIGTERM',
         stopGraceMs: Number(c.Labels[LABEL_STOP_GRACE_MS] ?? 10_000),
         outputCapBytes: Number(c.Labels[LABEL_OUTPUT_CAP] ?? Infinity),
+        outputFilesCapBytes: Number(c.Labels[LABEL_OUTPUT_FILES_CAP] ?? 0),
         state: c.State === 'created' ? 'created' : c.State === 'running' || c.State === 'paused' || c.State === 'restarting' ? 'running' : 'exited',
       }));
     },
@@ -148,6 +153,16 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       const drained = demux(container, stream, onOutput);
       const exited = watchExit(container, container.wait(), drained, startedAt);
       return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
+    },
+
+    async collectOutputs(task: { id: string }) {
+      try {
+        const archive = await docker.getContainer(task.id).getArchive({ path: '/grid/out' });
+        return stripFirstComponent(archive);
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
     },
 
     async remove(task: { id: string }) {
@@ -225,6 +240,17 @@ async function signal(container: Docker.Container, name: string): Promise<boolea
 
 function tarOf(files: TaskFile[]): Promise<Buffer> {
   const pack = tar.pack();
+  pack.entry({ name: 'grid/in', type: 'directory', mode: 0o755, mtime: new Date() });
+  pack.entry({ name: 'grid/out', type: 'directory', mode: 0o777, mtime: new Date() });
+  const dirs = new Set<string>();
+  for (const f of files) {
+    const parts = f.path.replace(/^\/+/, '').split('/').slice(0, -1);
+    for (let i = 3; i <= parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (!dirs.has(dir)) pack.entry({ name: dir, type: 'directory', mode: 0o755, mtime: new Date() });
+      dirs.add(dir);
+    }
+  }
   for (const f of files) {
     pack.entry({ name: f.path.replace(/^\/+/, ''), mode: f.mode || 0o644, mtime: new Date() }, Buffer.from(f.content));
   }

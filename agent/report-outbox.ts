@@ -2,7 +2,7 @@
 // stream and an outage: each stays pending until acknowledged, and everything
 // pending is sent again, in order, on the next stream. The control plane treats
 // resends as duplicates, so at-least-once here is exactly-once in Postgres.
-// Memory is bounded: past `memoryLimitBytes`, output reports wait in a spill file.
+// Memory is bounded: past `memoryLimitBytes`, output and file reports wait in a spill file.
 import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConnectRequest } from '../common/gen/grid/v1/agent.js';
@@ -10,7 +10,7 @@ import type { AsyncQueue } from '../common/async-queue.js';
 
 export type Report = Extract<
   NonNullable<ConnectRequest['message']>,
-  { $case: 'jobStarted' | 'jobOutput' | 'jobFinished' }
+  { $case: 'jobStarted' | 'jobOutput' | 'jobOutputFiles' | 'jobFinished' }
 >;
 
 export interface ReportOutboxOptions {
@@ -60,7 +60,8 @@ export class ReportOutbox {
     const settled = new Promise<void>((resolve) => (acked = resolve));
     const bytes = sizeOf(report);
     const entry: Entry = { report, spilled: undefined, bytes, attempt: attemptOf(report), seq: undefined, acked };
-    if (report.$case === 'jobOutput' && this.memoryBytes + bytes > this.options.memoryLimitBytes && this.options.spillFile) {
+    const spillable = report.$case === 'jobOutput' || report.$case === 'jobOutputFiles';
+    if (spillable && this.memoryBytes + bytes > this.options.memoryLimitBytes && this.options.spillFile) {
       entry.spilled = this.spill(report);
       entry.report = undefined;
     } else {
@@ -151,6 +152,7 @@ function attemptOf(report: Report): string {
 }
 
 function sizeOf(report: Report): number {
+  if (report.$case === 'jobOutputFiles') return report.value.data.length + REPORT_OVERHEAD_BYTES;
   if (report.$case !== 'jobOutput') return REPORT_OVERHEAD_BYTES;
   return report.value.chunks.reduce((n, c) => n + c.data.length + 32, REPORT_OVERHEAD_BYTES);
 }

@@ -42,6 +42,7 @@ export interface FoundTask {
   stopSignal: string;
   stopGraceMs: number;
   outputCapBytes: number;
+  outputFilesCapBytes: number;
   /** created: never started; running; exited: ended while no agent watched. */
   state: 'created' | 'running' | 'exited';
 }
@@ -51,6 +52,8 @@ export interface RuntimeDriver {
   ping(): Promise<void>;
   /** Prepares and starts the task; its output goes to `onOutput` from the first byte. */
   start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask>;
+  /** A tar archive of what the exited task left under /grid/out (paths relative to it); undefined when none. */
+  collectOutputs(task: { id: string }): Promise<AsyncIterable<Buffer> | undefined>;
   /** Removes what start() left behind, after the exit was recorded. */
   remove(task: { id: string }): Promise<void>;
   /** The tasks of this node that exist in the runtime, e.g. after an agent restart. */

@@ -24,6 +24,13 @@ export interface TaskRunnerDeps {
   timeoutGraceMs: number;
 }
 
+const FILES_PIECE_BYTES = 1024 * 1024;
+
+/** An archive of an empty directory is only the two 512-byte end blocks. */
+function hasFiles(archive: Buffer): boolean {
+  return archive.length > 1024;
+}
+
 export interface TaskRunner {
   readonly ref: AttemptRef;
   cancel(graceMs: number, cause: CancelCause): void;
@@ -136,10 +143,42 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     } finally {
       clearTimeout(timer);
     }
+    const filesCap = source.kind === 'new' ? Number(source.task.outputFilesCapBytes) : source.found.outputFilesCapBytes;
+    if (filesCap > 0) await sendOutputFiles(running, filesCap);
     log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
     await report({ $case: 'jobFinished', value: finished });
     await deps.driver.remove(running);
   })();
+
+  /** The /grid/out archive in pieces, ahead of the final report; past the cap, only an error. */
+  async function sendOutputFiles(task: RunningTask, capBytes: number): Promise<void> {
+    const piece = (offset: number, data: Buffer, last: boolean, error = '') =>
+      void deps.report({ $case: 'jobOutputFiles', value: { attempt, offset: BigInt(offset), data, last, error } });
+    try {
+      const archive = await deps.driver.collectOutputs(task);
+      if (!archive) return;
+      // Held in memory up to the cap (bounded), so an oversized archive sends nothing but the error.
+      const parts: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of archive) {
+        total += chunk.length;
+        if (total > capBytes) {
+          piece(0, Buffer.alloc(0), true, `the files under /grid/out are more than this server's limit of ${capBytes} bytes; none were kept`);
+          return;
+        }
+        parts.push(chunk);
+      }
+      const all = Buffer.concat(parts);
+      if (!hasFiles(all)) return;
+      for (let offset = 0; offset < all.length; offset += FILES_PIECE_BYTES) {
+        const end = Math.min(all.length, offset + FILES_PIECE_BYTES);
+        piece(offset, all.subarray(offset, end), end === all.length);
+      }
+    } catch (err) {
+      log.warn({ err }, 'cannot collect output files');
+      piece(0, Buffer.alloc(0), true, `the output files could not be collected: ${(err as Error).message}`);
+    }
+  }
 
   return { ref: attempt, cancel: stop, reported, done };
 }

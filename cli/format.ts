@@ -58,9 +58,11 @@ export function jobDetails(job: Job): string {
     ['Ended', time(job.endedAt)],
     ['Ran for', runtime],
     ['Output', outputSummary(job)],
+    ['Files', job.outputFilesError ? `none kept: ${job.outputFilesError}` : job.outputFiles.length ? `${job.outputFiles.length} under /grid/out (gridctl outputs ${job.id})` : '-'],
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
-  return rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`).join('\n') + '\n';
+  const files = job.outputFiles.map((f) => `  ${formatBytes(Number(f.size)).padStart(10)}  ${f.path}`);
+  return [...rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`), ...files].join('\n') + '\n';
 }
 
 export function jobsTable(jobs: Job[]): string {

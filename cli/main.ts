@@ -8,6 +8,8 @@ import { connect, describeError, type GridClients } from './client.js';
 import { cancelCommand } from './commands/cancel.js';
 import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
+import { outputsCommand } from './commands/outputs.js';
+import { readInputs } from './inputs.js';
 import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
 import { splitRunOperands } from './run-spec.js';
 
@@ -56,13 +58,14 @@ program
   .option('--stop-grace <duration>', 'time between the stop signal and SIGKILL (default 10s)', parseDurationFlag)
   .option('-w, --workdir <dir>', 'working directory in the container')
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
+  .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
   .option('-d, --detach', 'print the job id and return at once')
   .action(
     action(async (clients, operands: string[], flags) => {
       const dashDash = process.argv.indexOf('--');
       const { script, rest } = splitRunOperands(operands, dashDash >= 0 ? process.argv.slice(dashDash + 1) : undefined);
       const workload = await readWorkload(script, rest);
-      return runCommand(clients, workload, flags);
+      return runCommand(clients, workload, flags, await readInputs(flags.input));
     }),
   );
 
@@ -83,6 +86,13 @@ program
   .option('-t, --timestamps', 'prefix each line with the time it was read on the node')
   .option('--tail <n>', 'only the last N lines of each stream (then follow, with -f)', parseIntFlag)
   .action(action((clients, job: string, flags) => logsCommand(clients, job, flags)));
+
+program
+  .command('outputs')
+  .description('fetch the files a job wrote under /grid/out')
+  .argument('<job>')
+  .option('--dest <dir>', 'directory to write them into', '.')
+  .action(action((clients, job: string, flags: { dest: string }) => outputsCommand(clients, job, flags)));
 
 program
   .command('runtimes')

@@ -1,6 +1,6 @@
 // Turns `gridctl run` flags and operands into a JobSpec. Pure, so every flag's
 // meaning is unit-tested without a server; the server validates it again.
-import type { JobSpec } from '../common/gen/grid/v1/job.js';
+import type { InputFile, JobSpec } from '../common/gen/grid/v1/job.js';
 import { msToDuration } from '../common/units.js';
 
 export interface RunFlags {
@@ -48,7 +48,12 @@ export function parseEnv(pairs: string[], localEnv: NodeJS.ProcessEnv): Record<s
   return env;
 }
 
-export function buildSpec(flags: RunFlags, workload: Workload, localEnv: NodeJS.ProcessEnv = process.env): JobSpec {
+export function buildSpec(
+  flags: RunFlags,
+  workload: Workload,
+  localEnv: NodeJS.ProcessEnv = process.env,
+  inputs: InputFile[] = [],
+): JobSpec {
   return {
     image: flags.image ?? '',
     command: workload.kind === 'command' ? workload.argv : [],
@@ -65,5 +70,6 @@ export function buildSpec(flags: RunFlags, workload: Workload, localEnv: NodeJS.
     queueTimeout: flags.queueTimeout !== undefined ? msToDuration(flags.queueTimeout) : undefined,
     stopSignal: flags.stopSignal ?? '',
     stopGrace: flags.stopGrace !== undefined ? msToDuration(flags.stopGrace) : undefined,
+    inputs,
   };
 }

@@ -25,6 +25,8 @@ import { publishJobRow, type JobEventBus } from './job-events.js';
 import {
   activeJobsOnNode,
   finishAttempt,
+  isCurrentAttempt,
+  recordOutputFiles,
   loseAttempts,
   markStarted,
   rowTask,
@@ -32,6 +34,8 @@ import {
   type ReportOutcome,
 } from './job-store.js';
 import { appendLogs } from './log-store.js';
+import { outputsKey, type BlobStore } from './blob-store.js';
+import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
 import type { NodeLiveness } from './node-liveness.js';
 import { sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
@@ -48,6 +52,7 @@ export interface AgentServiceDeps {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   backstopMarginMs: number;
+  blobs: BlobStore;
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
@@ -195,6 +200,19 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         const stored = await appendLogs(deps.sql, key, m.value.chunks);
         if (!stored) return refuse(session, request.seq, key, log);
         for (const chunk of stored) deps.events.publish(key.jobId, { kind: 'log', jobId: key.jobId, chunk });
+        ack(session, request.seq, true);
+        return;
+      }
+      case 'jobOutputFiles': {
+        const key = attemptKey(m.value.attempt);
+        if (!(await isCurrentAttempt(deps.sql, key))) return refuse(session, request.seq, key, log);
+        await deps.blobs.putChunk(outputsKey(key.jobId, key.attempt), Number(m.value.offset), m.value.data);
+        if (m.value.last) {
+          const result = m.value.error
+            ? { error: m.value.error }
+            : { files: await listFiles(deps.blobs.read(outputsKey(key.jobId, key.attempt))) };
+          await recordOutputFiles(deps.sql, key, result);
+        }
         ack(session, request.seq, true);
         return;
       }

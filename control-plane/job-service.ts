@@ -15,12 +15,13 @@ import {
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { invalidArgument, notFound, resourceExhausted } from '../common/errors.js';
-import { isTerminal } from '../common/job-state.js';
+import { isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js';
-import { cancelJob, getJob, insertJob, listJobs, rowToJob, type JobRow } from './job-store.js';
+import { cancelJob, getJob, insertJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
+import { outputsKey, type BlobStore } from './blob-store.js';
 import { readLogs } from './log-store.js';
 import { sendCancel, type NodeRegistry } from './node-registry.js';
 import type { RuntimeTable } from './runtime-presets.js';
@@ -38,6 +39,7 @@ export interface JobServiceDeps {
   backstopMarginMs: number;
   /** How often a watch re-reads its job from Postgres, in case an event never came. */
   watchRecheckMs: number;
+  blobs: BlobStore;
   log: Logger;
 }
 
@@ -77,7 +79,23 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     },
 
     async getJob(request) {
-      return { job: rowToJob(await requireJob(request.jobId)) };
+      const row = await requireJob(request.jobId);
+      const job = rowToJob(row);
+      if (row.attempt > 0) job.outputFiles = await outputFilesOf(sql, { jobId: row.id, attempt: row.attempt });
+      return { job };
+    },
+
+    async *downloadOutputs(request) {
+      const row = await requireJob(request.jobId);
+      const key = outputsKey(row.id, row.attempt);
+      if (row.attempt === 0 || (await deps.blobs.size(key)) === 0) {
+        throw notFound(
+          row.output_files_error
+            ? `job ${row.id} has no output files: ${row.output_files_error}`
+            : `job ${row.id} has no output files${isTerminal(stateFromDb(row.state)) ? ' (it wrote nothing under /grid/out)' : ' yet: they are collected when it ends'}`,
+        );
+      }
+      for await (const data of deps.blobs.read(key)) yield { data };
     },
 
     async listJobs(request) {

@@ -26,6 +26,7 @@ export interface JobRow {
   version: number;
   cancel_grace_ms: number | null;
   output_cap_bytes: number;
+  output_files_error: string | null;
   stdout_bytes: number | null;
   stderr_bytes: number | null;
   stop_grace_ms: number;
@@ -72,6 +73,9 @@ export function rowToJob(row: JobRow): Job {
             capBytes: BigInt(row.output_cap_bytes),
             truncated: row.stdout_bytes > row.output_cap_bytes || row.stderr_bytes > row.output_cap_bytes,
           },
+    // Listed by getJob (outputFilesOf); not loaded for every row of a list.
+    outputFiles: [],
+    outputFilesError: row.output_files_error ?? '',
   };
 }
 
@@ -373,4 +377,33 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
  */
 export async function unassign(sql: Sql, nodeId: string, keys: AttemptKey[]): Promise<JobRow[]> {
   return keys.length === 0 ? [] : loseAttempts(sql, nodeId, keys);
+}
+
+/** Whether the attempt is its job's current, active one: the fence for node reports. */
+export async function isCurrentAttempt(sql: Sql, key: AttemptKey): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})`;
+  return rows.length > 0;
+}
+
+export async function recordOutputFiles(
+  sql: Sql,
+  key: AttemptKey,
+  result: { files: { path: string; size: number }[] } | { error: string },
+): Promise<void> {
+  if ('error' in result) {
+    await sql`UPDATE jobs SET output_files_error = ${result.error} WHERE id = ${key.jobId} AND attempt = ${key.attempt}`;
+    return;
+  }
+  if (result.files.length === 0) return;
+  await sql`
+    INSERT INTO job_output_files (job_id, attempt, path, size)
+    SELECT ${key.jobId}, ${key.attempt}, f.path, f.size
+    FROM unnest(${result.files.map((f) => f.path)}::text[], ${result.files.map((f) => f.size)}::int8[]) AS f(path, size)
+    ON CONFLICT DO NOTHING`;
+}
+
+export async function outputFilesOf(sql: Sql, key: AttemptKey): Promise<{ path: string; size: bigint }[]> {
+  const rows = await sql<{ path: string; size: number }[]>`
+    SELECT path, size FROM job_output_files WHERE job_id = ${key.jobId} AND attempt = ${key.attempt} ORDER BY path`;
+  return rows.map((r) => ({ path: r.path, size: BigInt(r.size) }));
 }

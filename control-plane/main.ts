@@ -36,6 +36,8 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--default-grace <duration>', 'stop grace (stop signal → SIGKILL) of jobs that set none', 'GRID_DEFAULT_GRACE', DEFAULT_SPEC_POLICY.defaultStopGraceMs).argParser(parseDurationFlag))
   .addOption(envOption('--max-grace <duration>', 'longest stop grace a job or a cancel may ask for', 'GRID_MAX_GRACE', DEFAULT_SPEC_POLICY.maxStopGraceMs).argParser(parseDurationFlag))
   .addOption(envOption('--max-output <size>', 'output kept per stream of a job; the rest is dropped and reported', 'GRID_MAX_OUTPUT', DEFAULT_SPEC_POLICY.outputCapBytes).argParser(parseBytesFlag))
+  .addOption(envOption('--max-inputs <size>', 'input files of one job, in all', 'GRID_MAX_INPUTS', DEFAULT_SPEC_POLICY.maxInputBytes).argParser(parseBytesFlag))
+  .addOption(envOption('--max-output-files <size>', 'the /grid/out archive collected from one job', 'GRID_MAX_OUTPUT_FILES', DEFAULT_SPEC_POLICY.maxOutputFilesBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-queued <n>', 'queue depth beyond which submissions get RESOURCE_EXHAUSTED', 'GRID_MAX_QUEUED', 100_000).argParser(parseIntFlag))
   .addOption(envOption('--backstop-margin <duration>', 'past timeout + grace + this without a result, the control plane ends an attempt itself', 'GRID_BACKSTOP_MARGIN', 5000).argParser(parseDurationFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
@@ -66,6 +68,8 @@ const program = new Command('grid-control-plane')
           defaultStopGraceMs: flags.defaultGrace,
           maxStopGraceMs: flags.maxGrace,
           outputCapBytes: flags.maxOutput,
+          maxInputBytes: flags.maxInputs,
+          maxOutputFilesBytes: flags.maxOutputFiles,
         },
         heartbeatIntervalMs: flags.heartbeatInterval,
         heartbeatTimeoutMs: flags.heartbeatTimeout,

@@ -15,6 +15,7 @@ import { startDeadlineEnforcer } from './deadline-enforcer.js';
 import { createDispatcher } from './dispatcher.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createLocalEventBus } from './job-events.js';
+import { postgresBlobStore } from './blob-store.js';
 import { createJobService } from './job-service.js';
 import { NodeRegistry } from './node-registry.js';
 import { startNodeLiveness, type NodeLiveness } from './node-liveness.js';
@@ -68,6 +69,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }
 
   const events = createLocalEventBus();
+  const blobs = postgresBlobStore(sql);
   const registry = new NodeRegistry();
   const dispatcher = createDispatcher({ sql, registry, events, log, sweepIntervalMs: options.dispatchSweepMs });
 
@@ -84,6 +86,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       maxQueued: options.maxQueued,
       backstopMarginMs: options.backstopMarginMs,
       watchRecheckMs: 2000,
+      blobs,
       log,
     }),
   );
@@ -101,6 +104,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       backstopMarginMs: options.backstopMarginMs,
+      blobs,
     }),
   );
   liveness = startNodeLiveness({

@@ -28,6 +28,10 @@ export interface SpecPolicy {
   maxStopGraceMs: number;
   /** Output kept per stream of a job; past it the job runs on and the rest is dropped. */
   outputCapBytes: number;
+  /** Input files of one job, in all. */
+  maxInputBytes: number;
+  /** The /grid/out archive collected from one job. */
+  maxOutputFilesBytes: number;
 }
 
 export const DEFAULT_SPEC_POLICY: SpecPolicy = {
@@ -50,13 +54,16 @@ export const DEFAULT_SPEC_POLICY: SpecPolicy = {
   defaultStopGraceMs: 10_000,
   maxStopGraceMs: 5 * 60_000,
   outputCapBytes: 16 * 1024 ** 2,
+  maxInputBytes: 16 * 1024 ** 2,
+  maxOutputFilesBytes: 64 * 1024 ** 2,
 };
 
 /** Signals a job may choose to be asked to stop with (SIGKILL always follows the grace). */
 export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'];
 
-/** Where scripts (and, later, input files) are placed in the container. */
+/** Where scripts and input files are placed in the container. */
 export const INPUT_DIR = '/grid/in';
+const MAX_INPUT_FILES = 10_000;
 
 const MAX_ARGV = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
@@ -126,6 +133,8 @@ export function validateSubmission(
     spec.image ||= policy.defaultImage;
     argv = [...spec.command, ...spec.args];
   }
+
+  files.push(...inputFiles(spec, policy, files.map((f) => f.path)));
 
   const imageProblem = imageReferenceProblem(spec.image);
   if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
@@ -197,6 +206,7 @@ export function validateSubmission(
     stopSignal: spec.stopSignal,
     stopGrace: spec.stopGrace,
     outputCapBytes: BigInt(policy.outputCapBytes),
+    outputFilesCapBytes: BigInt(policy.maxOutputFilesBytes),
   };
   return { spec, task };
 }
@@ -224,4 +234,27 @@ export function boundedDuration(field: string, value: Duration | undefined, defa
     throw invalidArgument(`${field} is ${formatDurationMs(ms)}, above this server's maximum of ${formatDurationMs(maxMs)}`);
   }
   return ms;
+}
+
+/** Input files as task files under /grid/in: relative, no "..", size-capped. */
+function inputFiles(spec: JobSpec, policy: SpecPolicy, taken: string[]): TaskFile[] {
+  if (spec.inputs.length > MAX_INPUT_FILES) {
+    throw invalidArgument(`spec.inputs has ${spec.inputs.length} files; at most ${MAX_INPUT_FILES}`);
+  }
+  let total = 0;
+  const seen = new Set(taken);
+  return spec.inputs.map((input, i) => {
+    const parts = input.path.split('/');
+    if (!input.path || input.path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || input.path.includes('\0')) {
+      throw invalidArgument(`spec.inputs[${i}].path "${input.path}" must be a relative path without "." or ".." parts`);
+    }
+    const path = `${INPUT_DIR}/${input.path}`;
+    if (seen.has(path)) throw invalidArgument(`spec.inputs[${i}].path "${input.path}" is given twice (or clashes with the script)`);
+    seen.add(path);
+    total += input.content.length;
+    if (total > policy.maxInputBytes) {
+      throw invalidArgument(`spec.inputs add up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
+    }
+    return { path, content: Buffer.from(input.content), mode: input.mode & 0o777 || 0o644 };
+  });
 }

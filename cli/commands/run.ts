@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { EndReason, JobState, type Job, type JobSpec } from '../../common/gen/grid/v1/job.js';
+import { EndReason, JobState, type InputFile, type Job, type JobSpec } from '../../common/gen/grid/v1/job.js';
 import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
@@ -45,8 +45,13 @@ export async function submit(clients: GridClients, spec: JobSpec): Promise<Job> 
   }
 }
 
-export async function runCommand(clients: GridClients, workload: Workload, options: RunOptions): Promise<number> {
-  const spec = buildSpec(options, workload);
+export async function runCommand(
+  clients: GridClients,
+  workload: Workload,
+  options: RunOptions,
+  inputs: InputFile[] = [],
+): Promise<number> {
+  const spec = buildSpec(options, workload, process.env, inputs);
   const job = await submit(clients, spec);
   if (options.detach) {
     process.stdout.write(job.id + '\n');

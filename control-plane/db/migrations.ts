@@ -132,4 +132,25 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN stderr_bytes bigint;
     `,
   },
+  {
+    version: 5,
+    name: 'blobs and output files',
+    sql: `
+      -- Blob storage in Postgres, chunked, so every control plane sees the same data.
+      CREATE TABLE blob_chunks (
+        blob_key     text NOT NULL,
+        byte_offset  bigint NOT NULL,
+        data         bytea NOT NULL,
+        PRIMARY KEY (blob_key, byte_offset)
+      );
+      CREATE TABLE job_output_files (
+        job_id   uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        attempt  integer NOT NULL,
+        path     text NOT NULL,
+        size     bigint NOT NULL,
+        PRIMARY KEY (job_id, attempt, path)
+      );
+      ALTER TABLE jobs ADD COLUMN output_files_error text;
+    `,
+  },
 ];

@@ -19,6 +19,8 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     startedAt: undefined,
     endedAt: undefined,
     output: undefined,
+    outputFiles: [],
+    outputFilesError: '',
   };
 }
 

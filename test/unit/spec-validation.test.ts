@@ -22,6 +22,7 @@ function spec(overrides: Partial<JobSpec> = {}): JobSpec {
     queueTimeout: undefined,
     stopSignal: '',
     stopGrace: undefined,
+    inputs: [],
     ...overrides,
   };
 }

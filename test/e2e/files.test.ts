@@ -1,0 +1,97 @@
+// Input and output files end to end: a directory of files (one binary) goes in
+// under /grid/in, the job writes files under /grid/out, and `gridctl outputs`
+// brings them back byte for byte. Both directions are size-capped with a message.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import {
+  clients,
+  gridctl,
+  startAgent,
+  startControlPlane,
+  waitForNodes,
+  type Clients,
+  type ControlPlaneProcess,
+  type RunningProcess,
+} from '../helpers/grid.js';
+
+let db: TestDatabase;
+let cp: ControlPlaneProcess;
+let agent: RunningProcess;
+let api: Clients;
+const NODE = `files-${process.pid}`;
+
+test.before(async () => {
+  db = await createTestDatabase();
+  cp = await startControlPlane(db.url, ['--max-inputs', '4m', '--max-output-files', '3m']);
+  agent = startAgent(cp.address, NODE);
+  api = clients(cp.address);
+  await waitForNodes(api, [NODE]);
+});
+
+test.after.always(async () => {
+  api?.close();
+  await agent?.stop();
+  await cp?.stop();
+  await db?.drop();
+});
+
+test.serial('input and output files round-trip byte for byte (a directory of several files, one binary)', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'grid-files-'));
+  const binary = randomBytes(300_000);
+  mkdirSync(join(work, 'data', 'nested'), { recursive: true });
+  writeFileSync(join(work, 'data', 'table.csv'), 'a,b\n1,2\n');
+  writeFileSync(join(work, 'data', 'nested', 'blob.bin'), binary);
+  writeFileSync(join(work, 'notes.txt'), 'just one file\n');
+  writeFileSync(
+    join(work, 'job.sh'),
+    [
+      'set -e',
+      'ls -R /grid/in > /grid/out/listing.txt',
+      'cp -r /grid/in/data /grid/out/copy',
+      'cat /grid/in/notes.txt /grid/in/data/table.csv > /grid/out/joined.txt',
+      'echo done',
+    ].join('\n'),
+  );
+  const run = await gridctl(cp.address, ['run', 'job.sh', '--input', 'data/', '--input', 'notes.txt'], { cwd: work });
+  t.is(run.code, 0, run.stderr.toString());
+  t.is(run.stdout.toString(), 'done\n');
+  const jobId = JSON.parse((await gridctl(cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
+
+  const status = await gridctl(cp.address, ['status', jobId]);
+  t.regex(status.stdout.toString(), /^Files:\s+4 under \/grid\/out/m);
+  t.regex(status.stdout.toString(), /293 KiB\s+copy\/nested\/blob\.bin$/m);
+
+  const dest = join(work, 'fetched');
+  const fetched = await gridctl(cp.address, ['outputs', jobId, '--dest', dest]);
+  t.is(fetched.code, 0, fetched.stderr.toString());
+  t.deepEqual(readFileSync(join(dest, 'copy', 'nested', 'blob.bin')), binary);
+  t.is(readFileSync(join(dest, 'copy', 'table.csv'), 'utf8'), 'a,b\n1,2\n');
+  t.is(readFileSync(join(dest, 'joined.txt'), 'utf8'), 'just one file\na,b\n1,2\n');
+  t.regex(readFileSync(join(dest, 'listing.txt'), 'utf8'), /job\.sh/);
+});
+
+test.serial('inputs above the server limit are refused at submit; outputs above it are reported, not kept', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'grid-files-'));
+  writeFileSync(join(work, 'big.bin'), randomBytes(5 * 1024 * 1024));
+  const tooBig = await gridctl(cp.address, ['run', '--input', 'big.bin', '--', 'true'], { cwd: work });
+  t.is(tooBig.code, 125);
+  t.regex(tooBig.stderr.toString(), /spec\.inputs add up to more than this server's limit of 4 MiB/);
+
+  const many = await gridctl(cp.address, ['run', '--', 'sh', '-c', 'head -c 4194304 /dev/urandom > /grid/out/big.bin']);
+  t.is(many.code, 0);
+  const jobId = JSON.parse((await gridctl(cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
+  const status = await gridctl(cp.address, ['status', jobId]);
+  t.regex(status.stdout.toString(), /^Files:\s+none kept: the files under \/grid\/out are more than this server's limit of 3145728 bytes/m);
+  const fetch = await gridctl(cp.address, ['outputs', jobId, '--dest', join(work, 'x')]);
+  t.is(fetch.code, 125);
+  t.regex(fetch.stderr.toString(), /has no output files: the files under \/grid\/out are more than/);
+
+  const none = await gridctl(cp.address, ['run', '-d', '--', 'true']);
+  await gridctl(cp.address, ['logs', '-f', none.stdout.toString().trim()]);
+  const empty = await gridctl(cp.address, ['outputs', none.stdout.toString().trim()]);
+  t.regex(empty.stderr.toString(), /has no output files \(it wrote nothing under \/grid\/out\)/);
+});
