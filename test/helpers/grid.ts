@@ -2,9 +2,9 @@
 // control planes on port 0, agents against the real Docker engine, and gridctl.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
 import { createChannel, createClient } from 'nice-grpc';
@@ -48,8 +48,14 @@ function startProcess(file: string, args: string[], env: Record<string, string> 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  // GRID_TEST_LOG_DIR keeps every process's log in a file, to read after a failure.
+  const logFile = process.env.GRID_TEST_LOG_DIR ? join(process.env.GRID_TEST_LOG_DIR, `${basename(dirname(file))}-${child.pid}.log`) : undefined;
+  const keep = (d: Buffer) => {
+    output += d;
+    if (logFile) appendFileSync(logFile, d);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,

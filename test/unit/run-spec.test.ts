@@ -63,6 +63,7 @@ test('buildSpec for a command with no flags leaves every default to the server',
     queueTimeout: undefined,
     stopSignal: '',
     stopGrace: undefined,
+    inputs: [],
   });
 });
 
@@ -93,6 +94,7 @@ test('buildSpec for a command carries every flag', (t) => {
     queueTimeout: { seconds: 60n, nanos: 0 },
     stopSignal: 'SIGINT',
     stopGrace: { seconds: 0n, nanos: 0 },
+    inputs: [],
   });
 });
 
