@@ -105,6 +105,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             PidsLimit: Number(task.pidsLimit) || undefined,
             // Without an init the command is PID 1 and ignores SIGTERM by default.
             Init: true,
+            Mounts: task.cacheMounts.map((m) => ({ Type: 'volume' as const, Source: cacheVolume(m.name), Target: m.path })),
           },
         });
       } catch (err) {
@@ -279,3 +280,11 @@ function messageOf(err: unknown): string {
   return json?.message ?? (err instanceof Error ? err.message : String(err));
 }
 
+
+/** Only the agent's own cache volumes may be mounted: never a host path, never another volume. */
+function cacheVolume(name: string): string {
+  if (!/^grid-cache-[a-z0-9][a-z0-9_.-]{0,63}$/.test(name)) {
+    throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cache volume "${name}" is not one this agent keeps`);
+  }
+  return name;
+}

@@ -59,12 +59,13 @@ program
   .option('-w, --workdir <dir>', 'working directory in the container')
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
   .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
+  .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
   .option('-d, --detach', 'print the job id and return at once')
   .action(
     action(async (clients, operands: string[], flags) => {
       const dashDash = process.argv.indexOf('--');
       const { script, rest } = splitRunOperands(operands, dashDash >= 0 ? process.argv.slice(dashDash + 1) : undefined);
-      const workload = await readWorkload(script, rest);
+      const workload = await readWorkload(script, rest, flags);
       return runCommand(clients, workload, flags, await readInputs(flags.input));
     }),
   );

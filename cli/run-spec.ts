@@ -19,7 +19,7 @@ export interface RunFlags {
 
 export type Workload =
   | { kind: 'command'; argv: string[] }
-  | { kind: 'script'; name: string; content: Buffer; args: string[] };
+  | { kind: 'script'; name: string; content: Buffer; args: string[]; requirements?: Buffer };
 
 /**
  * Reads `gridctl run` operands: everything after `--` is the command, unless a
@@ -71,5 +71,6 @@ export function buildSpec(
     stopSignal: flags.stopSignal ?? '',
     stopGrace: flags.stopGrace !== undefined ? msToDuration(flags.stopGrace) : undefined,
     inputs,
+    requirements: workload.kind === 'script' && workload.requirements ? workload.requirements : Buffer.alloc(0),
   };
 }

@@ -10,10 +10,12 @@ export interface RuntimePreset {
   interpreter: string[];
   /** File extensions (with the dot) that select this runtime when none is named. */
   extensions: string[];
+  /** Whether a pip requirements file can come with a script (the image needs python3 with venv, and flock). */
+  requirements?: boolean;
 }
 
 export const DEFAULT_RUNTIMES: readonly RuntimePreset[] = [
-  { name: 'python', image: 'python:3.12-slim', interpreter: ['python3', '-u'], extensions: ['.py'] },
+  { name: 'python', image: 'python:3.12-slim', interpreter: ['python3', '-u'], extensions: ['.py'], requirements: true },
   { name: 'node', image: 'node:22-slim', interpreter: ['node'], extensions: ['.js', '.mjs', '.cjs'] },
   { name: 'bash', image: 'bash:5.2', interpreter: ['bash'], extensions: ['.bash'] },
   { name: 'sh', image: 'busybox:1.37', interpreter: ['sh'], extensions: ['.sh'] },

@@ -2,7 +2,8 @@
 // every refusal is an INVALID_ARGUMENT whose message names the field and says
 // what would be accepted, and nothing is stored for a refused spec.
 import type { JobSpec } from '../common/gen/grid/v1/job.js';
-import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
+import type { CacheMount, Task, TaskFile } from '../common/gen/grid/v1/agent.js';
+import { withRequirements } from './python-requirements.js';
 import { invalidArgument } from '../common/errors.js';
 import type { Duration } from '../common/gen/google/protobuf/duration.js';
 import { durationToMs, formatBytes, formatDurationMs, msToDuration, safeNumber } from '../common/units.js';
@@ -103,6 +104,7 @@ export function validateSubmission(
 
   let argv: string[];
   const files: TaskFile[] = [];
+  const mounts: CacheMount[] = [];
   if (spec.script) {
     const script = spec.script;
     if (!SCRIPT_NAME.test(script.name) || script.name === '.' || script.name === '..') {
@@ -129,7 +131,18 @@ export function validateSubmission(
     const path = `${INPUT_DIR}/${script.name}`;
     files.push({ path, content: script.content, mode: 0o755 });
     argv = [...preset.interpreter, path, ...spec.args];
+    if (spec.requirements.length > 0) {
+      if (!preset.requirements) {
+        throw invalidArgument(`spec.requirements needs a runtime that installs them (python); "${preset.name}" does not`);
+      }
+      if (spec.requirements.length > 1024 * 1024) throw invalidArgument('spec.requirements is larger than 1 MiB');
+      const resolved = withRequirements(spec.requirements, path, spec.args);
+      argv = resolved.argv;
+      files.push(...resolved.files);
+      mounts.push(...resolved.mounts);
+    }
   } else {
+    if (spec.requirements.length > 0) throw invalidArgument('spec.requirements goes with a python script, not with a command');
     spec.image ||= policy.defaultImage;
     argv = [...spec.command, ...spec.args];
   }
@@ -207,6 +220,7 @@ export function validateSubmission(
     stopGrace: spec.stopGrace,
     outputCapBytes: BigInt(policy.outputCapBytes),
     outputFilesCapBytes: BigInt(policy.maxOutputFilesBytes),
+    cacheMounts: mounts,
   };
   return { spec, task };
 }

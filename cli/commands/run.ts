@@ -1,7 +1,8 @@
 // gridctl run: submit, then follow the job's output live and exit with its code.
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { EndReason, JobState, type InputFile, type Job, type JobSpec } from '../../common/gen/grid/v1/job.js';
 import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
@@ -14,7 +15,15 @@ export interface RunOptions extends RunFlags {
   detach?: boolean;
 }
 
-export async function readWorkload(script: string | undefined, rest: string[]): Promise<Workload> {
+/**
+ * The workload from run's operands. A python script takes --requirements FILE,
+ * or a requirements.txt found beside it.
+ */
+export async function readWorkload(
+  script: string | undefined,
+  rest: string[],
+  options: { requirements?: string; runtime?: string } = {},
+): Promise<Workload> {
   if (script === undefined) {
     if (rest.length === 0) throw new Error('nothing to run: give a script (gridctl run job.py) or a command after -- (gridctl run -- echo hi)');
     return { kind: 'command', argv: rest };
@@ -29,7 +38,18 @@ export async function readWorkload(script: string | undefined, rest: string[]): 
     }
     throw new Error(`cannot read ${script}: ${(err as Error).message}`);
   }
-  return { kind: 'script', name: basename(script), content, args: rest };
+  const python = options.runtime ? options.runtime === 'python' : script.endsWith('.py');
+  const beside = join(dirname(script), 'requirements.txt');
+  const requirementsFile = options.requirements ?? (python && existsSync(beside) ? beside : undefined);
+  let requirements: Buffer | undefined;
+  if (requirementsFile) {
+    try {
+      requirements = await readFile(requirementsFile);
+    } catch (err) {
+      throw new Error(`cannot read requirements ${requirementsFile}: ${(err as Error).message}`);
+    }
+  }
+  return { kind: 'script', name: basename(script), content, args: rest, requirements };
 }
 
 export async function submit(clients: GridClients, spec: JobSpec): Promise<Job> {

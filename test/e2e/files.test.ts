@@ -2,6 +2,7 @@
 // under /grid/in, the job writes files under /grid/out, and `gridctl outputs`
 // brings them back byte for byte. Both directions are size-capped with a message.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,4 +95,51 @@ test.serial('inputs above the server limit are refused at submit; outputs above 
   await gridctl(cp.address, ['logs', '-f', none.stdout.toString().trim()]);
   const empty = await gridctl(cp.address, ['outputs', none.stdout.toString().trim()]);
   t.regex(empty.stderr.toString(), /has no output files \(it wrote nothing under \/grid\/out\)/);
+});
+
+/** A minimal wheel, built here (no network): gridhello 1.0 with one module. */
+function buildWheel(dir: string): void {
+  const script = String.raw`
+import base64, hashlib, sys, zipfile
+files = {
+    'gridhello/__init__.py': 'GREETING = "hello from a wheel"\n',
+    'gridhello-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: gridhello\nVersion: 1.0\n',
+    'gridhello-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: grid-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+}
+record = []
+with zipfile.ZipFile(sys.argv[1], 'w') as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+        record.append(f'{name},sha256={digest},{len(data)}')
+    record.append('gridhello-1.0.dist-info/RECORD,,')
+    z.writestr('gridhello-1.0.dist-info/RECORD', '\n'.join(record) + '\n')
+`;
+  mkdirSync(join(dir, 'wheels'), { recursive: true });
+  execFileSync('python3', ['-c', script, join(dir, 'wheels', 'gridhello-1.0-py3-none-any.whl')]);
+}
+
+test.serial('a python script with a requirements.txt beside it installs from a local wheelhouse; the second run skips the install', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'grid-req-'));
+  buildWheel(work);
+  writeFileSync(join(work, 'hello.py'), 'import gridhello\nprint(gridhello.GREETING)\n');
+  // A token of this run makes the requirements new to the node's cache, whatever ran before.
+  writeFileSync(
+    join(work, 'requirements.txt'),
+    `# run ${randomBytes(6).toString('hex')}\n--no-index\n--find-links /grid/in/wheels\ngridhello==1.0\n`,
+  );
+  const first = await gridctl(cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
+  t.is(first.code, 0, first.stderr.toString());
+  t.is(first.stdout.toString(), 'hello from a wheel\n');
+  t.regex(first.stderr.toString(), /grid: installing requirements/);
+  const second = await gridctl(cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
+  t.is(second.code, 0, second.stderr.toString());
+  t.is(second.stdout.toString(), 'hello from a wheel\n');
+  t.notRegex(second.stderr.toString(), /installing/);
+
+  writeFileSync(join(work, 'job.sh'), 'echo hi\n');
+  const refused = await gridctl(cp.address, ['run', '--requirements', 'requirements.txt', 'job.sh'], { cwd: work });
+  t.is(refused.code, 125);
+  t.regex(refused.stderr.toString(), /spec\.requirements needs a runtime that installs them \(python\); "sh" does not/);
 });

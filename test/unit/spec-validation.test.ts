@@ -23,6 +23,7 @@ function spec(overrides: Partial<JobSpec> = {}): JobSpec {
     stopSignal: '',
     stopGrace: undefined,
     inputs: [],
+    requirements: Buffer.alloc(0),
     ...overrides,
   };
 }
