@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import tar from 'tar-stream';
 import { stripFirstComponent } from '../common/tar-archive.js';
+import { imageRefusal } from './image-policy.js';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { durationToMs } from '../common/units.js';
@@ -15,6 +16,8 @@ export type PullPolicy = 'missing' | 'never';
 export interface DockerDriverOptions {
   socketPath: string;
   pull: PullPolicy;
+  /** Image reference prefixes this node runs; empty: any. */
+  allowedImages: string[];
   log: Logger;
 }
 
@@ -71,6 +74,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
     },
 
     async start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask> {
+      const refusal = imageRefusal(task.image, options.allowedImages);
+      if (refusal) throw new TaskStartError(EndReason.END_REASON_IMAGE_UNAVAILABLE, refusal);
       await ensureImage(task.image);
       let container: Docker.Container;
       try {

@@ -18,6 +18,8 @@ export interface AgentSettings {
   labels: Record<string, string>;
   dockerSocket: string;
   pull: PullPolicy;
+  /** Image reference prefixes this node runs; empty or unset: any. */
+  allowedImages?: string[];
   heartbeatIntervalMs: number;
   timeoutGraceMs: number;
   /** Reports held in memory while the control plane is away, before spilling to disk. */
@@ -25,7 +27,12 @@ export interface AgentSettings {
 }
 
 export async function launchAgent(settings: AgentSettings, log: Logger): Promise<Agent> {
-  const driver = createDockerDriver({ socketPath: settings.dockerSocket, pull: settings.pull, log });
+  const driver = createDockerDriver({
+    socketPath: settings.dockerSocket,
+    pull: settings.pull,
+    allowedImages: settings.allowedImages ?? [],
+    log,
+  });
   await driver.ping();
   const cpus = settings.cpus ?? availableParallelism();
   return startAgent({

@@ -27,6 +27,7 @@ const program = new Command('grid-agent')
     }),
   )
   .addOption(envOption('--docker-socket <path>', 'Docker engine socket', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
+  .addOption(envOption('--allowed-images <prefixes>', 'only run images starting with one of these, comma-separated (default: any)', 'GRID_ALLOWED_IMAGES', []).argParser((t: string) => t.split(',').map((s) => s.trim()).filter(Boolean)))
   .addOption(new Option('--pull <policy>', 'pull images that are not on the node').choices(['missing', 'never']).default('missing').env('GRID_PULL'))
   .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
   .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseDurationFlag))
@@ -48,6 +49,7 @@ const program = new Command('grid-agent')
           labels: flags.labels,
           dockerSocket: flags.dockerSocket,
           pull: flags.pull,
+          allowedImages: flags.allowedImages,
           heartbeatIntervalMs: flags.heartbeatInterval,
           timeoutGraceMs: flags.timeoutGrace,
           outboxMemoryBytes: flags.outboxMemory,

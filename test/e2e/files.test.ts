@@ -143,3 +143,23 @@ test.serial('a python script with a requirements.txt beside it installs from a l
   t.is(refused.code, 125);
   t.regex(refused.stderr.toString(), /spec\.requirements needs a runtime that installs them \(python\); "sh" does not/);
 });
+
+test.serial('an agent with an image policy ends a job with another image IMAGE_UNAVAILABLE, saying why', async (t) => {
+  const other = await createTestDatabase();
+  const strictCp = await startControlPlane(other.url);
+  const strictApi = clients(strictCp.address);
+  const strict = startAgent(strictCp.address, `strict-${process.pid}`, ['--allowed-images', 'grid-test/busybox']);
+  try {
+    await waitForNodes(strictApi, [`strict-${process.pid}`]);
+    const refused = await gridctl(strictCp.address, ['run', '--image', 'grid-test/python:3', '--', 'true']);
+    t.is(refused.code, 121);
+    t.regex(refused.stderr.toString(), /IMAGE_UNAVAILABLE\): image grid-test\/python:3 is not allowed on this node \(allowed: grid-test\/busybox\)/);
+    const allowed = await gridctl(strictCp.address, ['run', '--', 'echo', 'ok']);
+    t.is(allowed.stdout.toString(), 'ok\n');
+  } finally {
+    strictApi.close();
+    await strict.stop();
+    await strictCp.stop();
+    await other.drop();
+  }
+});
