@@ -64,6 +64,7 @@ test('buildSpec for a command with no flags leaves every default to the server',
     stopSignal: '',
     stopGrace: undefined,
     inputs: [],
+    requirements: Buffer.alloc(0),
   });
 });
 
@@ -95,6 +96,7 @@ test('buildSpec for a command carries every flag', (t) => {
     stopSignal: 'SIGINT',
     stopGrace: { seconds: 0n, nanos: 0 },
     inputs: [],
+    requirements: Buffer.alloc(0),
   });
 });
 

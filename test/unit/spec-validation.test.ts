@@ -135,7 +135,7 @@ test('an explicit image overrides the runtime preset image but keeps its interpr
 
 test('validation does not mutate the spec it is given', (t) => {
   const commandInput = spec({ env: { A: '1' }, resources: { cpus: 0, memoryBytes: 0n } });
-  const commandCopy = structuredClone(commandInput);
+  const commandCopy = spec({ env: { A: '1' }, resources: { cpus: 0, memoryBytes: 0n } });
   validateSubmission(commandInput, DEFAULT_SPEC_POLICY, runtimes);
   t.deepEqual(commandInput, commandCopy);
   t.is(commandInput.image, '');
