@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { ClientError, Status } from 'nice-grpc';
 import { EndReason, JobState } from '../../common/gen/grid/v1/job.js';
 import { msToDuration } from '../../common/units.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase } from '../helpers/postgres.js';
 import {
   clients,
   commandSpec,
@@ -18,32 +18,12 @@ import {
   startControlPlane,
   waitForJob,
   waitForNodes,
-  type Clients,
-  type ControlPlaneProcess,
-  type RunningProcess,
+  useGrid,
 } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-let db: TestDatabase;
-let cp: ControlPlaneProcess;
-let agent: RunningProcess;
-let api: Clients;
 const NODE = `cancel-${process.pid}`;
-
-test.before(async () => {
-  db = await createTestDatabase();
-  cp = await startControlPlane(db.url);
-  agent = startAgent(cp.address, NODE, ['--slots', '8', '--cpus', '8']);
-  api = clients(cp.address);
-  await waitForNodes(api, [NODE]);
-});
-
-test.after.always(async () => {
-  api?.close();
-  await agent?.stop();
-  await cp?.stop();
-  await db?.drop();
-});
+const grid = useGrid(test, { nodeId: NODE, agentArgs: ['--slots', '8', '--cpus', '8'] });
 
 /** Resolves with the time the job's container stopped running (or vanished). */
 async function containerGone(jobId: string): Promise<number> {
@@ -58,20 +38,20 @@ const BUSY_IGNORING_TERM = ['sh', '-c', "trap '' TERM; while :; do :; done"];
 
 for (const [graceArg, graceMs] of [['3s', 3000], ['0s', 0]] as const) {
   test.serial(`a CPU-bound job ignoring SIGTERM is gone within grace + 1 s of a cancel (grace ${graceArg})`, async (t) => {
-    const { job } = await api.jobs.submitJob({ spec: commandSpec(BUSY_IGNORING_TERM, { resources: { cpus: 0.5, memoryBytes: 0n } }), requestId: '' });
-    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
+    const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(BUSY_IGNORING_TERM, { resources: { cpus: 0.5, memoryBytes: 0n } }), requestId: '' });
+    await waitForJob(grid.api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
     await sleep(300);
     // Timed from the cancel reaching the control plane (not from a CLI's start-up).
     const cancelledAt = Date.now();
     const gone = containerGone(job!.id);
-    await api.jobs.cancelJob({ jobId: job!.id, grace: msToDuration(graceMs) });
+    await grid.api.jobs.cancelJob({ jobId: job!.id, grace: msToDuration(graceMs) });
     const goneAfter = (await gone) - cancelledAt;
     t.log(`container gone ${goneAfter} ms after the cancel (grace ${graceMs} ms)`);
     t.true(goneAfter <= graceMs + 1000, `gone after ${goneAfter} ms`);
     if (graceMs > 0) t.true(goneAfter >= graceMs - 100, 'the grace was honoured before SIGKILL');
-    const cancel = await gridctl(cp.address, ['cancel', job!.id, '--grace', graceArg, '--wait']);
+    const cancel = await gridctl(grid.cp.address, ['cancel', job!.id, '--grace', graceArg, '--wait']);
     t.is(cancel.code, 130, cancel.stderr.toString());
-    const final = (await api.jobs.getJob({ jobId: job!.id })).job!;
+    const final = (await grid.api.jobs.getJob({ jobId: job!.id })).job!;
     t.is(final.state, JobState.JOB_STATE_CANCELLED);
     t.is(final.endReason, EndReason.END_REASON_CANCELLED);
   });
@@ -79,11 +59,11 @@ for (const [graceArg, graceMs] of [['3s', 3000], ['0s', 0]] as const) {
 
 test.serial('a job with a 2 s timeout running sleep 60 ends TIMED_OUT in 2–4 s and its container is gone', async (t) => {
   const started = Date.now();
-  const run = await gridctl(cp.address, ['run', '--timeout', '2s', '--', 'sleep', '60']);
+  const run = await gridctl(grid.cp.address, ['run', '--timeout', '2s', '--', 'sleep', '60']);
   const took = Date.now() - started;
   t.is(run.code, 124, run.stderr.toString());
   t.regex(run.stderr.toString(), /ended FAILED \(TIMED_OUT\): stopped after its timeout of 2s/);
-  const [job] = (await api.jobs.listJobs({ states: [JobState.JOB_STATE_FAILED], pageSize: 1, pageToken: '' })).jobs;
+  const [job] = (await grid.api.jobs.listJobs({ states: [JobState.JOB_STATE_FAILED], pageSize: 1, pageToken: '' })).jobs;
   t.is(job!.endReason, EndReason.END_REASON_TIMED_OUT);
   const ran = job!.endedAt!.getTime() - job!.startedAt!.getTime();
   t.log(`ran ${ran} ms; gridctl returned after ${took} ms`);
@@ -96,32 +76,32 @@ test.serial('a job with a 2 s timeout running sleep 60 ends TIMED_OUT in 2–4 s
 });
 
 test.serial('a job that allocates past its memory limit ends OOM_KILLED', async (t) => {
-  const run = await gridctl(cp.address, [
+  const run = await gridctl(grid.cp.address, [
     'run', '--image', PYTHON, '--memory', '32m', '--', 'python3', '-c', 'a = bytearray(256 * 1024 * 1024); print(len(a))',
   ]);
   t.is(run.code, 137, run.stderr.toString());
   t.regex(run.stderr.toString(), /OOM_KILLED/);
-  const [job] = (await api.jobs.listJobs({ states: [JobState.JOB_STATE_FAILED], pageSize: 1, pageToken: '' })).jobs;
+  const [job] = (await grid.api.jobs.listJobs({ states: [JobState.JOB_STATE_FAILED], pageSize: 1, pageToken: '' })).jobs;
   t.is(job!.endReason, EndReason.END_REASON_OOM_KILLED);
 });
 
 test.serial('cancelling a queued job ends it at once; cancelling a finished one changes nothing, twice', async (t) => {
   // No slot can take a job this large: it stays queued.
-  const { job } = await api.jobs.submitJob({ spec: commandSpec(['true'], { resources: { cpus: 200, memoryBytes: 0n } }), requestId: '' });
-  const cancelled = (await api.jobs.cancelJob({ jobId: job!.id, grace: undefined })).job!;
+  const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['true'], { resources: { cpus: 200, memoryBytes: 0n } }), requestId: '' });
+  const cancelled = (await grid.api.jobs.cancelJob({ jobId: job!.id, grace: undefined })).job!;
   t.is(cancelled.state, JobState.JOB_STATE_CANCELLED);
   t.is(cancelled.endReason, EndReason.END_REASON_CANCELLED);
   t.is(cancelled.startedAt, undefined, 'it never started');
 
-  const done = await gridctl(cp.address, ['run', '-d', '--', 'true']);
+  const done = await gridctl(grid.cp.address, ['run', '-d', '--', 'true']);
   const id = done.stdout.toString().trim();
-  await waitForJob(api, id, (j) => j.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
+  await waitForJob(grid.api, id, (j) => j.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
   for (let i = 0; i < 2; i++) {
-    const again = (await api.jobs.cancelJob({ jobId: id, grace: undefined })).job!;
+    const again = (await grid.api.jobs.cancelJob({ jobId: id, grace: undefined })).job!;
     t.is(again.state, JobState.JOB_STATE_SUCCEEDED);
     t.is(again.endReason, EndReason.END_REASON_SUCCEEDED);
   }
-  const twice = await gridctl(cp.address, ['cancel', job!.id]);
+  const twice = await gridctl(grid.cp.address, ['cancel', job!.id]);
   t.is(twice.code, 0);
   t.regex(twice.stderr.toString(), /is CANCELLED/);
 });
@@ -131,23 +111,23 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
   const outcomes: Record<string, number> = {};
   // In waves the size of the node's slots, so no race waits behind a long queue.
   const race = async (i: number) => {
-      const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 0.2'], { resources: { cpus: 0.1, memoryBytes: 0n } }), requestId: '' });
+      const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 0.2'], { resources: { cpus: 0.1, memoryBytes: 0n } }), requestId: '' });
       const jobId = job!.id;
       let cancelled: Promise<unknown> | undefined;
       const watched = (async () => {
         let last;
-        for await (const { event } of api.jobs.watchJob({ jobId, includeLogs: false, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) {
+        for await (const { event } of grid.api.jobs.watchJob({ jobId, includeLogs: false, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) {
           last = event;
           // Aim the cancel at the moment the 0.2 s job exits.
           if (event?.$case === 'job' && event.value.state === JobState.JOB_STATE_RUNNING && !cancelled) {
-            cancelled = sleep(170 + (i % 10) * 6).then(() => api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) }));
+            cancelled = sleep(170 + (i % 10) * 6).then(() => grid.api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) }));
           }
         }
         return last;
       })();
       const last = await watched;
       await cancelled;
-      const final = (await api.jobs.getJob({ jobId })).job!;
+      const final = (await grid.api.jobs.getJob({ jobId })).job!;
       t.truthy(cancelled, 'the watch saw the job running and sent the cancel');
       t.is(last?.$case, 'ended');
       t.is(last?.$case === 'ended' ? last.value.state : undefined, final.state, `watch of job ${jobId} ended on its stored state`);
@@ -157,7 +137,7 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
   for (let wave = 0; wave < 100; wave += 8) {
     await Promise.all(Array.from({ length: Math.min(8, 100 - wave) }, (_, k) => race(wave + k)));
   }
-  const rows = await db.sql`
+  const rows = await grid.db.sql`
     SELECT j.state, j.end_reason, (SELECT count(*)::int FROM job_attempts a WHERE a.job_id = j.id AND a.outcome IS NOT NULL) AS ended_attempts
     FROM jobs j WHERE j.spec IS NOT NULL AND j.id IN (SELECT job_id FROM job_attempts)`;
   for (const r of rows) t.is(r.ended_attempts, 1);
@@ -165,7 +145,7 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
 });
 
 test.serial('queue timeout with no agent connected ends QUEUE_TIMEOUT; past the queue depth limit, RESOURCE_EXHAUSTED and nothing stored', async (t) => {
-  const lonely = await startControlPlane(db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()), ['--max-queued', '3']);
+  const lonely = await startControlPlane(grid.db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()), ['--max-queued', '3']);
   const lonelyApi = clients(lonely.address);
   try {
     const run = await gridctl(lonely.address, ['run', '--queue-timeout', '1s', '--', 'true']);
@@ -186,7 +166,7 @@ test.serial('queue timeout with no agent connected ends QUEUE_TIMEOUT; past the 
 
 test.serial('cancelling a running job whose agent is disconnected: kept in Postgres, delivered when the agent reconnects', async (t) => {
   // A control plane of its own, whose only node is the one going away.
-  const own = await startControlPlane(db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()));
+  const own = await startControlPlane(grid.db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()));
   const ownApi = clients(own.address);
   const node = `away-${process.pid}`;
   let away = startAgent(own.address, node, ['--slots', '1']);

@@ -7,38 +7,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase } from '../helpers/postgres.js';
 import {
   clients,
   gridctl,
   startAgent,
   startControlPlane,
   waitForNodes,
-  type Clients,
-  type ControlPlaneProcess,
-  type RunningProcess,
+  useGrid,
 } from '../helpers/grid.js';
 
-let db: TestDatabase;
-let cp: ControlPlaneProcess;
-let agent: RunningProcess;
-let api: Clients;
 const NODE = `files-${process.pid}`;
-
-test.before(async () => {
-  db = await createTestDatabase();
-  cp = await startControlPlane(db.url, ['--max-inputs', '4m', '--max-output-files', '3m']);
-  agent = startAgent(cp.address, NODE);
-  api = clients(cp.address);
-  await waitForNodes(api, [NODE]);
-});
-
-test.after.always(async () => {
-  api?.close();
-  await agent?.stop();
-  await cp?.stop();
-  await db?.drop();
-});
+const grid = useGrid(test, { nodeId: NODE, controlPlaneArgs: ['--max-inputs', '4m', '--max-output-files', '3m'] });
 
 test.serial('input and output files round-trip byte for byte (a directory of several files, one binary)', async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'grid-files-'));
@@ -57,17 +37,17 @@ test.serial('input and output files round-trip byte for byte (a directory of sev
       'echo done',
     ].join('\n'),
   );
-  const run = await gridctl(cp.address, ['run', 'job.sh', '--input', 'data/', '--input', 'notes.txt'], { cwd: work });
+  const run = await gridctl(grid.cp.address, ['run', 'job.sh', '--input', 'data/', '--input', 'notes.txt'], { cwd: work });
   t.is(run.code, 0, run.stderr.toString());
   t.is(run.stdout.toString(), 'done\n');
-  const jobId = JSON.parse((await gridctl(cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
+  const jobId = JSON.parse((await gridctl(grid.cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
 
-  const status = await gridctl(cp.address, ['status', jobId]);
+  const status = await gridctl(grid.cp.address, ['status', jobId]);
   t.regex(status.stdout.toString(), /^Files:\s+4 under \/grid\/out/m);
   t.regex(status.stdout.toString(), /293 KiB\s+copy\/nested\/blob\.bin$/m);
 
   const dest = join(work, 'fetched');
-  const fetched = await gridctl(cp.address, ['outputs', jobId, '--dest', dest]);
+  const fetched = await gridctl(grid.cp.address, ['outputs', jobId, '--dest', dest]);
   t.is(fetched.code, 0, fetched.stderr.toString());
   t.deepEqual(readFileSync(join(dest, 'copy', 'nested', 'blob.bin')), binary);
   t.is(readFileSync(join(dest, 'copy', 'table.csv'), 'utf8'), 'a,b\n1,2\n');
@@ -78,22 +58,22 @@ test.serial('input and output files round-trip byte for byte (a directory of sev
 test.serial('inputs above the server limit are refused at submit; outputs above it are reported, not kept', async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'grid-files-'));
   writeFileSync(join(work, 'big.bin'), randomBytes(5 * 1024 * 1024));
-  const tooBig = await gridctl(cp.address, ['run', '--input', 'big.bin', '--', 'true'], { cwd: work });
+  const tooBig = await gridctl(grid.cp.address, ['run', '--input', 'big.bin', '--', 'true'], { cwd: work });
   t.is(tooBig.code, 125);
   t.regex(tooBig.stderr.toString(), /spec\.inputs add up to more than this server's limit of 4 MiB/);
 
-  const many = await gridctl(cp.address, ['run', '--', 'sh', '-c', 'head -c 4194304 /dev/urandom > /grid/out/big.bin']);
+  const many = await gridctl(grid.cp.address, ['run', '--', 'sh', '-c', 'head -c 4194304 /dev/urandom > /grid/out/big.bin']);
   t.is(many.code, 0);
-  const jobId = JSON.parse((await gridctl(cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
-  const status = await gridctl(cp.address, ['status', jobId]);
+  const jobId = JSON.parse((await gridctl(grid.cp.address, ['list', '-o', 'json'])).stdout.toString())[0].id;
+  const status = await gridctl(grid.cp.address, ['status', jobId]);
   t.regex(status.stdout.toString(), /^Files:\s+none kept: the files under \/grid\/out are more than this server's limit of 3145728 bytes/m);
-  const fetch = await gridctl(cp.address, ['outputs', jobId, '--dest', join(work, 'x')]);
+  const fetch = await gridctl(grid.cp.address, ['outputs', jobId, '--dest', join(work, 'x')]);
   t.is(fetch.code, 125);
   t.regex(fetch.stderr.toString(), /has no output files: the files under \/grid\/out are more than/);
 
-  const none = await gridctl(cp.address, ['run', '-d', '--', 'true']);
-  await gridctl(cp.address, ['logs', '-f', none.stdout.toString().trim()]);
-  const empty = await gridctl(cp.address, ['outputs', none.stdout.toString().trim()]);
+  const none = await gridctl(grid.cp.address, ['run', '-d', '--', 'true']);
+  await gridctl(grid.cp.address, ['logs', '-f', none.stdout.toString().trim()]);
+  const empty = await gridctl(grid.cp.address, ['outputs', none.stdout.toString().trim()]);
   t.regex(empty.stderr.toString(), /has no output files \(it wrote nothing under \/grid\/out\)/);
 });
 
@@ -129,17 +109,17 @@ test.serial('a python script with a requirements.txt beside it installs from a l
     join(work, 'requirements.txt'),
     `# run ${randomBytes(6).toString('hex')}\n--no-index\n--find-links /grid/in/wheels\ngridhello==1.0\n`,
   );
-  const first = await gridctl(cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
+  const first = await gridctl(grid.cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
   t.is(first.code, 0, first.stderr.toString());
   t.is(first.stdout.toString(), 'hello from a wheel\n');
   t.regex(first.stderr.toString(), /grid: installing requirements/);
-  const second = await gridctl(cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
+  const second = await gridctl(grid.cp.address, ['run', 'hello.py', '--input', 'wheels'], { cwd: work });
   t.is(second.code, 0, second.stderr.toString());
   t.is(second.stdout.toString(), 'hello from a wheel\n');
   t.notRegex(second.stderr.toString(), /installing/);
 
   writeFileSync(join(work, 'job.sh'), 'echo hi\n');
-  const refused = await gridctl(cp.address, ['run', '--requirements', 'requirements.txt', 'job.sh'], { cwd: work });
+  const refused = await gridctl(grid.cp.address, ['run', '--requirements', 'requirements.txt', 'job.sh'], { cwd: work });
   t.is(refused.code, 125);
   t.regex(refused.stderr.toString(), /spec\.requirements needs a runtime that installs them \(python\); "sh" does not/);
 });

@@ -4,50 +4,25 @@ import test from 'ava';
 import Docker from 'dockerode';
 import { JobState, EndReason } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import {
-  clients,
   gridctl,
-  startAgent,
-  startControlPlane,
   waitForJob,
-  waitForNodes,
   workdir,
-  type Clients,
-  type ControlPlaneProcess,
-  type RunningProcess,
+  useGrid,
 } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-let db: TestDatabase;
-let cp: ControlPlaneProcess;
-let agent: RunningProcess;
-let api: Clients;
 const NODE = `run-node-${process.pid}`;
-
-test.before(async () => {
-  db = await createTestDatabase();
-  cp = await startControlPlane(db.url);
-  agent = startAgent(cp.address, NODE, ['--slots', '4']);
-  api = clients(cp.address);
-  await waitForNodes(api, [NODE]);
-});
-
-test.after.always(async () => {
-  api?.close();
-  await agent?.stop();
-  await cp?.stop();
-  await db?.drop();
-});
+const grid = useGrid(test, { nodeId: NODE, agentArgs: ['--slots', '4'] });
 
 test('a script that prints to stdout and stderr and exits 3: run shows both apart and exits 3; status shows code and times', async (t) => {
   const dir = workdir({ 'report.sh': 'echo "out line"\necho "err line" >&2\necho "more out"\nexit 3\n' });
-  const run = await gridctl(cp.address, ['run', 'report.sh'], { cwd: dir });
+  const run = await gridctl(grid.cp.address, ['run', 'report.sh'], { cwd: dir });
   t.is(run.code, 3, run.stderr.toString());
   t.is(run.stdout.toString(), 'out line\nmore out\n');
   t.is(run.stderr.toString(), 'err line\n');
 
-  const [job] = (await api.jobs.listJobs({ states: [], pageSize: 50, pageToken: '' })).jobs.filter(
+  const [job] = (await grid.api.jobs.listJobs({ states: [], pageSize: 50, pageToken: '' })).jobs.filter(
     (j) => j.spec?.script?.name === 'report.sh',
   );
   t.truthy(job);
@@ -55,7 +30,7 @@ test('a script that prints to stdout and stderr and exits 3: run shows both apar
   t.is(job!.endReason, EndReason.END_REASON_FAILED);
   t.is(job!.exitCode, 3);
 
-  const status = await gridctl(cp.address, ['status', job!.id]);
+  const status = await gridctl(grid.cp.address, ['status', job!.id]);
   t.is(status.code, 0);
   const text = status.stdout.toString();
   t.regex(text, /^Exit code:\s+3$/m);
@@ -63,7 +38,7 @@ test('a script that prints to stdout and stderr and exits 3: run shows both apar
   t.regex(text, /^Started:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/m);
   t.regex(text, /^Ended:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/m);
 
-  const json = JSON.parse((await gridctl(cp.address, ['status', job!.id, '-o', 'json'])).stdout.toString());
+  const json = JSON.parse((await gridctl(grid.cp.address, ['status', job!.id, '-o', 'json'])).stdout.toString());
   t.is(json.exitCode, 3);
   t.truthy(json.startedAt);
   t.truthy(json.endedAt);
@@ -71,28 +46,28 @@ test('a script that prints to stdout and stderr and exits 3: run shows both apar
 });
 
 test('env vars and args arrive in the container, for a command and for a script', async (t) => {
-  const cmd = await gridctl(cp.address, ['run', '-e', 'GREETING=hello world', '-e', 'EMPTY=', '--', 'sh', '-c', 'echo "[$GREETING][$EMPTY][$0][$1]"', 'first', 'sec ond']);
+  const cmd = await gridctl(grid.cp.address, ['run', '-e', 'GREETING=hello world', '-e', 'EMPTY=', '--', 'sh', '-c', 'echo "[$GREETING][$EMPTY][$0][$1]"', 'first', 'sec ond']);
   t.is(cmd.code, 0, cmd.stderr.toString());
   t.is(cmd.stdout.toString(), '[hello world][][first][sec ond]\n');
 
   const dir = workdir({ 'args.sh': 'printf "%s|" "$@"; echo "$MODE"\n' });
-  const script = await gridctl(cp.address, ['run', '--env', 'MODE=fast', 'args.sh', '--', 'a b', '--flag', 'c'], { cwd: dir });
+  const script = await gridctl(grid.cp.address, ['run', '--env', 'MODE=fast', 'args.sh', '--', 'a b', '--flag', 'c'], { cwd: dir });
   t.is(script.code, 0, script.stderr.toString());
   t.is(script.stdout.toString(), 'a b|--flag|c|fast\n');
 });
 
 test('a Python script runs with the python runtime, chosen from its extension', async (t) => {
   const dir = workdir({ 'hello.py': 'import sys\nprint("python", sys.version_info[0], sys.argv[1:])\nsys.exit(4)\n' });
-  const run = await gridctl(cp.address, ['run', 'hello.py', '--', 'x'], { cwd: dir });
+  const run = await gridctl(grid.cp.address, ['run', 'hello.py', '--', 'x'], { cwd: dir });
   t.is(run.stdout.toString(), "python 3 ['x']\n");
   t.is(run.code, 4);
 });
 
 test('the container has the memory and CPU limits asked for', async (t) => {
-  const run = await gridctl(cp.address, ['run', '--detach', '--memory', '64m', '--cpu', '0.5', '--', 'sleep', '30']);
+  const run = await gridctl(grid.cp.address, ['run', '--detach', '--memory', '64m', '--cpu', '0.5', '--', 'sleep', '30']);
   t.is(run.code, 0, run.stderr.toString());
   const jobId = run.stdout.toString().trim();
-  const running = await waitForJob(api, jobId, (j) => j.state === JobState.JOB_STATE_RUNNING || isTerminal(j.state), 'the job runs');
+  const running = await waitForJob(grid.api, jobId, (j) => j.state === JobState.JOB_STATE_RUNNING || isTerminal(j.state), 'the job runs');
   t.is(running.state, JobState.JOB_STATE_RUNNING, running.message);
   const [c] = await docker.listContainers({ filters: { label: [`dev.grid.job-id=${jobId}`] } });
   const info = c ? await docker.getContainer(c.Id).inspect() : undefined;
@@ -102,41 +77,41 @@ test('the container has the memory and CPU limits asked for', async (t) => {
   t.is(info!.HostConfig.NanoCpus, 500_000_000);
   t.is(info!.Config.Labels['dev.grid.attempt'], '1');
   t.is(info!.Config.Labels['dev.grid.node-id'], NODE);
-  const cancel = await gridctl(cp.address, ['cancel', jobId, '--grace', '0s', '--wait']);
+  const cancel = await gridctl(grid.cp.address, ['cancel', jobId, '--grace', '0s', '--wait']);
   t.is(cancel.code, 130, cancel.stderr.toString());
 });
 
 test('a missing image ends the job IMAGE_UNAVAILABLE with a clear message, without hanging', async (t) => {
-  const run = await gridctl(cp.address, ['run', '--image', 'grid-test/no-such-image:404', '--', 'true']);
+  const run = await gridctl(grid.cp.address, ['run', '--image', 'grid-test/no-such-image:404', '--', 'true']);
   t.is(run.code, 121);
   t.regex(run.stderr.toString(), /IMAGE_UNAVAILABLE.*grid-test\/no-such-image:404/);
 });
 
 test('detach, logs, list and nodes', async (t) => {
-  const run = await gridctl(cp.address, ['run', '-d', '--', 'sh', '-c', 'echo one; echo two >&2; echo three']);
+  const run = await gridctl(grid.cp.address, ['run', '-d', '--', 'sh', '-c', 'echo one; echo two >&2; echo three']);
   const jobId = run.stdout.toString().trim();
   t.regex(jobId, /^[0-9a-f-]{36}$/);
-  const follow = await gridctl(cp.address, ['logs', '-f', jobId]);
+  const follow = await gridctl(grid.cp.address, ['logs', '-f', jobId]);
   t.is(follow.code, 0);
   t.is(follow.stdout.toString(), 'one\nthree\n');
   t.is(follow.stderr.toString(), 'two\n');
 
-  const logs = await gridctl(cp.address, ['logs', jobId]);
+  const logs = await gridctl(grid.cp.address, ['logs', jobId]);
   t.is(logs.stdout.toString(), 'one\nthree\n');
   t.is(logs.stderr.toString(), 'two\n');
-  t.is((await gridctl(cp.address, ['logs', '--stderr', jobId])).stdout.toString(), '');
-  t.is((await gridctl(cp.address, ['logs', '--stderr', jobId])).stderr.toString(), 'two\n');
+  t.is((await gridctl(grid.cp.address, ['logs', '--stderr', jobId])).stdout.toString(), '');
+  t.is((await gridctl(grid.cp.address, ['logs', '--stderr', jobId])).stderr.toString(), 'two\n');
 
-  const list = await gridctl(cp.address, ['list', '--state', 'succeeded']);
+  const list = await gridctl(grid.cp.address, ['list', '--state', 'succeeded']);
   t.regex(list.stdout.toString(), new RegExp(`^${jobId}\\s+SUCCEEDED`, 'm'));
-  const nodes = await gridctl(cp.address, ['nodes']);
+  const nodes = await gridctl(grid.cp.address, ['nodes']);
   t.regex(nodes.stdout.toString(), new RegExp(`^${NODE}\\s+${NODE}\\s+READY`, 'm'));
 });
 
 test('the container is removed after the job ends', async (t) => {
-  const run = await gridctl(cp.address, ['run', '-d', '--', 'true']);
+  const run = await gridctl(grid.cp.address, ['run', '-d', '--', 'true']);
   const jobId = run.stdout.toString().trim();
-  t.is((await gridctl(cp.address, ['logs', '-f', jobId])).code, 0);
+  t.is((await gridctl(grid.cp.address, ['logs', '-f', jobId])).code, 0);
   // The runner removes the container right after reporting; allow it a moment.
   for (let i = 0; i < 100; i++) {
     const left = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${jobId}`] } });

@@ -1,14 +1,16 @@
 // Starts real Grid processes (built into dist/ by `npm test`) on real sockets:
 // control planes on port 0, agents against the real Docker engine, and gridctl.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../../common/free-port.js';
 import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
 import { createChannel, createClient } from 'nice-grpc';
+import type { TestFn } from 'ava';
 import { JobSpec, JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -111,16 +113,7 @@ export function startAgent(server: string, nodeId: string, extraArgs: string[] =
   ]);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Clients {
   jobs: JobServiceClient;
@@ -198,4 +191,36 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A job spec for tests: a command plus whatever fields the test sets. */
 export function commandSpec(command: string[], fields: Partial<JobSpec> = {}): JobSpec {
   return JobSpec.fromPartial({ command, ...fields });
+}
+
+export interface GridFixture {
+  db: TestDatabase;
+  cp: ControlPlaneProcess;
+  agent: RunningProcess;
+  api: Clients;
+}
+
+/**
+ * One control plane (own database) and one agent for a test file: started
+ * before its tests, stopped after them. Fields are set once `before` has run.
+ */
+export function useGrid(
+  test: TestFn,
+  options: { nodeId: string; agentArgs?: string[]; controlPlaneArgs?: string[] },
+): GridFixture {
+  const grid = {} as GridFixture;
+  test.before(async () => {
+    grid.db = await createTestDatabase();
+    grid.cp = await startControlPlane(grid.db.url, options.controlPlaneArgs);
+    grid.agent = startAgent(grid.cp.address, options.nodeId, options.agentArgs);
+    grid.api = clients(grid.cp.address);
+    await waitForNodes(grid.api, [options.nodeId]);
+  });
+  test.after.always(async () => {
+    grid.api?.close();
+    await grid.agent?.stop();
+    await grid.cp?.stop();
+    await grid.db?.drop();
+  });
+  return grid;
 }
