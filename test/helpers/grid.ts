@@ -44,11 +44,27 @@ export interface RunningProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+// Processes a test file started: killed when its worker ends, however it ends
+// (a timed-out worker is terminated, and its children would otherwise live on).
+const children = new Set<ChildProcess>();
+const killChildren = () => {
+  for (const child of children) child.kill('SIGKILL');
+};
+process.once('exit', killChildren);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(1);
+  });
+}
+
 function startProcess(file: string, args: string[], env: Record<string, string> = {}): RunningProcess {
   const child = spawn(process.execPath, [file, ...args], {
     env: { ...process.env, GRID_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let output = '';
   // GRID_TEST_LOG_DIR keeps every process's log in a file, to read after a failure.
   const logFile = process.env.GRID_TEST_LOG_DIR ? join(process.env.GRID_TEST_LOG_DIR, `${basename(dirname(file))}-${child.pid}.log`) : undefined;
