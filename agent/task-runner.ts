@@ -34,8 +34,6 @@ function hasFiles(archive: Buffer): boolean {
 export interface TaskRunner {
   readonly ref: AttemptRef;
   cancel(graceMs: number, cause: CancelCause): void;
-  /** Resolves when the final report is queued (the process is gone). */
-  readonly reported: Promise<void>;
   /** Resolves when the final report is acknowledged and the container removed. */
   readonly done: Promise<void>;
 }
@@ -78,13 +76,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   }
 
   const writtenBytes = () => ({ stdoutBytes: BigInt(batcher.written.stdout), stderrBytes: BigInt(batcher.written.stderr) });
-  let markReported!: () => void;
-  const reported = new Promise<void>((resolve) => (markReported = resolve));
-  const report = (r: Report) => {
-    const acked = deps.report(r);
-    if (r.$case === 'jobFinished') markReported();
-    return acked;
-  };
+  const report = deps.report;
 
   const done = (async () => {
     const onOutput = (s: LogStream, d: Buffer) => batcher.write(s, d);
@@ -180,7 +172,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     }
   }
 
-  return { ref: attempt, cancel: stop, reported, done };
+  return { ref: attempt, cancel: stop, done };
 }
 
 function reasonForStop(cause: CancelCause): EndReason {

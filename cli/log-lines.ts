@@ -31,7 +31,6 @@ export class LineWriter {
     if (start < data.length) this.out.write(data.subarray(start));
   }
 
-  end(): void {}
 }
 
 /** The chunks that hold the last `lines` lines of each stream, the first one cut to its line start. */

@@ -304,19 +304,6 @@ export async function loseAttempts(sql: Sql | TransactionSql, nodeId: string, on
     SELECT * FROM changed`;
 }
 
-export interface AttemptRow {
-  attempt: number;
-  node_id: string;
-  assigned_at: Date;
-  started_at: Date | null;
-  ended_at: Date | null;
-  outcome: string | null;
-  exit_code: number | null;
-}
-
-export async function jobAttempts(sql: Sql, jobId: string): Promise<AttemptRow[]> {
-  return sql<AttemptRow[]>`SELECT * FROM job_attempts WHERE job_id = ${jobId} ORDER BY attempt`;
-}
 
 /** Queued jobs past their queue timeout end QUEUE_TIMEOUT. */
 export async function expireQueued(sql: Sql, limit: number): Promise<JobRow[]> {

@@ -97,8 +97,6 @@ export async function logsCommand(clients: GridClients, jobId: string, options: 
     const stream = both ? LogStream.LOG_STREAM_UNSPECIFIED : wantOut ? LogStream.LOG_STREAM_STDOUT : LogStream.LOG_STREAM_STDERR;
     for await (const { chunk } of clients.jobs.readJobLogs({ jobId, attempt: 0, stream })) if (chunk) write(writers, chunk);
   }
-  writers.stdout.end();
-  writers.stderr.end();
   final ??= (await clients.jobs.getJob({ jobId }, callOptions())).job;
   const note = final && truncationNote(final);
   if (note) process.stderr.write(note + '\n');
