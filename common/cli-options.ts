@@ -20,6 +20,16 @@ function wrap<T>(parse: (text: string) => T): (text: string) => T {
 
 export const parseDurationFlag = wrap(parseDurationMs);
 export const parseBytesFlag = wrap(parseBytes);
+
+/** Node fires a timer at once when its delay is past 2^31-1 ms (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that drives a timer: at most MAX_TIMER_MS, so it cannot wrap around and fire at once. */
+export const parseTimerFlag = wrap((text: string) => {
+  const ms = parseDurationMs(text);
+  if (ms > MAX_TIMER_MS) throw new Error(`"${text}" is too long: at most 24 days`);
+  return ms;
+});
 export const parseIntFlag = wrap((text: string) => {
   if (!/^\d+$/.test(text.trim())) throw new Error(`"${text}" is not a whole number`);
   return Number(text);

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseTimerFlag } from '../common/cli-options.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent } from '../agent/launch.js';
@@ -30,20 +30,20 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--default-image <image>', 'image for commands submitted without one', 'GRID_DEFAULT_IMAGE', DEFAULT_SPEC_POLICY.defaultImage))
   .addOption(envOption('--default-memory <size>', 'memory limit of jobs that set none', 'GRID_DEFAULT_MEMORY', DEFAULT_SPEC_POLICY.defaultMemoryBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-memory <size>', 'largest memory limit a job may ask for', 'GRID_MAX_MEMORY', DEFAULT_SPEC_POLICY.maxMemoryBytes).argParser(parseBytesFlag))
-  .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseDurationFlag))
-  .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseDurationFlag))
+  .addOption(envOption('--default-timeout <duration>', 'run timeout of jobs that set none', 'GRID_DEFAULT_TIMEOUT', DEFAULT_SPEC_POLICY.defaultTimeoutMs).argParser(parseTimerFlag))
+  .addOption(envOption('--max-timeout <duration>', 'longest run timeout a job may ask for', 'GRID_MAX_TIMEOUT', DEFAULT_SPEC_POLICY.maxTimeoutMs).argParser(parseTimerFlag))
   .addOption(envOption('--default-queue-timeout <duration>', 'queue timeout of jobs that set none', 'GRID_DEFAULT_QUEUE_TIMEOUT', DEFAULT_SPEC_POLICY.defaultQueueTimeoutMs).argParser(parseDurationFlag))
-  .addOption(envOption('--default-grace <duration>', 'stop grace (stop signal → SIGKILL) of jobs that set none', 'GRID_DEFAULT_GRACE', DEFAULT_SPEC_POLICY.defaultStopGraceMs).argParser(parseDurationFlag))
-  .addOption(envOption('--max-grace <duration>', 'longest stop grace a job or a cancel may ask for', 'GRID_MAX_GRACE', DEFAULT_SPEC_POLICY.maxStopGraceMs).argParser(parseDurationFlag))
+  .addOption(envOption('--default-grace <duration>', 'stop grace (stop signal → SIGKILL) of jobs that set none', 'GRID_DEFAULT_GRACE', DEFAULT_SPEC_POLICY.defaultStopGraceMs).argParser(parseTimerFlag))
+  .addOption(envOption('--max-grace <duration>', 'longest stop grace a job or a cancel may ask for', 'GRID_MAX_GRACE', DEFAULT_SPEC_POLICY.maxStopGraceMs).argParser(parseTimerFlag))
   .addOption(envOption('--max-output <size>', 'output kept per stream of a job; the rest is dropped and reported', 'GRID_MAX_OUTPUT', DEFAULT_SPEC_POLICY.outputCapBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-inputs <size>', 'input files of one job, in all', 'GRID_MAX_INPUTS', DEFAULT_SPEC_POLICY.maxInputBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-output-files <size>', 'the /grid/out archive collected from one job', 'GRID_MAX_OUTPUT_FILES', DEFAULT_SPEC_POLICY.maxOutputFilesBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-queued <n>', 'queue depth beyond which submissions get RESOURCE_EXHAUSTED', 'GRID_MAX_QUEUED', 100_000).argParser(parseIntFlag))
-  .addOption(envOption('--backstop-margin <duration>', 'past timeout + grace + this without a result, the control plane ends an attempt itself', 'GRID_BACKSTOP_MARGIN', 5000).argParser(parseDurationFlag))
-  .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
-  .addOption(envOption('--heartbeat-timeout <duration>', 'silence after which a connected node is lost', 'GRID_HEARTBEAT_TIMEOUT', 3000).argParser(parseDurationFlag))
-  .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseDurationFlag))
-  .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseDurationFlag))
+  .addOption(envOption('--backstop-margin <duration>', 'past timeout + grace + this without a result, the control plane ends an attempt itself', 'GRID_BACKSTOP_MARGIN', 5000).argParser(parseTimerFlag))
+  .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseTimerFlag))
+  .addOption(envOption('--heartbeat-timeout <duration>', 'silence after which a connected node is lost', 'GRID_HEARTBEAT_TIMEOUT', 3000).argParser(parseTimerFlag))
+  .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseTimerFlag))
+  .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseTimerFlag))
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
