@@ -17,7 +17,7 @@ import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
 import { join } from 'node:path';
-import { attemptKeyOf, ReportOutbox } from './report-outbox.js';
+import { attemptKeyOf, ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
 
@@ -40,6 +40,8 @@ export interface AgentOptions {
   stateDir: string;
   /** Reports held in memory before output spills to disk. */
   outboxMemoryBytes: number;
+  /** Least time between two pull progress messages of one attempt. */
+  pullProgressIntervalMs: number;
 }
 
 export interface Agent {
@@ -66,11 +68,14 @@ export function startAgent(options: AgentOptions): Agent {
   let heartbeatMs = options.heartbeatIntervalMs;
   let welcomed = deferred();
   let startHeartbeats: (() => void) | undefined;
+  let stream: AsyncQueue<ConnectRequest> | undefined;
 
   const runnerDeps = {
     driver: options.driver,
     nodeId: options.nodeId,
     report: (r: Parameters<ReportOutbox['send']>[0]) => reports.send(r),
+    notify: (news: News) => stream?.push({ seq: 0n, message: news }),
+    pullProgressIntervalMs: options.pullProgressIntervalMs,
     log,
     flushIntervalMs: options.flushIntervalMs,
     maxChunkBytes: options.maxChunkBytes,
@@ -157,6 +162,7 @@ export function startAgent(options: AgentOptions): Agent {
       },
     });
     reports.attach(outgoing);
+    stream = outgoing;
     let heartbeat: NodeJS.Timeout | undefined;
     // Heartbeats start on welcome, at the interval the control plane asks for.
     startHeartbeats = () => {
@@ -176,6 +182,7 @@ export function startAgent(options: AgentOptions): Agent {
     } finally {
       clearInterval(heartbeat);
       startHeartbeats = undefined;
+      stream = undefined;
       reports.detach();
       outgoing.end();
       if (welcomed.settled) welcomed = deferred();

@@ -9,7 +9,18 @@ import { imageRefusal } from './image-policy.js';
 import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { durationToMs } from '../common/units.js';
-import { TaskStartError, type FoundTask, type OutputSink, type RunningTask, type RuntimeDriver, type TaskExit, type TaskLabels } from './runtime-driver.js';
+import { pullImage } from './image-pull.js';
+import {
+  TaskAbortedError,
+  TaskStartError,
+  type FoundTask,
+  type OutputSink,
+  type RunningTask,
+  type RuntimeDriver,
+  type StartHooks,
+  type TaskExit,
+  type TaskLabels,
+} from './runtime-driver.js';
 
 export type PullPolicy = 'missing' | 'never';
 
@@ -18,6 +29,8 @@ export interface DockerDriverOptions {
   pull: PullPolicy;
   /** Image reference prefixes this node runs; empty: any. */
   allowedImages: string[];
+  /** A pull that reports nothing for this long is given up; 0: no limit. */
+  pullStallMs: number;
   log: Logger;
 }
 
@@ -34,7 +47,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
   const docker = new Docker({ socketPath: options.socketPath });
   const log = options.log;
 
-  async function ensureImage(image: string): Promise<void> {
+  async function ensureImage(image: string, hooks: StartHooks): Promise<void> {
     try {
       await docker.getImage(image).inspect();
       return;
@@ -44,13 +57,12 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
     if (options.pull === 'never') {
       throw new TaskStartError(EndReason.END_REASON_IMAGE_UNAVAILABLE, `image ${image} is not on node and this agent does not pull images (--pull never)`);
     }
+    const startedAt = Date.now();
     try {
-      const stream = await docker.pull(image);
-      await new Promise<void>((resolve, reject) =>
-        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
-      );
-      log.info({ image }, 'pulled image');
+      await pullImage(docker, image, { signal: hooks.signal, stallMs: options.pullStallMs, onProgress: hooks.onPullProgress });
+      log.info({ image, ms: Date.now() - startedAt }, 'pulled image');
     } catch (err) {
+      if (err instanceof TaskAbortedError) throw err;
       throw new TaskStartError(
         EndReason.END_REASON_IMAGE_UNAVAILABLE,
         `image ${image} is not on the node and could not be pulled: ${messageOf(err)}`,
@@ -73,10 +85,12 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       }
     },
 
-    async start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask> {
+    async start(labels: TaskLabels, task: Task, onOutput: OutputSink, hooks: StartHooks): Promise<RunningTask> {
       const refusal = imageRefusal(task.image, options.allowedImages);
       if (refusal) throw new TaskStartError(EndReason.END_REASON_IMAGE_UNAVAILABLE, refusal);
-      await ensureImage(task.image);
+      await ensureImage(task.image, hooks);
+      // A cancel that came while preparing: the user's command must not run at all.
+      if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
       let container: Docker.Container;
       try {
         container = await docker.createContainer({
@@ -114,7 +128,9 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           },
         });
       } catch (err) {
-        throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot create the container: ${messageOf(err)}`, { cause: err });
+        // 404: the image went away since it was checked (removed by someone else).
+        const reason = statusOf(err) === 404 ? EndReason.END_REASON_IMAGE_UNAVAILABLE : EndReason.END_REASON_START_FAILED;
+        throw new TaskStartError(reason, `cannot create the container: ${messageOf(err)}`, { cause: err });
       }
       try {
         // /grid/in (script, inputs) and a writable /grid/out exist in every container.
@@ -124,13 +140,14 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         // Registered before start so a fast exit is not missed; 'next-exit' because
         // the default condition answers at once for a container not yet started.
         const waited = container.wait({ condition: 'next-exit' });
+        if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
         await container.start();
         const startedAt = new Date();
         const exited = watchExit(container, waited, drained, startedAt);
         return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
       } catch (err) {
         await container.remove({ force: true }).catch(() => {});
-        if (err instanceof TaskStartError) throw err;
+        if (err instanceof TaskStartError || err instanceof TaskAbortedError) throw err;
         throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot start the container: ${messageOf(err)}`, { cause: err });
       }
     },

@@ -18,6 +18,8 @@ export interface AgentSettings {
   labels: Record<string, string>;
   dockerSocket: string;
   pull: PullPolicy;
+  /** A pull that reports nothing for this long is given up (IMAGE_UNAVAILABLE). */
+  pullStallMs?: number;
   /** Image reference prefixes this node runs; empty or unset: any. */
   allowedImages?: string[];
   heartbeatIntervalMs: number;
@@ -31,6 +33,7 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     socketPath: settings.dockerSocket,
     pull: settings.pull,
     allowedImages: settings.allowedImages ?? [],
+    pullStallMs: settings.pullStallMs ?? 120_000,
     log,
   });
   await driver.ping();
@@ -55,6 +58,7 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     reconnectMaxMs: 10_000,
     stateDir: settings.stateDir,
     outboxMemoryBytes: settings.outboxMemoryBytes ?? 32 * 1024 * 1024,
+    pullProgressIntervalMs: 250,
   });
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // grid-agent: the daemon on each host (see systemd/grid-agent.service).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag } from '../common/cli-options.js';
 import { createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
@@ -29,8 +29,9 @@ const program = new Command('grid-agent')
   .addOption(envOption('--docker-socket <path>', 'Docker engine socket', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--allowed-images <prefixes>', 'only run images starting with one of these, comma-separated (default: any)', 'GRID_ALLOWED_IMAGES', []).argParser((t: string) => t.split(',').map((s) => s.trim()).filter(Boolean)))
   .addOption(new Option('--pull <policy>', 'pull images that are not on the node').choices(['missing', 'never']).default('missing').env('GRID_PULL'))
-  .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseDurationFlag))
-  .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseDurationFlag))
+  .addOption(envOption('--pull-stall-timeout <duration>', 'give up a pull that reports no progress for this long; 0: never', 'GRID_PULL_STALL_TIMEOUT', 120_000).argParser(parseTimerFlag))
+  .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseTimerFlag))
+  .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseTimerFlag))
   .addOption(envOption('--outbox-memory <size>', 'reports held in memory while the control plane is away, before spilling to disk', 'GRID_OUTBOX_MEMORY', 32 * 1024 * 1024).argParser(parseBytesFlag))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
   .action(async (flags) => {
@@ -49,6 +50,7 @@ const program = new Command('grid-agent')
           labels: flags.labels,
           dockerSocket: flags.dockerSocket,
           pull: flags.pull,
+          pullStallMs: flags.pullStallTimeout,
           allowedImages: flags.allowedImages,
           heartbeatIntervalMs: flags.heartbeatInterval,
           timeoutGraceMs: flags.timeoutGrace,

@@ -13,6 +13,9 @@ export type Report = Extract<
   { $case: 'jobStarted' | 'jobOutput' | 'jobOutputFiles' | 'jobFinished' }
 >;
 
+/** Live news about an attempt: sent only on a stream that is up, never kept or resent. */
+export type News = Extract<NonNullable<ConnectRequest['message']>, { $case: 'jobImagePull' }>;
+
 export interface ReportOutboxOptions {
   memoryLimitBytes: number;
   /** Where output reports beyond the memory limit wait; none means no spilling. */

@@ -3,6 +3,7 @@
 // exists) can slot in without touching the lifecycle code.
 import type { Task } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
+import type { PullSummary } from './pull-progress.js';
 
 export interface TaskExit {
   exitCode: number;
@@ -27,6 +28,13 @@ export interface RunningTask {
 
 export type OutputSink = (stream: LogStream, data: Buffer) => void;
 
+export interface StartHooks {
+  /** Aborted when the attempt is cancelled before it runs: a pull in progress stops. */
+  signal: AbortSignal;
+  /** Progress of pulling the task's image, when it is not on the node yet; `done` once, when it is. */
+  onPullProgress: (summary: PullSummary, done: boolean) => void;
+}
+
 export interface TaskLabels {
   jobId: string;
   attempt: number;
@@ -50,8 +58,12 @@ export interface FoundTask {
 export interface RuntimeDriver {
   /** Checks the runtime is reachable; throws a message a person can act on. */
   ping(): Promise<void>;
-  /** Prepares and starts the task; its output goes to `onOutput` from the first byte. */
-  start(labels: TaskLabels, task: Task, onOutput: OutputSink): Promise<RunningTask>;
+  /**
+   * Prepares and starts the task; its output goes to `onOutput` from the first
+   * byte. Throws TaskStartError when it cannot run, TaskAbortedError when
+   * `hooks.signal` stopped it first.
+   */
+  start(labels: TaskLabels, task: Task, onOutput: OutputSink, hooks: StartHooks): Promise<RunningTask>;
   /** A tar archive of what the exited task left under /grid/out (paths relative to it); undefined when none. */
   collectOutputs(task: { id: string }): Promise<AsyncIterable<Buffer> | undefined>;
   /** Removes what start() left behind, after the exit was recorded. */
@@ -71,5 +83,13 @@ export class TaskStartError extends Error {
   ) {
     super(message, options);
     this.name = 'TaskStartError';
+  }
+}
+
+/** A start given up because the attempt was cancelled while preparing (e.g. pulling). */
+export class TaskAbortedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskAbortedError';
   }
 }

@@ -9,14 +9,19 @@ import { EndReason, type LogStream } from '../common/gen/grid/v1/job.js';
 import { reasonForExit } from '../common/job-state.js';
 import { durationToMs } from '../common/units.js';
 import { OutputBatcher } from './output-batcher.js';
-import type { Report } from './report-outbox.js';
-import { TaskStartError, type FoundTask, type RunningTask, type RuntimeDriver } from './runtime-driver.js';
+import { pacePullProgress } from './pull-progress.js';
+import type { News, Report } from './report-outbox.js';
+import { TaskAbortedError, TaskStartError, type FoundTask, type RunningTask, type RuntimeDriver, type StartHooks } from './runtime-driver.js';
 
 export interface TaskRunnerDeps {
   driver: RuntimeDriver;
   nodeId: string;
   /** Queues a report; resolves when the control plane acknowledged it. */
   report: (report: Report) => Promise<void>;
+  /** Sends live news (pull progress) if a stream is up; never resent. */
+  notify: (news: News) => void;
+  /** Least time between two pull progress messages of one attempt. */
+  pullProgressIntervalMs: number;
   log: Logger;
   flushIntervalMs: number;
   maxChunkBytes: number;
@@ -62,9 +67,13 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     emit: (chunks) => void deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
   });
 
+  // Stops a start still preparing (pulling its image) when a stop comes first.
+  const preparing = new AbortController();
+
   function stop(graceMs: number, cause: CancelCause): void {
     if (!running) {
       requestedStop ??= { graceMs, cause };
+      preparing.abort();
       return;
     }
     if (stopping) return;
@@ -80,14 +89,43 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
 
   const done = (async () => {
     const onOutput = (s: LogStream, d: Buffer) => batcher.write(s, d);
+    const image = source.kind === 'new' ? source.task.image : '';
+    const pullProgress = pacePullProgress({ intervalMs: deps.pullProgressIntervalMs, settleMs: 50 }, (summary, done) =>
+      deps.notify({
+        $case: 'jobImagePull',
+        value: {
+          attempt,
+          progress: {
+            attempt: attempt.attempt,
+            image,
+            layersTotal: summary.layersTotal,
+            layersDone: summary.layersDone,
+            downloadedBytes: BigInt(summary.downloadedBytes),
+            totalBytes: BigInt(summary.totalBytes),
+            done,
+            time: new Date(),
+          },
+        },
+      }),
+    );
+    const hooks: StartHooks = {
+      signal: preparing.signal,
+      onPullProgress: (summary, done) => (done ? pullProgress.finish(summary) : pullProgress.update(summary)),
+    };
     try {
       running =
         source.kind === 'new'
-          ? await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, source.task, onOutput)
+          ? await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, source.task, onOutput, hooks)
           : await deps.driver.reattach(source.found, onOutput);
     } catch (err) {
-      const reason = err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
-      log.warn({ err }, 'task did not start');
+      pullProgress.stop();
+      // Stopped before it ran, by the stop or not: the stop decides how it ends.
+      const aborted = err instanceof TaskAbortedError || requestedStop !== undefined;
+      const reason = aborted && requestedStop
+        ? reasonForStop(requestedStop.cause)
+        : err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
+      if (aborted) log.info({ reason: EndReason[reason] }, 'stopped before the task started');
+      else log.warn({ err }, 'task did not start');
       await report({
         $case: 'jobFinished',
         value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n },

@@ -1,7 +1,7 @@
 // Follows a job to its end: its state changes and, if asked, its output, written
 // to this process's own stdout and stderr. A broken connection is resumed from
 // the last byte offset received, so the output has no gap and no duplicate.
-import { LogStream, type Job, type LogChunk } from '../common/gen/grid/v1/job.js';
+import { LogStream, type ImagePullProgress, type Job, type LogChunk } from '../common/gen/grid/v1/job.js';
 import { isRetryable, type GridClients } from './client.js';
 
 export interface FollowOptions {
@@ -10,6 +10,8 @@ export interface FollowOptions {
   stderr: boolean;
   onState?: (job: Job) => void;
   onChunk?: (chunk: LogChunk) => void;
+  /** Asks for progress before the job runs (image pulls) too. */
+  onPullProgress?: (progress: ImagePullProgress) => void;
   /** Give up after the control plane was unreachable this long. */
   maxOutageMs?: number;
   /** Byte offsets already shown (of the job's current attempt): follow from there. */
@@ -25,7 +27,14 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
   for (;;) {
     try {
       const events = clients.jobs.watchJob(
-        { jobId, includeLogs: options.includeLogs, stdoutOffset: BigInt(next.stdout), stderrOffset: BigInt(next.stderr), attempt },
+        {
+          jobId,
+          includeLogs: options.includeLogs,
+          includeProgress: options.onPullProgress !== undefined,
+          stdoutOffset: BigInt(next.stdout),
+          stderrOffset: BigInt(next.stderr),
+          attempt,
+        },
         { signal: options.signal },
       );
       for await (const { event } of events) {
@@ -34,6 +43,10 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
         if (!event) continue;
         if (event.$case === 'log') {
           write(event.value, next, options);
+          continue;
+        }
+        if (event.$case === 'imagePull') {
+          options.onPullProgress?.(event.value);
           continue;
         }
         const job = event.value;

@@ -1,6 +1,6 @@
 // How gridctl shows jobs and nodes to a person (tables, times, states) or to a
 // program (`-o json`, the proto3 JSON mapping, stable for scripts).
-import { Job, JobState } from '../common/gen/grid/v1/job.js';
+import { Job, JobState, type ImagePullProgress } from '../common/gen/grid/v1/job.js';
 import { Node, NodeState } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
@@ -119,6 +119,14 @@ export function truncationNote(job: Job): string | undefined {
     o.stderrBytes > o.capBytes ? `stderr (${formatBytes(Number(o.stderrBytes))} written)` : '',
   ].filter(Boolean);
   return `grid: output truncated: ${cut.join(' and ')} kept only its first ${formatBytes(Number(o.capBytes))}`;
+}
+
+/** "pulling img: 2/5 layers, 3.1 MiB of 40 MiB", or "pulled img (5 layers, 40 MiB)" when done. */
+export function pullProgressLine(p: ImagePullProgress): string {
+  const total = Number(p.totalBytes);
+  if (p.done) return `pulled ${p.image} (${p.layersTotal} layer${p.layersTotal === 1 ? '' : 's'}, ${formatBytes(total)})`;
+  const bytes = total > 0 ? `, ${formatBytes(Number(p.downloadedBytes))} of ${formatBytes(total)}` : '';
+  return `pulling ${p.image}: ${p.layersDone}/${p.layersTotal} layers${bytes}`;
 }
 
 export function runtimesTable(runtimes: { name: string; image: string; interpreter: string[]; extensions: string[] }[]): string {

@@ -12,6 +12,7 @@ import {
   type ConnectResponse,
   type Hello,
   type JobFinished,
+  type JobImagePull,
 } from '../common/gen/grid/v1/agent.js';
 import { JobState } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
@@ -101,7 +102,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
           try {
             for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
               session.lastSeenAt = new Date();
-              if (next.value.message?.$case !== 'heartbeat') reports.push(next.value);
+              const m = next.value.message;
+              if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
+              else if (m?.$case !== 'heartbeat') reports.push(next.value);
             }
           } finally {
             streamOver = true;
@@ -188,6 +191,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       case 'hello':
         throw failedPrecondition('hello may only be the first message of a stream');
       case 'heartbeat':
+      case 'jobImagePull':
         return;
       case 'jobStarted': {
         const key = attemptKey(m.value.attempt);
@@ -227,6 +231,18 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         return;
       }
     }
+  }
+
+  /**
+   * Live news, not a report: published at once (ahead of the reports queued
+   * behind Postgres) and fenced by what this session holds in memory, so that
+   * progress costs no database round trip. News of a stale attempt, or from a
+   * session already judged lost (its attempts may be queued again), is dropped.
+   */
+  function publishPullProgress(session: NodeSession, news: JobImagePull): void {
+    const ref = news.attempt;
+    if (!ref || !news.progress || session.judged || session.held.get(ref.jobId)?.attempt !== ref.attempt) return;
+    deps.events.publish(ref.jobId, { kind: 'pull', jobId: ref.jobId, progress: { ...news.progress, attempt: ref.attempt } });
   }
 
   function settle(session: NodeSession, seq: bigint, key: AttemptKey, outcome: ReportOutcome, log: Logger): void {

@@ -1,13 +1,15 @@
-// The publish/subscribe seam for job events (state changes, output). Everything
+// The publish/subscribe seam for job events (state changes, output, pull progress). Everything
 // that reacts to a job goes through here, so that a second control-plane replica
 // can later feed it from Postgres LISTEN/NOTIFY without touching the subscribers.
-import type { Job, LogChunk } from '../common/gen/grid/v1/job.js';
+import type { ImagePullProgress, Job, LogChunk } from '../common/gen/grid/v1/job.js';
 import { rowToJob, type JobRow } from './job-store.js';
 
 export type JobEvent =
   /** Published after the change is committed; `job.state` is the new state. */
   | { kind: 'state'; job: Job; version: number }
-  | { kind: 'log'; jobId: string; chunk: LogChunk };
+  | { kind: 'log'; jobId: string; chunk: LogChunk }
+  /** Live only, never stored. */
+  | { kind: 'pull'; jobId: string; progress: ImagePullProgress };
 
 export type JobEventListener = (event: JobEvent) => void;
 

@@ -203,6 +203,9 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
             return;
           }
           yield { event: { $case: 'job', value: job } };
+        } else if (event.kind === 'pull') {
+          // Not older than the attempt watched: the state event naming a new attempt may still be on its way.
+          if (request.includeProgress && event.progress.attempt >= attempt) yield { event: { $case: 'imagePull', value: event.progress } };
         } else if (request.includeLogs && event.chunk.attempt === attempt) {
           const chunk = trimToOffset(event.chunk, event.chunk.stream === LogStream.LOG_STREAM_STDOUT ? next.stdout : next.stderr);
           if (!chunk) continue;

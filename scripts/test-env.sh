@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the services the tests need available, on a clean machine too: a running
-# PostgreSQL with a `grid` role, a running Docker engine, and the local test images.
+# PostgreSQL with a `grid` role, a running Docker engine, the docker-registry
+# program, and the local test images.
 # Idempotent: what is already there is reused. Runs as `npm test`'s pretest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,16 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "Docker did not start; see /var/log/grid-test-dockerd.log"; exit 1; }
 fi
 
+# --- Image registry -------------------------------------------------------------
+# The pull tests run their own registry process (nothing can be pulled from the
+# internet here); this is its program, Debian's build of the CNCF distribution server.
+if [ ! -x /usr/bin/docker-registry ]; then
+  log "installing docker-registry"
+  apt_install docker-registry
+  # Where systemd runs, the package starts a registry on :5000; the tests need only the program.
+  as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+
 # --- Test images --------------------------------------------------------------
 bash scripts/build-images.sh busybox python
-log "PostgreSQL, Docker and test images are ready"
+log "PostgreSQL, Docker, a registry program and test images are ready"

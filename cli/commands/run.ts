@@ -8,11 +8,14 @@ import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { truncationNote } from '../format.js';
+import { createPullDisplay } from '../pull-display.js';
 import { followJob } from '../follow.js';
 import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
 
 export interface RunOptions extends RunFlags {
   detach?: boolean;
+  /** How image pull progress is shown on stderr: auto (a live line on a terminal, else nothing), plain (a line per update), none. */
+  progress?: 'auto' | 'plain' | 'none';
 }
 
 /**
@@ -78,10 +81,13 @@ export async function runCommand(
     return 0;
   }
   const tty = process.stderr.isTTY;
-  const note = (text: string) => tty && process.stderr.write(`\x1b[2mgrid: ${text}\x1b[0m\n`);
+  const mode = options.progress === 'auto' || options.progress === undefined ? (tty ? 'tty' : 'none') : options.progress;
+  const pull = createPullDisplay(mode, { write: (text) => process.stderr.write(text), columns: process.stderr.columns });
+  const note = (text: string) => tty && (pull.end(), process.stderr.write(`\x1b[2mgrid: ${text}\x1b[0m\n`));
   note(`job ${job.id} queued`);
   let last = job.state;
   const onInterrupt = () => {
+    // The leading newline moves past the ^C, and past a live progress line too.
     process.stderr.write(`\ngrid: stopped following; job ${job.id} goes on (gridctl logs -f ${job.id}, gridctl cancel ${job.id})\n`);
     process.exit(130);
   };
@@ -91,12 +97,16 @@ export async function runCommand(
       includeLogs: true,
       stdout: true,
       stderr: true,
+      onPullProgress: pull.onPullProgress,
+      // Output never lands on the end of a live progress line (its done event may be lost).
+      onChunk: () => pull.end(),
       onState: (j) => {
         if (j.state === last) return;
         last = j.state;
         if (j.state === JobState.JOB_STATE_RUNNING) note(`running on ${j.nodeId} (attempt ${j.attempt})`);
       },
     });
+    pull.end();
     if (final.endReason !== EndReason.END_REASON_SUCCEEDED && final.endReason !== EndReason.END_REASON_FAILED) {
       // No exit code tells this story: say why the job ended.
       process.stderr.write(`grid: job ${final.id} ended ${stateName(final.state)} (${reasonName(final.endReason)})${final.message ? ': ' + final.message : ''}\n`);
@@ -107,6 +117,7 @@ export async function runCommand(
     if (truncated) process.stderr.write(truncated + '\n');
     return exitCodeFor(final);
   } finally {
+    pull.end();
     process.removeListener('SIGINT', onInterrupt);
   }
 }

@@ -59,15 +59,17 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 function startProcess(file: string, args: string[], env: Record<string, string> = {}): RunningProcess {
-  const child = spawn(process.execPath, [file, ...args], {
-    env: { ...process.env, GRID_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return startProgram(process.execPath, [file, ...args], { GRID_LOG_LEVEL: 'info', ...env }, basename(dirname(file)));
+}
+
+/** Any program, killed with the worker like the Grid processes; `name` names its log file. */
+export function startProgram(command: string, args: string[], env: Record<string, string>, name: string): RunningProcess {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let output = '';
   // GRID_TEST_LOG_DIR keeps every process's log in a file, to read after a failure.
-  const logFile = process.env.GRID_TEST_LOG_DIR ? join(process.env.GRID_TEST_LOG_DIR, `${basename(dirname(file))}-${child.pid}.log`) : undefined;
+  const logFile = process.env.GRID_TEST_LOG_DIR ? join(process.env.GRID_TEST_LOG_DIR, `${name}-${child.pid}.log`) : undefined;
   const keep = (d: Buffer) => {
     output += d;
     if (logFile) appendFileSync(logFile, d);
