@@ -1,0 +1,36 @@
+// The real stack a benchmark measures: a fresh database on the local PostgreSQL,
+// a control plane and an agent as separate processes on real sockets, and Docker.
+// The same launchers the end-to-end tests use, so a benchmark runs what they test.
+import { clients, startAgent, startControlPlane, waitForNodes, type Clients, type ControlPlaneProcess, type RunningProcess } from '../test/helpers/grid.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/postgres.js';
+
+export interface Stack {
+  db: TestDatabase;
+  cp: ControlPlaneProcess;
+  agent: RunningProcess;
+  api: Clients;
+  nodeId: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(agentArgs: string[]): Promise<Stack> {
+  const db = await createTestDatabase();
+  const cp = await startControlPlane(db.url);
+  const nodeId = `bench-${process.pid}`;
+  const agent = startAgent(cp.address, nodeId, agentArgs);
+  const api = clients(cp.address);
+  await waitForNodes(api, [nodeId]);
+  return {
+    db,
+    cp,
+    agent,
+    api,
+    nodeId,
+    async stop() {
+      api.close();
+      await agent.stop();
+      await cp.stop();
+      await db.drop();
+    },
+  };
+}
