@@ -1,6 +1,6 @@
 // Starts real Grid processes (built into dist/ by `npm test`) on real sockets:
 // control planes on port 0, agents against the real Docker engine, and gridctl.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { freePort } from '../../common/free-port.js';
 import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,13 +47,22 @@ export interface RunningProcess {
 // Processes a test file started: killed when its worker ends, however it ends
 // (a timed-out worker is terminated, and its children would otherwise live on).
 const children = new Set<ChildProcess>();
-const killChildren = () => {
+// Nodes an agent of this file ran as: their containers are removed at the end
+// too, or agents killed on purpose would leave exited containers on the engine.
+const nodeIds = new Set<string>();
+const cleanUp = () => {
   for (const child of children) child.kill('SIGKILL');
+  if (nodeIds.size === 0) return;
+  // One `docker ps` per node: several label filters would have to match all at once.
+  const ids = [...nodeIds].flatMap((id) =>
+    spawnSync('docker', ['ps', '-aq', '--filter', `label=dev.grid.node-id=${id}`], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? [],
+  );
+  if (ids.length > 0) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
 };
-process.once('exit', killChildren);
+process.once('exit', cleanUp);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    killChildren();
+    cleanUp();
     process.exit(1);
   });
 }
@@ -126,6 +135,7 @@ const STATE_ROOT = mkdtempSync(join(tmpdir(), 'grid-agents-'));
 
 /** An agent process; its state dir depends only on the node id, so a restart finds it again. */
 export function startAgent(server: string, nodeId: string, extraArgs: string[] = []): RunningProcess {
+  nodeIds.add(nodeId);
   return startProcess(BIN.agent, [
     '--server', server, '--node-id', nodeId, '--name', nodeId, '--state-dir', join(STATE_ROOT, nodeId), ...extraArgs,
   ]);
