@@ -139,7 +139,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         const drained = demux(container, stream, onOutput);
         // Registered before start so a fast exit is not missed; 'next-exit' because
         // the default condition answers at once for a container not yet started.
-        const waited = container.wait({ condition: 'next-exit' });
+        const { exit: waited } = await waitRegistered(container);
         if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
         await container.start();
         const startedAt = new Date();
@@ -211,6 +211,47 @@ function demux(container: Docker.Container, stream: NodeJS.ReadableStream, onOut
     { write: (data: Buffer) => onOutput(LogStream.LOG_STREAM_STDERR, data) } as NodeJS.WritableStream,
   );
   return drained;
+}
+
+/**
+ * Asks Docker to wait for the container's next exit, and resolves once Docker
+ * has taken the request (it sends the headers then, the body at the exit).
+ * Sending a wait is not enough: under load the engine can take a start sent
+ * after it first, and a process that exits at once would leave a 'next-exit'
+ * wait hanging for an exit that already happened. The Docker CLI relies on the
+ * same ordering.
+ */
+function waitRegistered(container: Docker.Container): Promise<{ exit: Promise<{ StatusCode: number }> }> {
+  return new Promise((resolve, reject) => {
+    container.modem.dial(
+      {
+        path: `/containers/${container.id}/wait?`,
+        method: 'POST',
+        options: { condition: 'next-exit' },
+        isStream: true,
+        statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' },
+      },
+      (err: Error | null, stream: NodeJS.ReadableStream) => {
+        if (err) return reject(err);
+        const exit = new Promise<{ StatusCode: number }>((resolveExit, rejectExit) => {
+          const parts: Buffer[] = [];
+          stream.on('data', (d: Buffer) => parts.push(d));
+          stream.on('error', rejectExit);
+          stream.on('end', () => {
+            try {
+              resolveExit(JSON.parse(Buffer.concat(parts).toString()) as { StatusCode: number });
+            } catch (parseErr) {
+              rejectExit(new Error(`unreadable answer to wait: ${(parseErr as Error).message}`));
+            }
+          });
+        });
+        // A start that fails after this leaves the exit unawaited: never an unhandled rejection.
+        exit.catch(() => undefined);
+        // Wrapped: a promise resolved with a promise would wait for the exit.
+        resolve({ exit });
+      },
+    );
+  });
 }
 
 /** The exit, once the process ended and all of its output was delivered. */
