@@ -88,6 +88,9 @@ export function stateToDb(state: JobState): string {
   return JobState[state].slice(STATE_PREFIX.length);
 }
 
+/** ACTIVE_STATES as the jobs.state column spells them, for SQL. */
+export const ACTIVE_DB_STATES: readonly string[] = ACTIVE_STATES.map(stateToDb);
+
 export function stateFromDb(text: string): JobState {
   const state = JobState[(STATE_PREFIX + text) as keyof typeof JobState];
   if (state === undefined) throw new Error(`unknown job state in database: ${text}`);

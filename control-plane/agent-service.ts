@@ -39,7 +39,7 @@ import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
 import type { NodeLiveness } from './node-liveness.js';
-import { sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import { hold, sendAssignment, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
 import { recordNodeConnected } from './node-store.js';
 import { reconcile } from './reconcile.js';
 
@@ -150,9 +150,9 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     for (const a of [...plan.keep, ...plan.resend]) {
       const row = byId.get(a.jobId)!;
       const task = rowTask(row);
-      session.held.set(a.jobId, { attempt: a.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
       const attempt = { jobId: a.jobId, attempt: a.attempt };
-      if (plan.resend.includes(a)) session.send({ message: { $case: 'assignment', value: { attempt, task } } });
+      hold(session, attempt, task);
+      if (plan.resend.includes(a)) sendAssignment(session, attempt, task);
       // A cancel asked for while the node was away is delivered now.
       if (a.state === JobState.JOB_STATE_CANCELLING) {
         sendCancel(session, attempt, row.cancel_grace_ms ?? row.stop_grace_ms, CancelCause.CANCEL_CAUSE_CANCELLED);
@@ -184,15 +184,13 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     }
   }
 
+  /** One queued report; heartbeats and live news never get here (the reading loop takes them). */
   async function handle(request: ConnectRequest, session: NodeSession, log: Logger): Promise<void> {
     const m = request.message;
     if (!m) return;
     switch (m.$case) {
       case 'hello':
         throw failedPrecondition('hello may only be the first message of a stream');
-      case 'heartbeat':
-      case 'jobImagePull':
-        return;
       case 'jobStarted': {
         const key = attemptKey(m.value.attempt);
         const outcome = await markStarted(deps.sql, key, m.value.startedAt ?? new Date(), deps.backstopMarginMs);

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Sql } from './db/connect.js';
 import { claimJobs, rowTask, unassign, type JobRow } from './job-store.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { freeCapacity, type NodeRegistry } from './node-registry.js';
+import { freeCapacity, hold, isLive, sendAssignment, type NodeRegistry } from './node-registry.js';
 import { dispatchOrder } from './scheduler.js';
 
 export interface Dispatcher {
@@ -31,11 +31,10 @@ export function createDispatcher(deps: {
   let retryTimer: NodeJS.Timeout | undefined;
 
   async function pass(): Promise<void> {
-    const ready = registry.all().filter((s) => s.ready && !s.judged);
-    const offers = dispatchOrder(ready.map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
+    const offers = dispatchOrder(registry.live().map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
     for (const offer of offers) {
       const session = registry.get(offer.nodeId);
-      if (!session || !session.ready || session.judged) continue;
+      if (!session || !isLive(session)) continue;
       const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
       const undelivered: JobRow[] = [];
       for (const row of rows) {
@@ -43,14 +42,12 @@ export function createDispatcher(deps: {
         // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
         const current = registry.get(offer.nodeId) === session && !session.judged;
         const task = rowTask(row);
-        const sent =
-          current &&
-          session.send({ message: { $case: 'assignment', value: { attempt: { jobId: row.id, attempt: row.attempt }, task } } });
-        if (!sent) {
+        const attempt = { jobId: row.id, attempt: row.attempt };
+        if (!current || !sendAssignment(session, attempt, task)) {
           undelivered.push(row);
           continue;
         }
-        session.held.set(row.id, { attempt: row.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
+        hold(session, attempt, task);
         log.debug({ job_id: row.id, attempt: row.attempt, node: offer.nodeId }, 'assigned');
         publishJobRow(events, row);
       }

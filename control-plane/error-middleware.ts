@@ -1,9 +1,9 @@
 // Turns whatever escapes a handler into a status a client can act on: handlers
 // throw ServerErrors on purpose; a database outage becomes UNAVAILABLE (retry
 // later); anything else is a bug, logged here with its cause chain.
-import { ServerError, Status, type ServerMiddleware } from 'nice-grpc';
+import type { ServerMiddleware } from 'nice-grpc';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable } from '../common/errors.js';
+import { isDatabaseUnavailable, ServerError, Status, unavailable } from '../common/errors.js';
 
 export function errorMiddleware(log: Logger): ServerMiddleware {
   return async function* handleErrors(call, context) {
@@ -13,7 +13,7 @@ export function errorMiddleware(log: Logger): ServerMiddleware {
       if (err instanceof ServerError || (err instanceof Error && err.name === 'AbortError')) throw err;
       if (isDatabaseUnavailable(err)) {
         log.warn({ err, method: call.method.path }, 'database unavailable');
-        throw new ServerError(Status.UNAVAILABLE, 'the job database is unreachable right now; retry shortly');
+        throw unavailable('the job database is unreachable right now; retry shortly');
       }
       log.error({ err, method: call.method.path }, 'unexpected error');
       throw new ServerError(Status.INTERNAL, `internal error in ${call.method.path}; details are in the control plane's log`);

@@ -17,6 +17,7 @@ export interface JobEventBus {
   publish(jobId: string, event: JobEvent): void;
   /** Returns the unsubscribe function. */
   subscribe(jobId: string, listener: JobEventListener): () => void;
+  hasListeners(jobId: string): boolean;
 }
 
 export function createLocalEventBus(): JobEventBus {
@@ -25,6 +26,7 @@ export function createLocalEventBus(): JobEventBus {
     publish(jobId, event) {
       for (const listener of listeners.get(jobId) ?? []) listener(event);
     },
+    hasListeners: (jobId) => listeners.has(jobId),
     subscribe(jobId, listener) {
       let set = listeners.get(jobId);
       if (!set) listeners.set(jobId, (set = new Set()));
@@ -37,7 +39,12 @@ export function createLocalEventBus(): JobEventBus {
   };
 }
 
-/** Publishes a job's committed row as a state event. */
-export function publishJobRow(bus: JobEventBus, row: JobRow): void {
-  bus.publish(row.id, { kind: 'state', job: rowToJob(row), version: row.version });
+/**
+ * Publishes a job's committed row as a state event. Decoding a row (its spec can
+ * hold megabytes of script and inputs) is skipped when nobody watches the job;
+ * pass `job` when the caller has decoded it already.
+ */
+export function publishJobRow(bus: JobEventBus, row: JobRow, job?: Job): void {
+  if (!bus.hasListeners(row.id)) return;
+  bus.publish(row.id, { kind: 'state', job: job ?? rowToJob(row), version: row.version });
 }

@@ -70,12 +70,13 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         );
       }
       const { row, created } = inserted;
+      const job = rowToJob(row);
       if (created) {
         deps.log.info({ job_id: row.id, image: task.image }, 'job submitted');
-        publishJobRow(deps.events, row);
+        publishJobRow(deps.events, row, job);
         deps.dispatcher.kick();
       }
-      return { job: rowToJob(row) };
+      return { job };
     },
 
     async getJob(request) {
@@ -124,13 +125,14 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         ? boundedDuration('grace', request.grace, undefined, deps.policy.maxStopGraceMs)
         : existing.stop_grace_ms;
       const { row, changed } = await cancelJob(sql, existing.id, graceMs, deps.backstopMarginMs);
+      const job = rowToJob(row ?? existing);
       if (changed && row) {
-        publishJobRow(deps.events, row);
+        publishJobRow(deps.events, row, job);
         // A node on another stream (or none) gets it from Postgres when it connects.
         const session = row.state === 'CANCELLING' && row.node_id ? deps.registry.get(row.node_id) : undefined;
         if (session) sendCancel(session, { jobId: row.id, attempt: row.attempt }, graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
       }
-      return { job: rowToJob(row ?? existing) };
+      return { job };
     },
 
     watchJob(request, ctx) {

@@ -5,6 +5,7 @@
 import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
 import { Task } from '../common/gen/grid/v1/agent.js';
 import {
+  ACTIVE_DB_STATES,
   ACTIVE_STATES,
   EndReason,
   reasonFromDb,
@@ -47,7 +48,6 @@ export interface AttemptKey {
 }
 
 const db = (states: readonly JobState[]) => states.map(stateToDb);
-const ACTIVE = db(ACTIVE_STATES);
 
 export function rowToJob(row: JobRow): Job {
   return {
@@ -174,6 +174,7 @@ export type ReportOutcome =
 /** The agent started the attempt's container. Accepted only for the current attempt. */
 export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, backstopMarginMs: number): Promise<ReportOutcome> {
   const [row] = await sql<JobRow[]>`
+    WITH started AS (
     UPDATE jobs
     SET version = version + 1, started_at = coalesce(started_at, ${startedAt}),
         state = CASE WHEN state = 'ASSIGNED' THEN 'RUNNING' ELSE state END,
@@ -181,13 +182,14 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, ba
         backstop_at = CASE WHEN state = 'ASSIGNED' AND timeout_ms > 0
                            THEN now() + (timeout_ms + stop_grace_ms + ${backstopMarginMs}) * interval '1 millisecond'
                            ELSE backstop_at END
-    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})
-    RETURNING *`;
-  if (row) {
-    await sql`UPDATE job_attempts SET started_at = coalesce(started_at, ${startedAt})
-              WHERE job_id = ${key.jobId} AND attempt = ${key.attempt}`;
-    return { kind: 'applied', row };
-  }
+    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE_DB_STATES})
+    RETURNING *
+    ), history AS (
+      UPDATE job_attempts a SET started_at = coalesce(a.started_at, ${startedAt})
+      FROM started s WHERE a.job_id = s.id AND a.attempt = s.attempt
+    )
+    SELECT * FROM started`;
+  if (row) return { kind: 'applied', row };
   return classifyRefusal(sql, key);
 }
 
@@ -262,7 +264,7 @@ export async function cancelJob(
 
 /** Jobs holding a slot on a node: what a (re)connecting agent should be running. */
 export async function activeJobsOnNode(sql: Sql, nodeId: string): Promise<JobRow[]> {
-  return sql<JobRow[]>`SELECT * FROM jobs WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE})`;
+  return sql<JobRow[]>`SELECT * FROM jobs WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE_DB_STATES})`;
 }
 
 /**
@@ -276,7 +278,7 @@ export async function loseAttempts(sql: Sql | TransactionSql, nodeId: string, on
   return sql<JobRow[]>`
     WITH lost AS (
       SELECT id, state, attempt, max_attempts FROM jobs
-      WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE})
+      WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE_DB_STATES})
         AND (${ids}::uuid[] IS NULL OR (id, attempt) IN (SELECT * FROM unnest(${ids}::uuid[], ${attempts}::int[])))
       FOR UPDATE
     ), changed AS (
@@ -331,9 +333,9 @@ export async function endPastBackstop(sql: Sql, limit: number): Promise<JobRow[]
         message = CASE WHEN state = 'CANCELLING'
                        THEN 'cancelled; node ' || node_id || ' did not confirm within the grace, so the control plane ended it'
                        ELSE 'ran past its timeout and node ' || node_id || ' did not stop it; the control plane ended it' END
-      WHERE id IN (SELECT id FROM jobs WHERE state = ANY(${ACTIVE}) AND backstop_at < now()
+      WHERE id IN (SELECT id FROM jobs WHERE state = ANY(${ACTIVE_DB_STATES}) AND backstop_at < now()
                    ORDER BY backstop_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-        AND state = ANY(${ACTIVE})
+        AND state = ANY(${ACTIVE_DB_STATES})
       RETURNING *
     ), history AS (
       UPDATE job_attempts a SET outcome = e.end_reason, ended_at = e.ended_at
@@ -368,7 +370,7 @@ export async function unassign(sql: Sql, nodeId: string, keys: AttemptKey[]): Pr
 
 /** Whether the attempt is its job's current, active one: the fence for node reports. */
 export async function isCurrentAttempt(sql: Sql, key: AttemptKey): Promise<boolean> {
-  const rows = await sql`SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE})`;
+  const rows = await sql`SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE_DB_STATES})`;
   return rows.length > 0;
 }
 

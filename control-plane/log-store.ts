@@ -1,11 +1,10 @@
 // Job output in Postgres: one statement per batch of chunks, fenced by attempt,
 // and idempotent (a resent or replayed chunk adds only bytes not yet stored).
 import { LogChunk, LogStream } from '../common/gen/grid/v1/job.js';
-import { ACTIVE_STATES, stateToDb } from '../common/job-state.js';
+import { ACTIVE_DB_STATES } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { AttemptKey } from './job-store.js';
 
-const ACTIVE = ACTIVE_STATES.map(stateToDb);
 
 interface LogRow {
   attempt: number;
@@ -26,7 +25,7 @@ export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]):
     WITH current_attempt AS (
       -- The row lock serialises appends for one job, so two of them never trim
       -- against the same stored end and overlap.
-      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE}) FOR UPDATE
+      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE_DB_STATES}) FOR UPDATE
     ), incoming AS (
       -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
       SELECT * FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],

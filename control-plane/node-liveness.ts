@@ -61,7 +61,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
   }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
 
   const persist = setInterval(() => {
-    const live = registry.all().filter((s) => s.ready && !s.judged);
+    const live = registry.live();
     recordNodesSeen(sql, live.map((s) => ({ nodeId: s.nodeId, generation: s.generation }))).catch((err) =>
       log.warn({ err }, 'cannot record heartbeats'),
     );

@@ -1,7 +1,7 @@
 // The nodes whose Connect stream is open on this control plane, and what each
 // holds. A node is given work only through its live session here; when the
 // stream ends the session is gone, whatever else of the node still answers.
-import type { CancelCause, Capacity, ConnectResponse } from '../common/gen/grid/v1/agent.js';
+import type { AttemptRef, CancelCause, Capacity, ConnectResponse, Task } from '../common/gen/grid/v1/agent.js';
 import { msToDuration } from '../common/units.js';
 import { alreadyExists } from '../common/errors.js';
 
@@ -35,6 +35,11 @@ export interface NodeSession {
   send(message: ConnectResponse): boolean;
   /** Ends the stream from the control plane's side. */
   close(): void;
+}
+
+/** Reconciled and not judged lost: a session that is given work and whose silence counts. */
+export function isLive(session: NodeSession): boolean {
+  return session.ready && !session.judged;
 }
 
 export function freeCapacity(session: NodeSession): FreeCapacity {
@@ -73,6 +78,20 @@ export class NodeRegistry {
   all(): NodeSession[] {
     return [...this.sessions.values()];
   }
+
+  live(): NodeSession[] {
+    return this.all().filter(isLive);
+  }
+}
+
+/** Counts an attempt's resources against its node's capacity. */
+export function hold(session: NodeSession, attempt: AttemptRef, task: Task): void {
+  session.held.set(attempt.jobId, { attempt: attempt.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
+}
+
+/** Asks a node to run an attempt; false once the stream has ended. */
+export function sendAssignment(session: NodeSession, attempt: AttemptRef, task: Task): boolean {
+  return session.send({ message: { $case: 'assignment', value: { attempt, task } } });
 }
 
 /** Asks a node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0: kill at once). */

@@ -2,7 +2,7 @@
 // is kept in memory (node-registry.ts); this is its durable, shared record.
 import type { Hello } from '../common/gen/grid/v1/agent.js';
 import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
-import { ACTIVE_STATES, stateToDb } from '../common/job-state.js';
+import { ACTIVE_DB_STATES } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 
 interface NodeRow {
@@ -65,17 +65,15 @@ export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generat
  * nodes that still hold active jobs (a verdict whose second half never ran).
  */
 export async function nodesPastGrace(sql: Sql, graceMs: number): Promise<{ id: string; generation: number }[]> {
-  const active = ACTIVE_STATES.map(stateToDb);
   return sql<{ id: string; generation: number }[]>`
     SELECT id, generation FROM nodes
     WHERE (state <> 'LOST' AND last_seen_at < now() - ${graceMs} * interval '1 millisecond')
-       OR (state = 'LOST' AND EXISTS (SELECT 1 FROM jobs WHERE jobs.node_id = nodes.id AND jobs.state = ANY(${active})))`;
+       OR (state = 'LOST' AND EXISTS (SELECT 1 FROM jobs WHERE jobs.node_id = nodes.id AND jobs.state = ANY(${ACTIVE_DB_STATES})))`;
 }
 
 export async function listNodes(sql: Sql): Promise<Node[]> {
-  const active = ACTIVE_STATES.map(stateToDb);
   const rows = await sql<NodeRow[]>`
-    SELECT n.*, (SELECT count(*)::int FROM jobs j WHERE j.node_id = n.id AND j.state = ANY(${active})) AS running_jobs
+    SELECT n.*, (SELECT count(*)::int FROM jobs j WHERE j.node_id = n.id AND j.state = ANY(${ACTIVE_DB_STATES})) AS running_jobs
     FROM nodes n ORDER BY n.name, n.id`;
   return rows.map((r) => ({
     id: r.id,
