@@ -17,6 +17,7 @@ import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { attemptKeyOf, ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
@@ -211,7 +212,8 @@ export function startAgent(options: AgentOptions): Agent {
       if (Date.now() - started > options.reconnectMaxMs) delay = options.reconnectMinMs;
       const wait = delay / 2 + Math.random() * (delay / 2);
       delay = Math.min(delay * 2, options.reconnectMaxMs);
-      await sleep(wait, abort.signal);
+      // An abort ends the wait early; the loop then sees it and stops.
+      await sleep(wait, undefined, { signal: abort.signal }).catch(() => undefined);
     }
   })();
 
@@ -234,18 +236,4 @@ function deferred(): { promise: Promise<void>; resolve: () => void; settled: boo
     settle();
   };
   return d;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // grid-agent: the daemon on each host (see systemd/grid-agent.service).
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { envOption, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag } from '../common/cli-options.js';
+import { Command, Option } from 'commander';
+import { envOption, flagParser, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag } from '../common/cli-options.js';
 import { createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
@@ -18,13 +18,7 @@ const program = new Command('grid-agent')
   .addOption(envOption('--cpus <n>', 'CPUs offered to jobs (default: all)', 'GRID_CPUS').argParser(parseNumberFlag))
   .addOption(envOption('--memory <size>', 'memory offered to jobs, e.g. 3g (default: all)', 'GRID_MEMORY').argParser(parseBytesFlag))
   .addOption(
-    envOption('--labels <k=v,...>', 'labels of this node', 'GRID_LABELS', {}).argParser((t: string) => {
-      try {
-        return parseLabels(t);
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    }),
+    envOption('--labels <k=v,...>', 'labels of this node', 'GRID_LABELS', {}).argParser(flagParser(parseLabels)),
   )
   .addOption(envOption('--docker-socket <path>', 'Docker engine socket', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--allowed-images <prefixes>', 'only run images starting with one of these, comma-separated (default: any)', 'GRID_ALLOWED_IMAGES', []).argParser((t: string) => t.split(',').map((s) => s.trim()).filter(Boolean)))

@@ -85,7 +85,6 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   }
 
   const writtenBytes = () => ({ stdoutBytes: BigInt(batcher.written.stdout), stderrBytes: BigInt(batcher.written.stderr) });
-  const report = deps.report;
 
   const done = (async () => {
     const onOutput = (s: LogStream, d: Buffer) => batcher.write(s, d);
@@ -126,7 +125,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
         : err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
       if (aborted) log.info({ reason: EndReason[reason] }, 'stopped before the task started');
       else log.warn({ err }, 'task did not start');
-      await report({
+      await deps.report({
         $case: 'jobFinished',
         value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n },
       });
@@ -134,7 +133,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       return;
     }
     log.info({ container: running.id, reattached: source.kind === 'found' }, 'task started');
-    void report({ $case: 'jobStarted', value: { attempt, containerId: running.id, startedAt: running.startedAt } });
+    void deps.report({ $case: 'jobStarted', value: { attempt, containerId: running.id, startedAt: running.startedAt } });
     if (requestedStop) stop(requestedStop.graceMs, requestedStop.cause);
     const timeoutMs = source.kind === 'new' ? durationToMs(source.task.timeout) : source.found.timeoutMs;
     // After a restart the timeout still counts from the container's real start.
@@ -176,7 +175,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     const filesCap = source.kind === 'new' ? Number(source.task.outputFilesCapBytes) : source.found.outputFilesCapBytes;
     if (filesCap > 0) await sendOutputFiles(running, filesCap);
     log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
-    await report({ $case: 'jobFinished', value: finished });
+    await deps.report({ $case: 'jobFinished', value: finished });
     await deps.driver.remove(running);
   })();
 

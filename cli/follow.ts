@@ -12,12 +12,12 @@ export interface FollowOptions {
   onChunk?: (chunk: LogChunk) => void;
   /** Asks for progress before the job runs (image pulls) too. */
   onPullProgress?: (progress: ImagePullProgress) => void;
-  /** Give up after the control plane was unreachable this long. */
-  maxOutageMs?: number;
   /** Byte offsets already shown (of the job's current attempt): follow from there. */
   from?: { stdout: number; stderr: number };
-  signal?: AbortSignal;
 }
+
+/** A follower gives up after the control plane was unreachable this long. */
+const MAX_OUTAGE_MS = 5 * 60_000;
 
 export async function followJob(clients: GridClients, jobId: string, options: FollowOptions): Promise<Job> {
   const next = { ...(options.from ?? { stdout: 0, stderr: 0 }) };
@@ -35,7 +35,6 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
           stderrOffset: BigInt(next.stderr),
           attempt,
         },
-        { signal: options.signal },
       );
       for await (const { event } of events) {
         outageStarted = undefined;
@@ -64,7 +63,7 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
     } catch (err) {
       if (!isRetryable(err)) throw err;
       outageStarted ??= Date.now();
-      if (Date.now() - outageStarted > (options.maxOutageMs ?? 5 * 60_000)) throw err;
+      if (Date.now() - outageStarted > MAX_OUTAGE_MS) throw err;
     }
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 2000);

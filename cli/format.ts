@@ -1,7 +1,7 @@
 // How gridctl shows jobs and nodes to a person (tables, times, states) or to a
 // program (`-o json`, the proto3 JSON mapping, stable for scripts).
-import { Job, JobState, type ImagePullProgress } from '../common/gen/grid/v1/job.js';
-import { Node, NodeState } from '../common/gen/grid/v1/node.js';
+import { EndReason, JobState, type ImagePullProgress, type Job } from '../common/gen/grid/v1/job.js';
+import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
 
@@ -31,7 +31,7 @@ export function what(job: Job): string {
 
 export function stateWithDetail(job: Job): string {
   const state = stateName(job.state);
-  if (job.state === JobState.JOB_STATE_FAILED && job.exitCode !== undefined && reasonName(job.endReason) === 'FAILED') {
+  if (job.state === JobState.JOB_STATE_FAILED && job.exitCode !== undefined && job.endReason === EndReason.END_REASON_FAILED) {
     return `${state} (exit code ${job.exitCode})`;
   }
   if (job.state === JobState.JOB_STATE_FAILED) return `${state} (${reasonName(job.endReason)})`;
@@ -100,8 +100,6 @@ export function nodesTable(nodes: Node[]): string {
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';
 }
-
-export { Job, Node };
 
 /** "stdout 50 MiB, stderr 0 B" plus what was kept when the cap cut it. */
 export function outputSummary(job: Job): string {

@@ -8,7 +8,8 @@ export function envOption(flags: string, description: string, env: string, defau
   return defaultValue === undefined ? option : option.default(defaultValue);
 }
 
-function wrap<T>(parse: (text: string) => T): (text: string) => T {
+/** A commander argParser from a parser that throws: its message becomes commander's "invalid argument". */
+export function flagParser<T>(parse: (text: string) => T): (text: string) => T {
   return (text) => {
     try {
       return parse(text);
@@ -18,23 +19,23 @@ function wrap<T>(parse: (text: string) => T): (text: string) => T {
   };
 }
 
-export const parseDurationFlag = wrap(parseDurationMs);
-export const parseBytesFlag = wrap(parseBytes);
+export const parseDurationFlag = flagParser(parseDurationMs);
+export const parseBytesFlag = flagParser(parseBytes);
 
 /** Node fires a timer at once when its delay is past 2^31-1 ms (about 24.8 days). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A duration that drives a timer: at most MAX_TIMER_MS, so it cannot wrap around and fire at once. */
-export const parseTimerFlag = wrap((text: string) => {
+export const parseTimerFlag = flagParser((text: string) => {
   const ms = parseDurationMs(text);
   if (ms > MAX_TIMER_MS) throw new Error(`"${text}" is too long: at most 24 days`);
   return ms;
 });
-export const parseIntFlag = wrap((text: string) => {
+export const parseIntFlag = flagParser((text: string) => {
   if (!/^\d+$/.test(text.trim())) throw new Error(`"${text}" is not a whole number`);
   return Number(text);
 });
-export const parseNumberFlag = wrap((text: string) => {
+export const parseNumberFlag = flagParser((text: string) => {
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n)) throw new Error(`"${text}" is not a number`);
   return n;
