@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import {
   clients,
   commandSpec,
+  sleep,
   startAgent,
   startControlPlane,
   waitForNodes,
@@ -37,7 +38,6 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-const spec = (command: string[]) => commandSpec(command);
 
 async function waitFor(c: Clients, ids: string[], done: (jobs: Job[]) => boolean, what: string, timeoutMs = 20_000): Promise<Job[]> {
   const deadline = Date.now() + timeoutMs;
@@ -45,13 +45,13 @@ async function waitFor(c: Clients, ids: string[], done: (jobs: Job[]) => boolean
     const jobs = await Promise.all(ids.map(async (jobId) => (await c.jobs.getJob({ jobId })).job!));
     if (done(jobs)) return jobs;
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}: ${jobs.map((j) => JobState[j.state]).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
 
 test.serial('two agents with one slot each run two jobs at the same time, and a third waits for a free slot', async (t) => {
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await api.jobs.submitJob({ spec: spec(['sleep', '30']), requestId: '' })).job!.id);
+  for (let i = 0; i < 3; i++) ids.push((await api.jobs.submitJob({ spec: commandSpec(['sleep', '30']), requestId: '' })).job!.id);
   const running = await waitFor(
     api,
     ids,
@@ -75,7 +75,7 @@ test.serial('two agents with one slot each run two jobs at the same time, and a 
 test.serial('submit → assignment is pushed: no polling interval in between', async (t) => {
   const delays: number[] = [];
   for (let i = 0; i < 10; i++) {
-    const { job } = await api.jobs.submitJob({ spec: spec(['true']), requestId: '' });
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['true']), requestId: '' });
     const [done] = await waitFor(api, [job!.id], ([j]) => j!.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
     delays.push(done!.assignedAt!.getTime() - done!.submittedAt!.getTime());
   }
@@ -88,7 +88,7 @@ test.serial('a job submitted through a second control plane is dispatched by the
   const other = await startControlPlane(db.url, ['--dispatch-sweep', '1h']);
   const otherApi = clients(other.address);
   try {
-    const { job } = await otherApi.jobs.submitJob({ spec: spec(['true']), requestId: '' });
+    const { job } = await otherApi.jobs.submitJob({ spec: commandSpec(['true']), requestId: '' });
     const [done] = await waitFor(otherApi, [job!.id], ([j]) => j!.state === JobState.JOB_STATE_SUCCEEDED, 'the job succeeds');
     t.true(NODES.includes(done!.nodeId));
     t.true(done!.assignedAt!.getTime() - done!.submittedAt!.getTime() < 1000);

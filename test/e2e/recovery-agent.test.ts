@@ -20,7 +20,6 @@ import {
 } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-const spec = (command: string[]) => commandSpec(command);
 
 let db: TestDatabase;
 test.before(async () => {
@@ -40,7 +39,7 @@ test.serial('SIGSTOP: the node is lost within heartbeat timeout + 1 s, the job r
   try {
     await waitForNodes(api, ids);
     const { job } = await api.jobs.submitJob({
-      spec: spec(['sh', '-c', 'if [ "$GRID_ATTEMPT" = 1 ]; then echo first; sleep 60; else echo second; fi']),
+      spec: commandSpec(['sh', '-c', 'if [ "$GRID_ATTEMPT" = 1 ]; then echo first; sleep 60; else echo second; fi']),
       requestId: '',
     });
     const running = await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'attempt 1 runs');
@@ -98,7 +97,7 @@ test.serial('SIGKILL an agent mid-job and restart it within the grace: not rerun
   try {
     await waitForNodes(api, [node]);
     const { job } = await api.jobs.submitJob({
-      spec: spec(['sh', '-c', 'for i in $(seq 1 40); do echo "line $i"; echo "err $i" >&2; sleep 0.05; done; exit 7']),
+      spec: commandSpec(['sh', '-c', 'for i in $(seq 1 40); do echo "line $i"; echo "err $i" >&2; sleep 0.05; done; exit 7']),
       requestId: '',
     });
     const follower = gridctl(cp.address, ['logs', '-f', job!.id]);

@@ -4,7 +4,7 @@
 // UNAVAILABLE while every accepted job still completes exactly once.
 import test from 'ava';
 import { ClientError, Status } from 'nice-grpc';
-import { JobState, type JobSpec } from '../../common/gen/grid/v1/job.js';
+import { JobState } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import {
@@ -19,7 +19,6 @@ import {
   waitForNodes,
 } from '../helpers/grid.js';
 
-const spec = (command: string[]): JobSpec => commandSpec(command);
 
 test.serial('SIGKILL the control plane mid-job and restart it: the running job finishes and is recorded, queued jobs run', async (t) => {
   const db: TestDatabase = await createTestDatabase();
@@ -30,9 +29,9 @@ test.serial('SIGKILL the control plane mid-job and restart it: the running job f
   let api = clients(cp.address);
   try {
     await waitForNodes(api, [node]);
-    const running = (await api.jobs.submitJob({ spec: spec(['sh', '-c', 'echo start; sleep 2; echo end; exit 5']), requestId: '' })).job!;
+    const running = (await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'echo start; sleep 2; echo end; exit 5']), requestId: '' })).job!;
     const queued = [];
-    for (let i = 0; i < 3; i++) queued.push((await api.jobs.submitJob({ spec: spec(['echo', `queued ${i}`]), requestId: '' })).job!);
+    for (let i = 0; i < 3; i++) queued.push((await api.jobs.submitJob({ spec: commandSpec(['echo', `queued ${i}`]), requestId: '' })).job!);
     await waitForJob(api, running.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the first job runs');
     await sleep(300);
     cp.child.kill('SIGKILL');
@@ -72,7 +71,7 @@ test.serial('a Postgres outage: submissions get UNAVAILABLE, every accepted job 
   try {
     await waitForNodes(api, [node]);
     // A job that runs through the outage and reports while Postgres is gone.
-    const through = (await api.jobs.submitJob({ spec: spec(['sh', '-c', 'echo before; sleep 3; echo after']), requestId: '' })).job!;
+    const through = (await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'echo before; sleep 3; echo after']), requestId: '' })).job!;
     const accepted: string[] = [through.id];
     const refused: string[] = [];
     // Refusals are expected from the stop until the pool has reconnected (its
@@ -81,7 +80,7 @@ test.serial('a Postgres outage: submissions get UNAVAILABLE, every accepted job 
     const submitting = (async () => {
       for (let i = 0; i < 60; i++) {
         try {
-          const { job } = await api.jobs.submitJob({ spec: spec(['echo', `job ${i}`]), requestId: '' }, { signal: AbortSignal.timeout(5000) });
+          const { job } = await api.jobs.submitJob({ spec: commandSpec(['echo', `job ${i}`]), requestId: '' }, { signal: AbortSignal.timeout(5000) });
           accepted.push(job!.id);
         } catch (err) {
           const inWindow = Date.now() >= window.from && Date.now() <= window.to;

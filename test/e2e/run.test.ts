@@ -6,6 +6,7 @@ import { JobState, EndReason } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
 import {
   gridctl,
+  sleep,
   waitForJob,
   workdir,
   useGrid,
@@ -116,7 +117,7 @@ test('the container is removed after the job ends', async (t) => {
   for (let i = 0; i < 100; i++) {
     const left = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${jobId}`] } });
     if (left.length === 0) return t.pass();
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   t.fail('container still there 5 s after the job ended');
 });

@@ -12,6 +12,7 @@ import type { TestFn } from 'ava';
 import { JobSpec, JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
+import { LABEL_NODE_ID } from '../../agent/docker-driver.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = {
@@ -55,7 +56,7 @@ const cleanUp = () => {
   if (nodeIds.size === 0) return;
   // One `docker ps` per node: several label filters would have to match all at once.
   const ids = [...nodeIds].flatMap((id) =>
-    spawnSync('docker', ['ps', '-aq', '--filter', `label=dev.grid.node-id=${id}`], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? [],
+    spawnSync('docker', ['ps', '-aq', '--filter', `label=${LABEL_NODE_ID}=${id}`], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? [],
   );
   if (ids.length > 0) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
 };
@@ -165,7 +166,7 @@ export async function waitForNodes(c: Clients, nodeIds: string[], timeoutMs = 20
     const ready = new Set(nodes.filter((n) => n.state === NodeState.NODE_STATE_READY).map((n) => n.id));
     if (nodeIds.every((id) => ready.has(id))) return;
     if (Date.now() > deadline) throw new Error(`nodes ${nodeIds.join(', ')} did not become ready`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -210,7 +211,7 @@ export async function waitForJob(
     const job = (await c.jobs.getJob({ jobId })).job!;
     if (done(job)) return job;
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; job is ${JSON.stringify(job, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
 

@@ -2,30 +2,14 @@
 // and every refusal an INVALID_ARGUMENT whose message says what was wrong.
 import test, { type ExecutionContext } from 'ava';
 import { ServerError, Status } from 'nice-grpc';
-import type { JobSpec } from '../../common/gen/grid/v1/job.js';
+import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission, type SpecPolicy } from '../../control-plane/spec-validation.js';
 import { DEFAULT_RUNTIMES, runtimeTable } from '../../control-plane/runtime-presets.js';
 
 const runtimes = runtimeTable(DEFAULT_RUNTIMES);
 
 function spec(overrides: Partial<JobSpec> = {}): JobSpec {
-  return {
-    image: '',
-    command: ['echo', 'hi'],
-    script: undefined,
-    args: [],
-    env: {},
-    workingDir: '',
-    resources: undefined,
-    timeout: undefined,
-    maxAttempts: 0,
-    queueTimeout: undefined,
-    stopSignal: '',
-    stopGrace: undefined,
-    inputs: [],
-    requirements: Buffer.alloc(0),
-    ...overrides,
-  };
+  return JobSpec.fromPartial({ command: ['echo', 'hi'], ...overrides });
 }
 
 function scriptSpec(name: string, content = 'print("hi")\n', runtime = '', overrides: Partial<JobSpec> = {}): JobSpec {
