@@ -142,9 +142,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         const { exit: waited } = await waitRegistered(container);
         if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
         await container.start();
-        const startedAt = new Date();
-        const exited = watchExit(container, waited, drained, startedAt);
-        return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
+        return runningTask(container, waited, drained, new Date());
       } catch (err) {
         await container.remove({ force: true }).catch(() => {});
         if (err instanceof TaskStartError || err instanceof TaskAbortedError) throw err;
@@ -174,8 +172,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       // the bytes it does not have yet, so nothing is missed or doubled.
       const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
       const drained = demux(container, stream, onOutput);
-      const exited = watchExit(container, container.wait(), drained, startedAt);
-      return { id: container.id, startedAt, exited, stop: (graceMs, signal) => stopContainer(container, graceMs, exited, signal) };
+      return runningTask(container, container.wait(), drained, startedAt);
     },
 
     async collectOutputs(task: { id: string }) {
@@ -254,11 +251,43 @@ function waitRegistered(container: Docker.Container): Promise<{ exit: Promise<{ 
   });
 }
 
-/** The exit, once the process ended and all of its output was delivered. */
-async function watchExit(container: Docker.Container, waited: Promise<unknown>, drained: Promise<void>, startedAt: Date): Promise<TaskExit> {
+function runningTask(container: Docker.Container, waited: Promise<unknown>, drained: Promise<void>, startedAt: Date): RunningTask {
+  let stopped = false;
+  const exited = watchExit(container, waited, drained, startedAt, () => stopped);
+  return {
+    id: container.id,
+    startedAt,
+    exited,
+    stop: (graceMs, signal) => {
+      stopped = true;
+      return stopContainer(container, graceMs, exited, signal);
+    },
+  };
+}
+
+const OOM_FLAG_CHECKS = 5;
+const OOM_FLAG_CHECK_MS = 100;
+
+/**
+ * The exit, once the process ended and all of its output was delivered. Docker
+ * sets State.OOMKilled from an OOM event that can arrive after the exit: a
+ * SIGKILL (137) nobody here sent is looked at again for a moment before it is
+ * taken for a plain failure.
+ */
+async function watchExit(
+  container: Docker.Container,
+  waited: Promise<unknown>,
+  drained: Promise<void>,
+  startedAt: Date,
+  stopped: () => boolean,
+): Promise<TaskExit> {
   const { StatusCode } = (await waited) as { StatusCode: number };
   await drained;
-  const info = await container.inspect();
+  let info = await container.inspect();
+  for (let i = 0; i < OOM_FLAG_CHECKS && StatusCode === 137 && !info.State.OOMKilled && !stopped(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, OOM_FLAG_CHECK_MS));
+    info = await container.inspect();
+  }
   const started = parseDockerTime(info.State.StartedAt) ?? startedAt;
   const finished = parseDockerTime(info.State.FinishedAt) ?? new Date();
   return {
