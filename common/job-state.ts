@@ -31,15 +31,14 @@ const X = JobState.JOB_STATE_CANCELLED;
  * - ASSIGNED/RUNNING → QUEUED: the node was lost and the job has attempts left.
  * - ASSIGNED → SUCCEEDED/FAILED: a job can end before its start report is handled
  *   (image unavailable, or an agent that restarted and reports a finished container).
- * - CANCELLING → SUCCEEDED/FAILED: the process exited on its own before the agent
- *   acted on the cancel; the truth wins, and it is still exactly one terminal state.
+ * - CANCELLING → CANCELLED only: a committed cancel decides how the job ends (endReasonFor).
  * - QUEUED → FAILED: queue timeout.
  */
 const TRANSITIONS: ReadonlyMap<JobState, readonly JobState[]> = new Map([
   [Q, [A, X, F]],
   [A, [R, Q, C, S, F]],
   [R, [Q, C, S, F]],
-  [C, [X, S, F]],
+  [C, [X]],
   [S, []],
   [F, []],
   [X, []],
@@ -71,6 +70,17 @@ export function terminalStateFor(reason: EndReason): JobState {
     default:
       return F;
   }
+}
+
+/**
+ * The reason a job in `from` ends with when its node reports that the current
+ * attempt ended with `reported`. Once a cancel is committed (CANCELLING) the job
+ * ends CANCELLED, whatever the process did and whichever agent process reports
+ * it: the cancel was promised to its caller, and an agent restarted after it
+ * stopped the container cannot tell that stop from an exit (it sees exit 137).
+ */
+export function endReasonFor(from: JobState, reported: EndReason): EndReason {
+  return from === C ? EndReason.END_REASON_CANCELLED : reported;
 }
 
 /** The end reason of a process that exited by itself with `exitCode`. */

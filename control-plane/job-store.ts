@@ -7,7 +7,9 @@ import { Task } from '../common/gen/grid/v1/agent.js';
 import {
   ACTIVE_DB_STATES,
   ACTIVE_STATES,
+  canTransition,
   EndReason,
+  endReasonFor,
   reasonFromDb,
   reasonToDb,
   sourcesOf,
@@ -193,7 +195,12 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, ba
   return classifyRefusal(sql, key);
 }
 
-/** The attempt ended on the node: the one compare-and-set that makes the job terminal. */
+/**
+ * The attempt ended on the node: the one compare-and-set that makes the job
+ * terminal. How it ends depends on the state it is in (a committed cancel
+ * decides, see endReasonFor), so each active state gets its own row of `ends`,
+ * from the state machine; a state with no allowed end is not in the guard.
+ */
 export async function finishAttempt(
   sql: Sql,
   key: AttemptKey,
@@ -206,20 +213,27 @@ export async function finishAttempt(
     output?: { stdoutBytes: number; stderrBytes: number };
   },
 ): Promise<ReportOutcome> {
-  const terminal = terminalStateFor(result.reason);
+  const ends = ACTIVE_STATES.map((from) => {
+    const reason = endReasonFor(from, result.reason);
+    return { from, reason, state: terminalStateFor(reason), message: reason === result.reason ? result.message : overruled(reason, result) };
+  }).filter((e) => canTransition(e.from, e.state));
   const [row] = await sql<JobRow[]>`
-    WITH finished AS (
-    UPDATE jobs
-    SET version = version + 1, state = ${stateToDb(terminal)}, end_reason = ${reasonToDb(result.reason)},
-        exit_code = ${result.exitCode ?? null}, message = ${result.message},
+    WITH ends AS (
+      SELECT * FROM unnest(${ends.map((e) => stateToDb(e.from))}::text[], ${ends.map((e) => stateToDb(e.state))}::text[],
+                           ${ends.map((e) => reasonToDb(e.reason))}::text[], ${ends.map((e) => e.message)}::text[])
+               AS e(from_state, to_state, reason, message)
+    ), finished AS (
+    UPDATE jobs j
+    SET version = j.version + 1, state = e.to_state, end_reason = e.reason,
+        exit_code = ${result.exitCode ?? null}, message = e.message,
         stdout_bytes = ${result.output?.stdoutBytes ?? null}, stderr_bytes = ${result.output?.stderrBytes ?? null},
         -- The final report carries the runtime's own start time: the same clock as ended_at.
-        started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
+        started_at = coalesce(${result.startedAt ?? null}, j.started_at), ended_at = ${result.endedAt}
+    FROM ends e
     -- Only an active attempt can be ended by its node: a requeued job keeps its
     -- attempt number until claimed again, and must not be ended by the lost one.
-    WHERE id = ${key.jobId} AND attempt = ${key.attempt}
-      AND state = ANY(${db(sourcesOf(terminal).filter((s) => ACTIVE_STATES.includes(s)))})
-    RETURNING *
+    WHERE j.id = ${key.jobId} AND j.attempt = ${key.attempt} AND j.state = e.from_state
+    RETURNING j.*
     ), history AS (
       UPDATE job_attempts a SET outcome = f.end_reason, exit_code = f.exit_code, started_at = f.started_at, ended_at = f.ended_at
       FROM finished f WHERE a.job_id = f.id AND a.attempt = f.attempt
@@ -227,6 +241,12 @@ export async function finishAttempt(
     SELECT * FROM finished`;
   if (row) return { kind: 'applied', row };
   return classifyRefusal(sql, key);
+}
+
+/** The message of an end whose reason the job's state overruled (a cancel): what the process did stays visible. */
+function overruled(reason: EndReason, result: { exitCode?: number; message: string }): string {
+  const what = result.exitCode !== undefined ? `the process exited with code ${result.exitCode}` : result.message;
+  return what ? `${reasonToDb(reason).toLowerCase()}; ${what}` : reasonToDb(reason).toLowerCase();
 }
 
 async function classifyRefusal(sql: Sql, key: AttemptKey): Promise<ReportOutcome> {

@@ -208,3 +208,21 @@ test.serial('a lost attempt cannot end its requeued job, and the requeued job st
   t.is(again!.attempt, 2);
   await finishAttempt(db.sql, { jobId: row.id, attempt: 2 }, done);
 });
+
+test.serial('a committed cancel decides the end: an attempt reported SUCCEEDED or FAILED while CANCELLING ends CANCELLED, its exit code kept', async (t) => {
+  for (const [reported, exitCode] of [[EndReason.END_REASON_FAILED, 137], [EndReason.END_REASON_SUCCEEDED, 0], [EndReason.END_REASON_OOM_KILLED, 137]] as const) {
+    const { row } = await submit();
+    await claimJobs(db.sql, { ...big, nodeId: 'cancel-node', slots: 1 });
+    await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date(), 5000);
+    await cancelJob(db.sql, row.id, 0, 5000);
+    // What a restarted agent reports for a container the cancel stopped: it cannot know it was stopped.
+    const end = await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, reason: reported, exitCode, message: `exited with code ${exitCode}` });
+    t.is(end.kind, 'applied', EndReason[reported]);
+    const final = (await getJob(db.sql, row.id))!;
+    t.deepEqual([final.state, final.end_reason, final.exit_code], ['CANCELLED', 'CANCELLED', exitCode], EndReason[reported]);
+    t.regex(final.message, new RegExp(`^cancelled; the process exited with code ${exitCode}`));
+    const [history] = await db.sql`SELECT outcome FROM job_attempts WHERE job_id = ${row.id}`;
+    t.is(history!.outcome, 'CANCELLED');
+    t.is((await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, done)).kind, 'duplicate', 'a resend changes nothing');
+  }
+});

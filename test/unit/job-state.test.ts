@@ -5,6 +5,7 @@ import {
   EndReason,
   JobState,
   canTransition,
+  endReasonFor,
   isTerminal,
   reasonForExit,
   reasonFromDb,
@@ -44,8 +45,6 @@ const ALLOWED: ReadonlyArray<readonly [Name, Name]> = [
   ['RUNNING', 'SUCCEEDED'],
   ['RUNNING', 'FAILED'],
   ['CANCELLING', 'CANCELLED'],
-  ['CANCELLING', 'SUCCEEDED'],
-  ['CANCELLING', 'FAILED'],
 ];
 
 function isAllowed(from: Name, to: Name): boolean {
@@ -84,8 +83,8 @@ test('sourcesOf gives the states a job may leave for each target', (t) => {
     ASSIGNED: ['QUEUED'],
     RUNNING: ['ASSIGNED'],
     CANCELLING: ['ASSIGNED', 'RUNNING'],
-    SUCCEEDED: ['ASSIGNED', 'RUNNING', 'CANCELLING'],
-    FAILED: ['QUEUED', 'ASSIGNED', 'RUNNING', 'CANCELLING'],
+    SUCCEEDED: ['ASSIGNED', 'RUNNING'],
+    FAILED: ['QUEUED', 'ASSIGNED', 'RUNNING'],
     CANCELLED: ['QUEUED', 'CANCELLING'],
   };
   for (const to of NAMES) {
@@ -173,4 +172,12 @@ test('isTerminal is true only for SUCCEEDED, FAILED and CANCELLED', (t) => {
   const terminal: Name[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
   for (const name of NAMES) t.is(isTerminal(STATE[name]), terminal.includes(name), name);
   t.false(isTerminal(JobState.JOB_STATE_UNSPECIFIED));
+});
+
+test('endReasonFor: a committed cancel decides the end whatever the node reports; otherwise the report stands', (t) => {
+  const reasons = Object.values(EndReason).filter((r): r is EndReason => typeof r === 'number' && r > 0);
+  for (const reported of reasons) {
+    t.is(endReasonFor(JobState.JOB_STATE_CANCELLING, reported), EndReason.END_REASON_CANCELLED, EndReason[reported]);
+    for (const from of [JobState.JOB_STATE_ASSIGNED, JobState.JOB_STATE_RUNNING]) t.is(endReasonFor(from, reported), reported);
+  }
 });
