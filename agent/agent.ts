@@ -56,11 +56,17 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+const MAX_ENDED_REMEMBERED = 10_000;
+
 export function startAgent(options: AgentOptions): Agent {
   const log = options.log.child({ node: options.nodeId });
   const channel: Channel = createChannel(options.server, undefined, CLIENT_OPTIONS);
   const client = createClient(AgentServiceDefinition, channel);
   const runners = new Map<string, TaskRunner>();
+  // Attempts run to the end by this process, newest last: the control plane may
+  // send an assignment again (its reconciliation saw it missing from a heartbeat
+  // that raced its end), and an attempt must never run twice.
+  const ended = new Set<string>();
   const reports = new ReportOutbox({
     memoryLimitBytes: options.outboxMemoryBytes,
     spillFile: join(options.stateDir, 'outbox.spill'),
@@ -100,6 +106,8 @@ export function startAgent(options: AgentOptions): Agent {
       .catch((err) => log.error({ err, job_id: ref.jobId }, 'task runner failed'))
       .finally(() => {
         if (runners.get(ref.jobId) === runner) runners.delete(ref.jobId);
+        ended.add(attemptKeyOf(ref));
+        if (ended.size > MAX_ENDED_REMEMBERED) ended.delete(ended.values().next().value!);
       });
   }
 
@@ -133,6 +141,7 @@ export function startAgent(options: AgentOptions): Agent {
         const ref = m.value.attempt!;
         const existing = runners.get(ref.jobId);
         if (existing && existing.ref.attempt >= ref.attempt) return; // a resent assignment
+        if (ended.has(attemptKeyOf(ref))) return; // resent after it ended here
         existing?.cancel(0, CancelCause.CANCEL_CAUSE_STALE);
         run(ref, { kind: 'new', task: m.value.task! });
         return;

@@ -14,34 +14,22 @@ import {
   type JobFinished,
   type JobImagePull,
 } from '../common/gen/grid/v1/agent.js';
-import { JobState } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { alreadyExists, failedPrecondition, isDatabaseUnavailable } from '../common/errors.js';
-import { stateFromDb } from '../common/job-state.js';
 import { msToDuration } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import {
-  activeJobsOnNode,
-  finishAttempt,
-  isCurrentAttempt,
-  recordOutputFiles,
-  loseAttempts,
-  markStarted,
-  rowTask,
-  type AttemptKey,
-  type ReportOutcome,
-} from './job-store.js';
+import { finishAttempt, isCurrentAttempt, markStarted, recordOutputFiles, type AttemptKey, type ReportOutcome } from './job-store.js';
 import { appendLogs } from './log-store.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
 import type { NodeLiveness } from './node-liveness.js';
-import { hold, sendAssignment, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import { release, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import type { NodeReconciler } from './node-reconciler.js';
 import { recordNodeConnected } from './node-store.js';
-import { reconcile } from './reconcile.js';
 
 export interface AgentServiceDeps {
   sql: Sql;
@@ -49,6 +37,7 @@ export interface AgentServiceDeps {
   dispatcher: Dispatcher;
   events: JobEventBus;
   liveness: () => NodeLiveness;
+  reconciler: () => NodeReconciler;
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -93,7 +82,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
           );
         }
         session.generation = generation;
-        await welcome(session, hello, log);
+        await welcome(session, hello);
 
         const reports = new AsyncQueue<ConnectRequest>();
         let streamOver = false;
@@ -104,7 +93,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
               session.lastSeenAt = new Date();
               const m = next.value.message;
               if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
-              else if (m?.$case !== 'heartbeat') reports.push(next.value);
+              else if (m?.$case === 'heartbeat') deps.reconciler().heartbeat(session, m.value.attempts);
+              else reports.push(next.value);
             }
           } finally {
             streamOver = true;
@@ -133,43 +123,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     },
   };
 
-  /** Reconciles what the node holds with what Postgres says, then opens it to work. */
-  async function welcome(session: NodeSession, hello: Hello, log: Logger): Promise<void> {
-    const rows = await activeJobsOnNode(deps.sql, session.nodeId);
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const plan = reconcile(
-      rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
-      hello.attempts.map((a) => ({ jobId: a.jobId, attempt: a.attempt })),
-    );
+  /** Greets the node, then has its attempts reconciled before it is given work. */
+  async function welcome(session: NodeSession, hello: Hello): Promise<void> {
     session.send({
       message: {
         $case: 'welcome',
         value: { heartbeatInterval: msToDuration(deps.heartbeatIntervalMs), serverVersion: GRID_VERSION },
       },
     });
-    for (const a of [...plan.keep, ...plan.resend]) {
-      const row = byId.get(a.jobId)!;
-      const task = rowTask(row);
-      const attempt = { jobId: a.jobId, attempt: a.attempt };
-      hold(session, attempt, task);
-      if (plan.resend.includes(a)) sendAssignment(session, attempt, task);
-      // A cancel asked for while the node was away is delivered now.
-      if (a.state === JobState.JOB_STATE_CANCELLING) {
-        sendCancel(session, attempt, row.cancel_grace_ms ?? row.stop_grace_ms, CancelCause.CANCEL_CAUSE_CANCELLED);
-      }
-    }
-    for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
-    if (plan.lose.length > 0) {
-      const lost = await loseAttempts(deps.sql, session.nodeId, plan.lose);
-      log.warn({ attempts: plan.lose }, 'node came back without some of its attempts; they are lost');
-      for (const row of lost) publishJobRow(deps.events, row);
-    }
-    session.ready = true;
-    log.info(
-      { node_name: session.name, capacity: session.capacity, generation: session.generation, kept: plan.keep.length, killed: plan.kill.length },
-      'node connected',
-    );
-    deps.dispatcher.kick();
+    await deps.reconciler().connected(session, hello.attempts);
   }
 
   async function handleWithRetry(request: ConnectRequest, session: NodeSession, ended: () => boolean, log: Logger): Promise<void> {
@@ -221,10 +183,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       case 'jobFinished': {
         const key = attemptKey(m.value.attempt);
         const outcome = await finishAttempt(deps.sql, key, finishedResult(m.value));
-        if (outcome.kind !== 'stale' || session.held.get(key.jobId)?.attempt === key.attempt) {
-          session.held.delete(key.jobId);
-          deps.dispatcher.kick();
-        }
+        if (release(session, key)) deps.dispatcher.kick();
         settle(session, request.seq, key, outcome, log);
         return;
       }

@@ -9,7 +9,7 @@ import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { endPastBackstop, expireQueued } from './job-store.js';
-import { sendCancel, type NodeRegistry } from './node-registry.js';
+import { release, sendCancel, type NodeRegistry } from './node-registry.js';
 
 const BATCH = 500;
 
@@ -35,7 +35,7 @@ export function startDeadlineEnforcer(deps: {
       publishJobRow(deps.events, row);
       const session = row.node_id ? deps.registry.get(row.node_id) : undefined;
       if (session) {
-        session.held.delete(row.id);
+        release(session, { jobId: row.id, attempt: row.attempt });
         // The attempt is over as far as Grid is concerned: its container must go.
         sendCancel(session, { jobId: row.id, attempt: row.attempt }, 0, CancelCause.CANCEL_CAUSE_STALE);
       }

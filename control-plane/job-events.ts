@@ -1,6 +1,6 @@
 // The publish/subscribe seam for job events (state changes, output, pull progress). Everything
-// that reacts to a job goes through here, so that a second control-plane replica
-// can later feed it from Postgres LISTEN/NOTIFY without touching the subscribers.
+// that reacts to a job goes through here. A replica publishes what it commits
+// itself; what the other replicas commit reaches it from Postgres (job-event-feed.ts).
 import type { ImagePullProgress, Job, LogChunk } from '../common/gen/grid/v1/job.js';
 import { rowToJob, type JobRow } from './job-store.js';
 
@@ -9,7 +9,9 @@ export type JobEvent =
   | { kind: 'state'; job: Job; version: number }
   | { kind: 'log'; jobId: string; chunk: LogChunk }
   /** Live only, never stored. */
-  | { kind: 'pull'; jobId: string; progress: ImagePullProgress };
+  | { kind: 'pull'; jobId: string; progress: ImagePullProgress }
+  /** Events may have been missed (the feed from Postgres broke): read the job and its output again. */
+  | { kind: 'resync'; jobId: string };
 
 export type JobEventListener = (event: JobEvent) => void;
 
@@ -18,6 +20,8 @@ export interface JobEventBus {
   /** Returns the unsubscribe function. */
   subscribe(jobId: string, listener: JobEventListener): () => void;
   hasListeners(jobId: string): boolean;
+  /** The jobs someone is subscribed to. */
+  watched(): string[];
 }
 
 export function createLocalEventBus(): JobEventBus {
@@ -27,6 +31,7 @@ export function createLocalEventBus(): JobEventBus {
       for (const listener of listeners.get(jobId) ?? []) listener(event);
     },
     hasListeners: (jobId) => listeners.has(jobId),
+    watched: () => [...listeners.keys()],
     subscribe(jobId, listener) {
       let set = listeners.get(jobId);
       if (!set) listeners.set(jobId, (set = new Set()));

@@ -12,7 +12,6 @@ import {
   type WatchJobRequest,
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
-import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { invalidArgument, notFound, resourceExhausted } from '../common/errors.js';
 import { isTerminal, stateFromDb } from '../common/job-state.js';
@@ -23,7 +22,7 @@ import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js'
 import { cancelJob, getJob, insertJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { readLogs } from './log-store.js';
-import { sendCancel, type NodeRegistry } from './node-registry.js';
+import { deliverCancel, type NodeRegistry } from './node-registry.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 
@@ -37,7 +36,7 @@ export interface JobServiceDeps {
   /** Submissions beyond this many queued jobs get RESOURCE_EXHAUSTED. */
   maxQueued: number;
   backstopMarginMs: number;
-  /** How often a watch re-reads its job from Postgres, in case an event never came. */
+  /** How often a watch re-reads its job and output from Postgres, in case a notification was lost. */
   watchRecheckMs: number;
   blobs: BlobStore;
   log: Logger;
@@ -128,9 +127,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const job = rowToJob(row ?? existing);
       if (changed && row) {
         publishJobRow(deps.events, row, job);
-        // A node on another stream (or none) gets it from Postgres when it connects.
-        const session = row.state === 'CANCELLING' && row.node_id ? deps.registry.get(row.node_id) : undefined;
-        if (session) sendCancel(session, { jobId: row.id, attempt: row.attempt }, graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
+        // A node whose stream is on another replica gets it from there (job-event-feed.ts);
+        // a disconnected one when it reconnects.
+        if (row.state === 'CANCELLING' && row.node_id) {
+          deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs });
+        }
       }
       return { job };
     },
@@ -155,17 +156,19 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
    * Subscribes before reading Postgres, then drops whatever the read already
    * covered: nothing falls between the snapshot and the live events, and nothing
    * is sent twice. Output is de-duplicated by byte offset, states by row version.
-   * The row is also re-read every few seconds, so a state change this replica
-   * did not publish (made by another replica, or an event lost) still arrives.
+   * Events come from this replica's own commits and, through Postgres, from the
+   * other replicas' (job-event-feed.ts); before the final event the output is
+   * read once more, so none is missed whatever the events' order. A slow
+   * safety re-read (watchRecheckMs) covers a notification lost in an outage.
    */
   async function* watch(request: WatchJobRequest, ctx: CallContext): AsyncIterable<WatchJobResponse> {
     const initial = await requireJob(request.jobId);
-    const queue = new AsyncQueue<JobEvent | { kind: 'recheck' }>();
+    const queue = new AsyncQueue<JobEvent>();
     const unsubscribe = deps.events.subscribe(initial.id, (e) => queue.push(e));
     const onAbort = () => queue.end();
     ctx.signal.addEventListener('abort', onAbort);
     if (ctx.signal.aborted) queue.end();
-    const recheck = setInterval(() => queue.push({ kind: 'recheck' }), deps.watchRecheckMs);
+    const recheck = setInterval(() => queue.push({ kind: 'resync', jobId: initial.id }), deps.watchRecheckMs);
     try {
       const row = (await getJob(sql, initial.id))!;
       let job: Job = rowToJob(row);
@@ -173,43 +176,56 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       let attempt = job.attempt;
       const resuming = request.attempt === 0 || request.attempt === attempt;
       const next = resuming ? { stdout: offsetOf(request.stdoutOffset), stderr: offsetOf(request.stderrOffset) } : { stdout: 0, stderr: 0 };
-      yield { event: { $case: 'job', value: job } };
-      if (request.includeLogs && attempt > 0) {
+      /** The watched attempt's stored output past what was sent. */
+      async function* storedOutput(): AsyncIterable<WatchJobResponse> {
+        if (!request.includeLogs || attempt === 0) return;
         for (const chunk of await readLogs(sql, { jobId: job.id, attempt, fromOffsets: next })) {
           advance(next, chunk.stream, Number(chunk.offset) + chunk.data.length);
           yield { event: { $case: 'log', value: chunk } };
         }
       }
+      yield { event: { $case: 'job', value: job } };
+      yield* storedOutput();
       if (isTerminal(job.state)) {
         yield { event: { $case: 'ended', value: job } };
         return;
       }
       for await (let event of queue) {
-        if (event.kind === 'recheck') {
+        const resync = event.kind === 'resync';
+        if (event.kind === 'resync') {
           const row = await getJob(sql, initial.id);
           if (!row) continue;
           event = { kind: 'state', job: rowToJob(row), version: row.version };
         }
         if (event.kind === 'state') {
-          if (event.version <= version) continue;
-          version = event.version;
-          job = event.job;
-          if (job.attempt !== attempt) {
-            // A new attempt's output starts again at offset 0.
-            attempt = job.attempt;
-            next.stdout = 0;
-            next.stderr = 0;
+          if (event.version > version) {
+            version = event.version;
+            job = event.job;
+            if (job.attempt !== attempt) {
+              // A new attempt's output starts again at offset 0.
+              attempt = job.attempt;
+              next.stdout = 0;
+              next.stderr = 0;
+            }
+            if (isTerminal(job.state)) {
+              yield* storedOutput();
+              yield { event: { $case: 'ended', value: job } };
+              return;
+            }
+            yield { event: { $case: 'job', value: job } };
           }
-          if (isTerminal(job.state)) {
-            yield { event: { $case: 'ended', value: job } };
-            return;
-          }
-          yield { event: { $case: 'job', value: job } };
+          if (resync) yield* storedOutput();
         } else if (event.kind === 'pull') {
           // Not older than the attempt watched: the state event naming a new attempt may still be on its way.
           if (request.includeProgress && event.progress.attempt >= attempt) yield { event: { $case: 'imagePull', value: event.progress } };
         } else if (request.includeLogs && event.chunk.attempt === attempt) {
-          const chunk = trimToOffset(event.chunk, event.chunk.stream === LogStream.LOG_STREAM_STDOUT ? next.stdout : next.stderr);
+          const from = event.chunk.stream === LogStream.LOG_STREAM_STDOUT ? next.stdout : next.stderr;
+          // Past a gap (an announcement was lost): read what is stored instead, which includes this chunk.
+          if (Number(event.chunk.offset) > from) {
+            yield* storedOutput();
+            continue;
+          }
+          const chunk = trimToOffset(event.chunk, from);
           if (!chunk) continue;
           advance(next, chunk.stream, Number(chunk.offset) + chunk.data.length);
           yield { event: { $case: 'log', value: chunk } };

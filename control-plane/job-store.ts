@@ -3,7 +3,7 @@
 // agent is fenced by its attempt number, so however messages race a job reaches
 // exactly one terminal state.
 import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
-import { Task } from '../common/gen/grid/v1/agent.js';
+import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import {
   ACTIVE_DB_STATES,
   ACTIVE_STATES,
@@ -44,10 +44,8 @@ export interface JobRow {
   ended_at: Date | null;
 }
 
-export interface AttemptKey {
-  jobId: string;
-  attempt: number;
-}
+/** An attempt's identity: the fencing token of every report. */
+export type AttemptKey = AttemptRef;
 
 const db = (states: readonly JobState[]) => states.map(stateToDb);
 
@@ -114,6 +112,10 @@ export async function insertJob(
 export async function getJob(sql: Sql, id: string): Promise<JobRow | undefined> {
   const [row] = await sql<JobRow[]>`SELECT * FROM jobs WHERE id = ${id}`;
   return row;
+}
+
+export async function getJobs(sql: Sql, ids: string[]): Promise<JobRow[]> {
+  return ids.length === 0 ? [] : sql<JobRow[]>`SELECT * FROM jobs WHERE id = ANY(${ids}::uuid[])`;
 }
 
 /** Newest first; `beforeId` is the last id of the previous page (keyset paging). */
@@ -282,9 +284,34 @@ export async function cancelJob(
   return { row: await getJob(sql, id), changed: false };
 }
 
-/** Jobs holding a slot on a node: what a (re)connecting agent should be running. */
-export async function activeJobsOnNode(sql: Sql, nodeId: string): Promise<JobRow[]> {
-  return sql<JobRow[]>`SELECT * FROM jobs WHERE node_id = ${nodeId} AND state = ANY(${ACTIVE_DB_STATES})`;
+/** An active attempt as a node's reconciliation needs it: no spec or task bytes. */
+export interface ActiveAttemptRow {
+  id: string;
+  attempt: number;
+  state: string;
+  node_id: string;
+  cpus: number;
+  memory_bytes: number;
+  cancel_grace_ms: number | null;
+  stop_grace_ms: number;
+}
+
+/** The attempts holding a slot on any of these nodes: what their agents should be running. One statement for all. */
+export async function activeAttemptsOnNodes(sql: Sql, nodeIds: string[]): Promise<ActiveAttemptRow[]> {
+  if (nodeIds.length === 0) return [];
+  return sql<ActiveAttemptRow[]>`
+    SELECT id, attempt, state, node_id, cpus, memory_bytes, cancel_grace_ms, stop_grace_ms FROM jobs
+    WHERE node_id = ANY(${nodeIds}) AND state = ANY(${ACTIVE_DB_STATES})`;
+}
+
+/** The tasks of these attempts while still assigned to `nodeId`, to send them again. */
+export async function assignedTasks(sql: Sql, nodeId: string, keys: AttemptKey[]): Promise<{ key: AttemptKey; task: Task }[]> {
+  if (keys.length === 0) return [];
+  const rows = await sql<{ id: string; attempt: number; task: Buffer }[]>`
+    SELECT id, attempt, task FROM jobs
+    WHERE node_id = ${nodeId} AND state = 'ASSIGNED'
+      AND (id, attempt) IN (SELECT * FROM unnest(${keys.map((k) => k.jobId)}::uuid[], ${keys.map((k) => k.attempt)}::int[]))`;
+  return rows.map((r) => ({ key: { jobId: r.id, attempt: r.attempt }, task: Task.decode(r.task) }));
 }
 
 /**

@@ -66,6 +66,27 @@ export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]):
     }));
 }
 
+/**
+ * Output stored from the given offsets on, for several attempts' streams in one
+ * statement (what the other replicas announced): per stream in offset order.
+ */
+export async function readLogsFrom(
+  sql: Sql,
+  from: { jobId: string; attempt: number; stream: LogStream; offset: number }[],
+): Promise<{ jobId: string; chunk: LogChunk }[]> {
+  if (from.length === 0) return [];
+  const rows = await sql<(LogRow & { job_id: string })[]>`
+    SELECT l.job_id, l.attempt, l.stream, l.byte_offset, l.data, l.logged_at
+    FROM unnest(${from.map((f) => f.jobId)}::uuid[], ${from.map((f) => f.attempt)}::int[],
+                ${from.map((f) => f.stream)}::int2[], ${from.map((f) => f.offset)}::int8[]) AS w(job_id, attempt, stream, from_offset)
+    JOIN job_logs l ON l.job_id = w.job_id AND l.attempt = w.attempt AND l.stream = w.stream AND l.byte_offset >= w.from_offset
+    ORDER BY l.job_id, l.stream, l.byte_offset`;
+  return rows.map((r) => ({
+    jobId: r.job_id,
+    chunk: { stream: r.stream as LogStream, offset: BigInt(r.byte_offset), data: r.data, time: r.logged_at, attempt: r.attempt },
+  }));
+}
+
 /** Output of one attempt in order, per stream from the given offsets. */
 export async function readLogs(
   sql: Sql,

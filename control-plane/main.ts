@@ -44,6 +44,7 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--heartbeat-timeout <duration>', 'silence after which a connected node is lost', 'GRID_HEARTBEAT_TIMEOUT', 3000).argParser(parseTimerFlag))
   .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseTimerFlag))
   .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseTimerFlag))
+  .addOption(envOption('--reconcile-interval <duration>', 'how often what each node holds is compared with the database (repairs any divergence)', 'GRID_RECONCILE_INTERVAL', 2000).argParser(parseTimerFlag))
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
@@ -78,6 +79,7 @@ const program = new Command('grid-control-plane')
         backstopMarginMs: flags.backstopMargin,
         deadlineCheckMs: 250,
         dispatchSweepMs: flags.dispatchSweep,
+        reconcileIntervalMs: flags.reconcileInterval,
         log,
       });
       if (flags.localAgent) agent = await startLocalAgent(controlPlane.address, flags, log);

@@ -1,14 +1,19 @@
 // The nodes whose Connect stream is open on this control plane, and what each
 // holds. A node is given work only through its live session here; when the
 // stream ends the session is gone, whatever else of the node still answers.
-import type { AttemptRef, CancelCause, Capacity, ConnectResponse, Task } from '../common/gen/grid/v1/agent.js';
+import { CancelCause, type AttemptRef, type Capacity, type ConnectResponse, type Task } from '../common/gen/grid/v1/agent.js';
 import { msToDuration } from '../common/units.js';
 import { alreadyExists } from '../common/errors.js';
+import type { CountedAttempt } from './reconcile.js';
 
 export interface HeldAttempt {
   attempt: number;
   cpus: number;
   memoryBytes: number;
+  /** When this session started counting it (ms since the epoch). */
+  since: number;
+  /** Whether this session has sent the node the job's cancel. */
+  cancelSent: boolean;
 }
 
 export interface FreeCapacity {
@@ -84,9 +89,28 @@ export class NodeRegistry {
   }
 }
 
-/** Counts an attempt's resources against its node's capacity. */
-export function hold(session: NodeSession, attempt: AttemptRef, task: Task): void {
-  session.held.set(attempt.jobId, { attempt: attempt.attempt, cpus: task.cpus, memoryBytes: Number(task.memoryBytes) });
+/** Counts an attempt's resources against its node's capacity (again: a no-op). */
+export function hold(session: NodeSession, attempt: AttemptRef, resources: { cpus: number; memoryBytes: number | bigint }): void {
+  if (session.held.get(attempt.jobId)?.attempt === attempt.attempt) return;
+  session.held.set(attempt.jobId, {
+    attempt: attempt.attempt,
+    cpus: resources.cpus,
+    memoryBytes: Number(resources.memoryBytes),
+    since: Date.now(),
+    cancelSent: false,
+  });
+}
+
+/** Stops counting an attempt against its node, if it is the one counted; true if it was. */
+export function release(session: NodeSession, attempt: AttemptRef): boolean {
+  if (session.held.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
+  session.held.delete(attempt.jobId);
+  return true;
+}
+
+/** What this session counts against its node, for reconcile(). */
+export function countedOf(session: NodeSession): CountedAttempt[] {
+  return [...session.held].map(([jobId, h]) => ({ jobId, attempt: h.attempt, since: h.since, cancelSent: h.cancelSent }));
 }
 
 /** Asks a node to run an attempt; false once the stream has ended. */
@@ -101,5 +125,24 @@ export function sendCancel(
   graceMs: number,
   cause: CancelCause,
 ): void {
+  const held = session.held.get(attempt.jobId);
+  if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && held?.attempt === attempt.attempt) held.cancelSent = true;
   session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
+}
+
+/**
+ * Delivers a committed cancel to the node running the attempt, when that node's
+ * stream is on this replica (a replica that does not hold it learns of the
+ * cancel from Postgres, see job-event-feed.ts). Returns whether it was sent.
+ */
+export function deliverCancel(
+  registry: NodeRegistry,
+  cancel: { nodeId: string; jobId: string; attempt: number; graceMs: number },
+): boolean {
+  const session = registry.get(cancel.nodeId);
+  if (!session || session.judged) return false;
+  const held = session.held.get(cancel.jobId);
+  if (held?.attempt === cancel.attempt && held.cancelSent) return true;
+  sendCancel(session, { jobId: cancel.jobId, attempt: cancel.attempt }, cancel.graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
+  return true;
 }

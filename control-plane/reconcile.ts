@@ -1,17 +1,36 @@
-// What to do when an agent (re)connects and says which attempts it holds, given
-// what Postgres says the node should be running. Pure, so every case is tested
-// without servers.
+// What to do when what a node holds and what Postgres says disagree: on every
+// (re)connect (the agent's hello) and continuously after it (its first heartbeat
+// after each read of Postgres, see node-reconciler.ts). Pure, so every case is
+// tested without servers.
+import type { AttemptRef } from '../common/gen/grid/v1/agent.js';
 import { JobState } from '../common/gen/grid/v1/job.js';
 
-export interface ActiveAttempt {
-  jobId: string;
-  attempt: number;
+/** An attempt Postgres says the node should be running. */
+export interface ActiveAttempt extends AttemptRef {
   state: JobState;
 }
 
-export interface HeldAttempt {
-  jobId: string;
-  attempt: number;
+/** An attempt this control plane counts against the node's capacity. */
+export interface CountedAttempt extends AttemptRef {
+  /** When it was counted (ms since the epoch). */
+  since: number;
+  /** Whether this session has sent the node a cancel for it. */
+  cancelSent: boolean;
+}
+
+export interface NodeView {
+  /** The node's active attempts as Postgres had them, read at `takenAt`. */
+  active: ActiveAttempt[];
+  /**
+   * What the agent says it holds (running, or with a report not yet
+   * acknowledged), sent after the read of `active` had completed: so an attempt
+   * Postgres shows started is one the agent had already reported and still holds.
+   */
+  held: AttemptRef[];
+  /** What this session counts against the node. */
+  counted: CountedAttempt[];
+  /** When the read of `active` was sent: an attempt counted since may be missing from it. */
+  takenAt: number;
 }
 
 export interface Reconciliation {
@@ -22,18 +41,30 @@ export interface Reconciliation {
   /** Running (or cancelling) but unknown to the agent: its container is gone; the attempt is lost. */
   lose: ActiveAttempt[];
   /** Held by the agent but no longer current: kill the container (fencing). */
-  kill: HeldAttempt[];
+  kill: AttemptRef[];
+  /** Cancelling, held by the agent, and no cancel sent on this session yet: send it. */
+  cancel: ActiveAttempt[];
+  /** Counted here but no longer active (ended or moved on elsewhere): free its capacity. */
+  release: CountedAttempt[];
 }
 
-export function reconcile(active: ActiveAttempt[], held: HeldAttempt[]): Reconciliation {
-  const heldKeys = new Set(held.map((h) => `${h.jobId}/${h.attempt}`));
-  const activeKeys = new Set(active.map((a) => `${a.jobId}/${a.attempt}`));
-  const result: Reconciliation = { keep: [], resend: [], lose: [], kill: [] };
-  for (const a of active) {
-    if (heldKeys.has(`${a.jobId}/${a.attempt}`)) result.keep.push(a);
-    else if (a.state === JobState.JOB_STATE_ASSIGNED) result.resend.push(a);
+const keyOf = (a: AttemptRef) => `${a.jobId}/${a.attempt}`;
+
+export function reconcile(view: NodeView): Reconciliation {
+  const held = new Set(view.held.map(keyOf));
+  const active = new Set(view.active.map(keyOf));
+  const counted = new Map(view.counted.map((c) => [keyOf(c), c]));
+  const result: Reconciliation = { keep: [], resend: [], lose: [], kill: [], cancel: [], release: [] };
+  for (const a of view.active) {
+    if (held.has(keyOf(a))) {
+      result.keep.push(a);
+      if (a.state === JobState.JOB_STATE_CANCELLING && !counted.get(keyOf(a))?.cancelSent) result.cancel.push(a);
+    } else if (a.state === JobState.JOB_STATE_ASSIGNED) result.resend.push(a);
     else result.lose.push(a);
   }
-  for (const h of held) if (!activeKeys.has(`${h.jobId}/${h.attempt}`)) result.kill.push(h);
+  // Counted since the read: a claim newer than what Postgres showed, not a stale one.
+  const newer = (a: AttemptRef) => (counted.get(keyOf(a))?.since ?? -Infinity) >= view.takenAt;
+  for (const h of view.held) if (!active.has(keyOf(h)) && !newer(h)) result.kill.push(h);
+  for (const c of view.counted) if (!active.has(keyOf(c)) && !newer(c)) result.release.push(c);
   return result;
 }

@@ -1,6 +1,7 @@
 // Wires the control plane together: database, event bus, node registry,
 // dispatcher and the three gRPC services. Holds no job state of its own beyond
 // the streams it serves, so any number of these can run over one Postgres.
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'nice-grpc';
 import type { Logger } from 'pino';
 import { AgentServiceDefinition } from '../common/gen/grid/v1/agent.js';
@@ -14,11 +15,13 @@ import { migrate } from './db/migrate.js';
 import { startDeadlineEnforcer } from './deadline-enforcer.js';
 import { createDispatcher } from './dispatcher.js';
 import { errorMiddleware } from './error-middleware.js';
+import { startJobEventFeed } from './job-event-feed.js';
 import { createLocalEventBus } from './job-events.js';
 import { postgresBlobStore } from './blob-store.js';
 import { createJobService } from './job-service.js';
 import { NodeRegistry } from './node-registry.js';
 import { startNodeLiveness, type NodeLiveness } from './node-liveness.js';
+import { startNodeReconciler } from './node-reconciler.js';
 import { createNodeService } from './node-service.js';
 import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
@@ -40,6 +43,8 @@ export interface ControlPlaneOptions {
   backstopMarginMs: number;
   deadlineCheckMs: number;
   dispatchSweepMs: number;
+  /** How often what each node holds is compared with Postgres (see node-reconciler.ts). */
+  reconcileIntervalMs: number;
   log: Logger;
 }
 
@@ -59,7 +64,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     embedded = await startEmbeddedPostgres(options.dataDir, log.child({ part: 'postgres' }));
     databaseUrl = embedded.url;
   }
-  const sql = connectDatabase(databaseUrl);
+  const replicaId = `cp-${randomBytes(6).toString('hex')}`;
+  const sql = connectDatabase(databaseUrl, { replicaId });
   try {
     await migrate(sql, log);
   } catch (err) {
@@ -85,13 +91,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       runtimes: runtimeTable(options.runtimes),
       maxQueued: options.maxQueued,
       backstopMarginMs: options.backstopMarginMs,
-      watchRecheckMs: 2000,
+      watchRecheckMs: 10_000,
       blobs,
       log,
     }),
   );
   server.add(NodeServiceDefinition, createNodeService({ sql }));
   let liveness: NodeLiveness | undefined;
+  const reconciler = startNodeReconciler({ sql, registry, events, dispatcher, log, intervalMs: options.reconcileIntervalMs });
   server.add(
     AgentServiceDefinition,
     createAgentService({
@@ -100,6 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       dispatcher,
       events,
       liveness: () => liveness!,
+      reconciler: () => reconciler,
       log,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
@@ -118,18 +126,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     reconnectGraceMs: options.reconnectGraceMs,
     persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
   });
+  const feed = await startJobEventFeed({ sql, replicaId, events, registry, log });
   const deadlines = startDeadlineEnforcer({ sql, registry, events, dispatcher, log, intervalMs: options.deadlineCheckMs });
   const port = await server.listen(options.listen);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
-  log.info({ address }, 'control plane listening');
+  log.info({ address, replica: replicaId }, 'control plane listening');
 
   return {
     address,
     async close() {
       liveness!.stop();
+      await reconciler.stop();
       await deadlines.stop();
       await dispatcher.stop();
+      await feed.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent
       // streams first, then give in-flight calls a moment before forcing.
       for (const session of registry.all()) session.close();

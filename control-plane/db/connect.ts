@@ -4,11 +4,13 @@ import postgres from 'postgres';
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
+export function connectDatabase(url: string, options: { max?: number; replicaId?: string } = {}): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    connection: { application_name: 'grid-control-plane' },
+    // grid.replica names this control plane in the notifications its commits
+    // send (migration 6), so that it can tell its own from the other replicas'.
+    connection: { application_name: 'grid-control-plane', ...(options.replicaId ? { 'grid.replica': options.replicaId } : {}) },
     // The default backoff grows to 20 s, shared by the whole pool: after a short
     // outage every query would wait that long. Retry at most every half second.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2),

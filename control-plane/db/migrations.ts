@@ -153,4 +153,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN output_files_error text;
     `,
   },
+  {
+    version: 6,
+    name: 'job changes and output announced to every replica',
+    sql: `
+      -- Every replica learns what the others commit: each statement that changes
+      -- jobs or adds output sends one notification per 64 rows on grid_events,
+      -- naming the replica that made it (its grid.replica setting, so a replica
+      -- can skip its own). Readers fetch what they need; the payload stays small
+      -- (NOTIFY allows 8000 bytes).
+      CREATE FUNCTION grid_notify_jobs_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('grid_events', json_build_object(
+                  'o', current_setting('grid.replica', true),
+                  'j', json_agg(json_build_array(id, version, state)))::text)
+        FROM (SELECT id, version, state, (row_number() OVER () - 1) / 64 AS part FROM changed_jobs) c
+        GROUP BY part;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_notify_changed AFTER UPDATE ON jobs
+        REFERENCING NEW TABLE AS changed_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_jobs_changed();
+
+      CREATE FUNCTION grid_notify_output_added() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('grid_events', json_build_object(
+                  'o', current_setting('grid.replica', true),
+                  'l', json_agg(json_build_array(job_id, attempt, stream, from_offset)))::text)
+        FROM (SELECT job_id, attempt, stream, min(byte_offset) AS from_offset,
+                     (row_number() OVER () - 1) / 64 AS part
+              FROM added_logs GROUP BY job_id, attempt, stream) c
+        GROUP BY part;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER job_logs_notify_added AFTER INSERT ON job_logs
+        REFERENCING NEW TABLE AS added_logs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_output_added();
+    `,
+  },
 ];

@@ -1,0 +1,106 @@
+// Feeds this replica's event bus with what the other replicas commit. Postgres
+// triggers (migration 6) send one notification per statement on grid_events,
+// naming the jobs that changed and the output that was added; this replica
+// reads, in one statement each, the rows and output of the jobs its watchers
+// follow and publishes them, and hands a cancel committed elsewhere to the node
+// whose stream it holds. Its own commits it has published already, so it skips
+// them. If the LISTEN connection broke, notifications may be lost: every
+// watcher is then told to read its job again.
+import type { Logger } from 'pino';
+import type { LogStream } from '../common/gen/grid/v1/job.js';
+import type { Sql } from './db/connect.js';
+import { publishJobRow, type JobEventBus } from './job-events.js';
+import { getJobs } from './job-store.js';
+import { readLogsFrom } from './log-store.js';
+import { deliverCancel, type NodeRegistry } from './node-registry.js';
+
+export const EVENTS_CHANNEL = 'grid_events';
+
+/** A notification's payload, as the triggers build it. */
+interface Announcement {
+  /** The replica whose statement it was (null: not a control plane). */
+  o: string | null;
+  /** Jobs changed: [id, version, state]. */
+  j?: [string, number, string][];
+  /** Output added: [job id, attempt, stream, lowest byte offset]. */
+  l?: [string, number, LogStream, number][];
+}
+
+export interface JobEventFeed {
+  stop(): Promise<void>;
+}
+
+export async function startJobEventFeed(deps: {
+  sql: Sql;
+  replicaId: string;
+  events: JobEventBus;
+  registry: NodeRegistry;
+  log: Logger;
+}): Promise<JobEventFeed> {
+  const { sql, events, log } = deps;
+  // What to read on the next pass: job ids, and output from the lowest offset announced.
+  let jobs = new Set<string>();
+  let output = new Map<string, { jobId: string; attempt: number; stream: LogStream; offset: number }>();
+  let passing: Promise<void> | undefined;
+  let listening = false;
+
+  function announced(payload: string): void {
+    let a: Announcement;
+    try {
+      a = JSON.parse(payload) as Announcement;
+    } catch {
+      return log.warn({ payload: payload.slice(0, 200) }, 'unreadable notification on grid_events');
+    }
+    if (a.o === deps.replicaId) return;
+    for (const [id, , state] of a.j ?? []) {
+      // A cancel is needed by the replica holding the node, which only the row tells.
+      if (events.hasListeners(id) || state === 'CANCELLING') jobs.add(id);
+    }
+    for (const [jobId, attempt, stream, offset] of a.l ?? []) {
+      if (!events.hasListeners(jobId)) continue;
+      const key = `${jobId}/${attempt}/${stream}`;
+      const known = output.get(key);
+      if (!known || offset < known.offset) output.set(key, { jobId, attempt, stream, offset });
+    }
+    passing ??= pass().finally(() => (passing = undefined));
+  }
+
+  /** Reads and publishes what was announced, until nothing is left; output before states, as it was committed. */
+  async function pass(): Promise<void> {
+    while (jobs.size > 0 || output.size > 0) {
+      const ids = [...jobs];
+      const from = [...output.values()];
+      jobs = new Set();
+      output = new Map();
+      try {
+        for (const { jobId, chunk } of await readLogsFrom(sql, from)) events.publish(jobId, { kind: 'log', jobId, chunk });
+        for (const row of await getJobs(sql, ids)) {
+          publishJobRow(events, row);
+          if (row.state === 'CANCELLING' && row.node_id) {
+            deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs: row.cancel_grace_ms ?? row.stop_grace_ms });
+          }
+        }
+      } catch (err) {
+        // Watchers read again on their own safety interval; the node reconciler delivers the cancel.
+        log.warn({ err, jobs: ids.length }, 'cannot read what other replicas announced');
+      }
+    }
+  }
+
+  const subscription = await sql.listen(
+    EVENTS_CHANNEL,
+    announced,
+    () => {
+      // Called on every (re)connect of the LISTEN connection: after a break, anything may have been missed.
+      if (listening) for (const jobId of events.watched()) events.publish(jobId, { kind: 'resync', jobId });
+      listening = true;
+    },
+  );
+
+  return {
+    async stop() {
+      await subscription.unlisten().catch(() => {});
+      await passing;
+    },
+  };
+}

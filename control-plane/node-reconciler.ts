@@ -1,0 +1,144 @@
+// Keeps what each node holds and what Postgres says in agreement: when its agent
+// (re)connects, and continuously after that. Every interval one statement reads
+// the active attempts of all the nodes whose streams are on this replica; each
+// node's next heartbeat, which lists what its agent holds, is then compared with
+// that read (reconcile.ts says what to do). So any divergence, whatever caused
+// it — an assignment whose claim committed while its answer was lost with a
+// database connection, a container of an attempt another replica ended, a
+// cancel whose notice never arrived — is repaired within an interval and a
+// heartbeat, not only when the agent reconnects.
+import type { Logger } from 'pino';
+import { CancelCause, type AttemptRef } from '../common/gen/grid/v1/agent.js';
+import { stateFromDb } from '../common/job-state.js';
+import type { Sql } from './db/connect.js';
+import type { Dispatcher } from './dispatcher.js';
+import { publishJobRow, type JobEventBus } from './job-events.js';
+import { activeAttemptsOnNodes, assignedTasks, loseAttempts, type ActiveAttemptRow } from './job-store.js';
+import { countedOf, hold, isLive, release, sendAssignment, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import { reconcile, type Reconciliation } from './reconcile.js';
+
+export interface NodeReconciler {
+  /** Reconciles a node whose agent just said hello (holding `held`), then opens it to work. */
+  connected(session: NodeSession, held: AttemptRef[]): Promise<void>;
+  /** The agent's heartbeat, listing what it holds now. */
+  heartbeat(session: NodeSession, held: AttemptRef[]): void;
+  stop(): Promise<void>;
+}
+
+interface Read {
+  /** When the read was sent. */
+  takenAt: number;
+  rows: ActiveAttemptRow[];
+}
+
+export function startNodeReconciler(deps: {
+  sql: Sql;
+  registry: NodeRegistry;
+  events: JobEventBus;
+  dispatcher: Dispatcher;
+  log: Logger;
+  intervalMs: number;
+}): NodeReconciler {
+  const { sql, registry, log } = deps;
+  // The latest read for each session, waiting for the session's next heartbeat.
+  const reads = new WeakMap<NodeSession, Read>();
+  let reading: Promise<void> | undefined;
+
+  async function readAll(): Promise<void> {
+    const sessions = registry.live();
+    if (sessions.length === 0) return;
+    const takenAt = Date.now();
+    const rows = await activeAttemptsOnNodes(sql, sessions.map((s) => s.nodeId));
+    const byNode = new Map<string, ActiveAttemptRow[]>(sessions.map((s) => [s.nodeId, []]));
+    for (const row of rows) byNode.get(row.node_id)?.push(row);
+    for (const session of sessions) {
+      if (registry.get(session.nodeId) === session) reads.set(session, { takenAt, rows: byNode.get(session.nodeId)! });
+    }
+  }
+
+  const timer = setInterval(() => {
+    if (reading) return;
+    reading = readAll()
+      .catch((err) => log.warn({ err }, 'cannot read what the nodes should be running; will try again'))
+      .finally(() => (reading = undefined));
+  }, deps.intervalMs);
+
+  /** Carries out a reconciliation: sends, counts and frees on the node, loses attempts in Postgres. */
+  async function apply(session: NodeSession, plan: Reconciliation, rows: ActiveAttemptRow[]): Promise<void> {
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const resources = (a: AttemptRef) => {
+      const row = byId.get(a.jobId)!;
+      return { cpus: row.cpus, memoryBytes: row.memory_bytes };
+    };
+    for (const a of plan.keep) hold(session, a, resources(a));
+    for (const a of plan.cancel) {
+      const row = byId.get(a.jobId)!;
+      sendCancel(session, a, row.cancel_grace_ms ?? row.stop_grace_ms, CancelCause.CANCEL_CAUSE_CANCELLED);
+    }
+    for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
+    let freed = false;
+    for (const c of plan.release) freed = release(session, c) || freed;
+    if (plan.resend.length > 0) {
+      // Read again: only attempts still assigned to this node are sent.
+      for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend)) {
+        if (!isLive(session) || !sendAssignment(session, key, task)) break;
+        hold(session, key, task);
+      }
+      log.info({ attempts: plan.resend }, 'node did not have some of its assignments; sent them again');
+    }
+    if (plan.lose.length > 0) {
+      const lost = await loseAttempts(sql, session.nodeId, plan.lose);
+      if (lost.length > 0) log.warn({ attempts: lost.map((r) => ({ job_id: r.id, attempt: r.attempt })) }, 'node no longer has some of its attempts; they are lost');
+      for (const row of lost) {
+        freed = release(session, { jobId: row.id, attempt: row.attempt }) || freed;
+        publishJobRow(deps.events, row);
+      }
+    }
+    if (freed || plan.lose.length > 0) deps.dispatcher.kick();
+  }
+
+  function planFor(session: NodeSession, read: Read, held: AttemptRef[]): Reconciliation {
+    return reconcile({
+      active: read.rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
+      held,
+      counted: countedOf(session),
+      takenAt: read.takenAt,
+    });
+  }
+
+  return {
+    async connected(session, held) {
+      const takenAt = Date.now();
+      const rows = await activeAttemptsOnNodes(sql, [session.nodeId]);
+      const plan = planFor(session, { takenAt, rows }, held);
+      await apply(session, plan, rows);
+      session.ready = true;
+      log.info(
+        { node_name: session.name, capacity: session.capacity, generation: session.generation, kept: plan.keep.length, killed: plan.kill.length },
+        'node connected',
+      );
+      deps.dispatcher.kick();
+    },
+
+    heartbeat(session, held) {
+      const read = reads.get(session);
+      if (!read) return;
+      reads.delete(session);
+      if (!isLive(session)) return;
+      const plan = planFor(session, read, held);
+      const uncounted = plan.keep.filter((a) => session.held.get(a.jobId)?.attempt !== a.attempt).length;
+      const changes = uncounted + plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
+      if (changes === 0) return;
+      log.info(
+        { node: session.nodeId, uncounted, resend: plan.resend.length, lose: plan.lose.length, kill: plan.kill.length, cancel: plan.cancel.length, release: plan.release.length },
+        'node and database disagreed; reconciling',
+      );
+      apply(session, plan, read.rows).catch((err) => log.warn({ err, node: session.nodeId }, 'cannot reconcile the node yet; will try again'));
+    },
+
+    async stop() {
+      clearInterval(timer);
+      await reading;
+    },
+  };
+}
