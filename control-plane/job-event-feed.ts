@@ -4,7 +4,7 @@
 // reads, in one statement each, the rows and output of the jobs its watchers
 // follow and publishes them, and hands a cancel committed elsewhere to the node
 // whose stream it holds. Its own commits it has published already, so it skips
-// them. If the LISTEN connection broke, notifications may be lost: every
+// them. If the LISTEN connection broke, notifications may have been lost: every
 // watcher is then told to read its job again.
 import type { Logger } from 'pino';
 import type { LogStream } from '../common/gen/grid/v1/job.js';
@@ -87,15 +87,13 @@ export async function startJobEventFeed(deps: {
     }
   }
 
-  const subscription = await sql.listen(
-    EVENTS_CHANNEL,
-    announced,
-    () => {
-      // Called on every (re)connect of the LISTEN connection: after a break, anything may have been missed.
-      if (listening) for (const jobId of events.watched()) events.publish(jobId, { kind: 'resync', jobId });
-      listening = true;
-    },
-  );
+  // postgres.js subscribes again by itself whenever the LISTEN connection is
+  // back (tested through a crash and through an outage past the connect timeout).
+  const subscription = await sql.listen(EVENTS_CHANNEL, announced, () => {
+    // Called on every (re)subscription: after a break, anything may have been missed.
+    if (listening) for (const jobId of events.watched()) events.publish(jobId, { kind: 'resync', jobId });
+    listening = true;
+  });
 
   return {
     async stop() {

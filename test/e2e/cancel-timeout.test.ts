@@ -118,9 +118,10 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
         let last;
         for await (const { event } of grid.api.jobs.watchJob({ jobId, includeLogs: false, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) {
           last = event;
-          // Aim the cancel at the moment the 0.2 s job exits.
+          // Aim the cancel around the moment the 0.2 s job's end is committed (its exit,
+          // plus the agent's wait and report): the cancel's commit and the end's race.
           if (event?.$case === 'job' && event.value.state === JobState.JOB_STATE_RUNNING && !cancelled) {
-            cancelled = sleep(170 + (i % 10) * 6).then(() => grid.api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) }));
+            cancelled = sleep(150 + (i % 20) * 40).then(() => grid.api.jobs.cancelJob({ jobId, grace: msToDuration(i % 2 === 0 ? 0 : 5000) }));
           }
         }
         return last;
