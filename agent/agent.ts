@@ -18,7 +18,8 @@ import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { attemptKeyOf, ReportOutbox, type News } from './report-outbox.js';
+import { attemptKeyOf } from '../common/attempt.js';
+import { ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
 

@@ -7,6 +7,7 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } fr
 import { dirname } from 'node:path';
 import { ConnectRequest } from '../common/gen/grid/v1/agent.js';
 import type { AsyncQueue } from '../common/async-queue.js';
+import { attemptKeyOf } from '../common/attempt.js';
 
 export type Report = Extract<
   NonNullable<ConnectRequest['message']>,
@@ -144,10 +145,6 @@ export class ReportOutbox {
     this.spillFd = undefined;
     this.spillEnd = 0;
   }
-}
-
-export function attemptKeyOf(ref: { jobId: string; attempt: number }): string {
-  return `${ref.jobId}/${ref.attempt}`;
 }
 
 function attemptOf(report: Report): string {

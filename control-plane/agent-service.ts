@@ -68,6 +68,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         generation: 0,
         ready: false,
         judged: false,
+        capacityUnknownSince: undefined,
         held: new Map(),
         send: (message) => outbox.push(message),
         close: () => outbox.end(),

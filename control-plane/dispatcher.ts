@@ -35,7 +35,15 @@ export function createDispatcher(deps: {
     for (const offer of offers) {
       const session = registry.get(offer.nodeId);
       if (!session || !isLive(session)) continue;
-      const rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
+      let rows: JobRow[];
+      try {
+        rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
+      } catch (err) {
+        // The claim may have committed with its answer lost: until the node is
+        // reconciled, what it holds is unknown, and its slots are not offered.
+        session.capacityUnknownSince = performance.now();
+        throw err;
+      }
       const undelivered: JobRow[] = [];
       for (const row of rows) {
         // The stream may have ended, been judged or been replaced while the claim

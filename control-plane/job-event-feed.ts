@@ -3,18 +3,21 @@
 // naming the jobs that changed and the output that was added; this replica
 // reads, in one statement each, the rows and output of the jobs its watchers
 // follow and publishes them, and hands a cancel committed elsewhere to the node
-// whose stream it holds. Its own commits it has published already, so it skips
-// them. If the LISTEN connection broke, notifications may have been lost: every
+// whose stream it holds. Its own commits it publishes itself, so it skips them
+// (a cancel whose commit answer was lost then reaches the node through the node
+// reconciler instead, within seconds). If the LISTEN connection broke, notifications may have been lost: every
 // watcher is then told to read its job again.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { LogStream } from '../common/gen/grid/v1/job.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { getJobs } from './job-store.js';
+import { cancelGraceOf, getJobs } from './job-store.js';
 import { readLogsFrom } from './log-store.js';
 import { deliverCancel, type NodeRegistry } from './node-registry.js';
 
 export const EVENTS_CHANNEL = 'grid_events';
+const RETRY_MS = 500;
 
 /** A notification's payload, as the triggers build it. */
 interface Announcement {
@@ -43,6 +46,7 @@ export async function startJobEventFeed(deps: {
   let output = new Map<string, { jobId: string; attempt: number; stream: LogStream; offset: number }>();
   let passing: Promise<void> | undefined;
   let listening = false;
+  let stopped = false;
 
   function announced(payload: string): void {
     let a: Announcement;
@@ -67,7 +71,7 @@ export async function startJobEventFeed(deps: {
 
   /** Reads and publishes what was announced, until nothing is left; output before states, as it was committed. */
   async function pass(): Promise<void> {
-    while (jobs.size > 0 || output.size > 0) {
+    while ((jobs.size > 0 || output.size > 0) && !stopped) {
       const ids = [...jobs];
       const from = [...output.values()];
       jobs = new Set();
@@ -77,12 +81,19 @@ export async function startJobEventFeed(deps: {
         for (const row of await getJobs(sql, ids)) {
           publishJobRow(events, row);
           if (row.state === 'CANCELLING' && row.node_id) {
-            deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs: row.cancel_grace_ms ?? row.stop_grace_ms });
+            deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs: cancelGraceOf(row) });
           }
         }
       } catch (err) {
-        // Watchers read again on their own safety interval; the node reconciler delivers the cancel.
-        log.warn({ err, jobs: ids.length }, 'cannot read what other replicas announced');
+        if (stopped) return;
+        log.warn({ err, jobs: ids.length }, 'cannot read what other replicas announced; will try again');
+        for (const id of ids) jobs.add(id);
+        for (const f of from) {
+          const key = `${f.jobId}/${f.attempt}/${f.stream}`;
+          const known = output.get(key);
+          if (!known || f.offset < known.offset) output.set(key, f);
+        }
+        await sleep(RETRY_MS);
       }
     }
   }
@@ -97,6 +108,7 @@ export async function startJobEventFeed(deps: {
 
   return {
     async stop() {
+      stopped = true;
       await subscription.unlisten().catch(() => {});
       await passing;
     },

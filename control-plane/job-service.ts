@@ -201,7 +201,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
           if (event.version > version) {
             version = event.version;
             job = event.job;
-            if (job.attempt !== attempt) {
+            const newAttempt = job.attempt !== attempt;
+            if (newAttempt) {
               // A new attempt's output starts again at offset 0.
               attempt = job.attempt;
               next.stdout = 0;
@@ -213,6 +214,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
               return;
             }
             yield { event: { $case: 'job', value: job } };
+            // Its first output may have come (and been dropped as another attempt's) before this state.
+            if (newAttempt && !resync) yield* storedOutput();
           }
           if (resync) yield* storedOutput();
         } else if (event.kind === 'pull') {

@@ -1,5 +1,5 @@
 // Every read and write of the jobs table. Each state change is a compare-and-set
-// whose guard comes from the state machine (sourcesOf), and each report from an
+// whose guard comes from the state machine (common/job-state.ts), and each report from an
 // agent is fenced by its attempt number, so however messages race a job reaches
 // exactly one terminal state.
 import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
@@ -302,6 +302,11 @@ export async function activeAttemptsOnNodes(sql: Sql, nodeIds: string[]): Promis
   return sql<ActiveAttemptRow[]>`
     SELECT id, attempt, state, node_id, cpus, memory_bytes, cancel_grace_ms, stop_grace_ms FROM jobs
     WHERE node_id = ANY(${nodeIds}) AND state = ANY(${ACTIVE_DB_STATES})`;
+}
+
+/** The grace a cancel of this job gives: the cancel's own, else the job's stop grace. */
+export function cancelGraceOf(row: { cancel_grace_ms: number | null; stop_grace_ms: number }): number {
+  return row.cancel_grace_ms ?? row.stop_grace_ms;
 }
 
 /** The tasks of these attempts while still assigned to `nodeId`, to send them again. */

@@ -13,7 +13,7 @@ import { stateFromDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { activeAttemptsOnNodes, assignedTasks, loseAttempts, type ActiveAttemptRow } from './job-store.js';
+import { activeAttemptsOnNodes, assignedTasks, cancelGraceOf, loseAttempts, type ActiveAttemptRow } from './job-store.js';
 import { countedOf, hold, isLive, release, sendAssignment, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
 import { reconcile, type Reconciliation } from './reconcile.js';
 
@@ -25,11 +25,14 @@ export interface NodeReconciler {
   stop(): Promise<void>;
 }
 
-interface Read {
-  /** When the read was sent. */
+/** A node's active attempts as one read of Postgres had them. */
+interface ActiveSnapshot {
+  /** When the read was sent (performance.now()). */
   takenAt: number;
   rows: ActiveAttemptRow[];
 }
+
+const MIN_INTERVAL_MS = 100;
 
 export function startNodeReconciler(deps: {
   sql: Sql;
@@ -41,18 +44,19 @@ export function startNodeReconciler(deps: {
 }): NodeReconciler {
   const { sql, registry, log } = deps;
   // The latest read for each session, waiting for the session's next heartbeat.
-  const reads = new WeakMap<NodeSession, Read>();
+  const snapshots = new WeakMap<NodeSession, ActiveSnapshot>();
   let reading: Promise<void> | undefined;
+  const applying = new Set<Promise<void>>();
 
   async function readAll(): Promise<void> {
     const sessions = registry.live();
     if (sessions.length === 0) return;
-    const takenAt = Date.now();
+    const takenAt = performance.now();
     const rows = await activeAttemptsOnNodes(sql, sessions.map((s) => s.nodeId));
     const byNode = new Map<string, ActiveAttemptRow[]>(sessions.map((s) => [s.nodeId, []]));
     for (const row of rows) byNode.get(row.node_id)?.push(row);
     for (const session of sessions) {
-      if (registry.get(session.nodeId) === session) reads.set(session, { takenAt, rows: byNode.get(session.nodeId)! });
+      if (registry.get(session.nodeId) === session) snapshots.set(session, { takenAt, rows: byNode.get(session.nodeId)! });
     }
   }
 
@@ -61,30 +65,25 @@ export function startNodeReconciler(deps: {
     reading = readAll()
       .catch((err) => log.warn({ err }, 'cannot read what the nodes should be running; will try again'))
       .finally(() => (reading = undefined));
-  }, deps.intervalMs);
+  }, Math.max(MIN_INTERVAL_MS, deps.intervalMs)).unref();
 
   /** Carries out a reconciliation: sends, counts and frees on the node, loses attempts in Postgres. */
   async function apply(session: NodeSession, plan: Reconciliation, rows: ActiveAttemptRow[]): Promise<void> {
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const resources = (a: AttemptRef) => {
-      const row = byId.get(a.jobId)!;
-      return { cpus: row.cpus, memoryBytes: row.memory_bytes };
-    };
-    for (const a of plan.keep) hold(session, a, resources(a));
-    for (const a of plan.cancel) {
-      const row = byId.get(a.jobId)!;
-      sendCancel(session, a, row.cancel_grace_ms ?? row.stop_grace_ms, CancelCause.CANCEL_CAUSE_CANCELLED);
-    }
+    for (const a of plan.keep) hold(session, a, { cpus: byId.get(a.jobId)!.cpus, memoryBytes: byId.get(a.jobId)!.memory_bytes });
+    for (const a of plan.cancel) sendCancel(session, a, cancelGraceOf(byId.get(a.jobId)!), CancelCause.CANCEL_CAUSE_CANCELLED);
     for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
     let freed = false;
     for (const c of plan.release) freed = release(session, c) || freed;
     if (plan.resend.length > 0) {
       // Read again: only attempts still assigned to this node are sent.
+      const sent: AttemptRef[] = [];
       for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend)) {
-        if (!isLive(session) || !sendAssignment(session, key, task)) break;
+        if (session.judged || !sendAssignment(session, key, task)) break;
         hold(session, key, task);
+        sent.push(key);
       }
-      log.info({ attempts: plan.resend }, 'node did not have some of its assignments; sent them again');
+      if (sent.length > 0) log.info({ attempts: sent }, 'node did not have some of its assignments; sent them again');
     }
     if (plan.lose.length > 0) {
       const lost = await loseAttempts(sql, session.nodeId, plan.lose);
@@ -97,7 +96,7 @@ export function startNodeReconciler(deps: {
     if (freed || plan.lose.length > 0) deps.dispatcher.kick();
   }
 
-  function planFor(session: NodeSession, read: Read, held: AttemptRef[]): Reconciliation {
+  function planFor(session: NodeSession, read: ActiveSnapshot, held: AttemptRef[]): Reconciliation {
     return reconcile({
       active: read.rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
       held,
@@ -108,11 +107,13 @@ export function startNodeReconciler(deps: {
 
   return {
     async connected(session, held) {
-      const takenAt = Date.now();
+      const takenAt = performance.now();
       const rows = await activeAttemptsOnNodes(sql, [session.nodeId]);
       const plan = planFor(session, { takenAt, rows }, held);
       await apply(session, plan, rows);
       session.ready = true;
+      // Nothing was read from the stream meanwhile: its silence counts from now.
+      session.lastSeenAt = new Date();
       log.info(
         { node_name: session.name, capacity: session.capacity, generation: session.generation, kept: plan.keep.length, killed: plan.kill.length },
         'node connected',
@@ -121,24 +122,44 @@ export function startNodeReconciler(deps: {
     },
 
     heartbeat(session, held) {
-      const read = reads.get(session);
-      if (!read) return;
-      reads.delete(session);
+      const snapshot = snapshots.get(session);
+      if (!snapshot) return;
+      snapshots.delete(session);
       if (!isLive(session)) return;
-      const plan = planFor(session, read, held);
-      const uncounted = plan.keep.filter((a) => session.held.get(a.jobId)?.attempt !== a.attempt).length;
-      const changes = uncounted + plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
-      if (changes === 0) return;
-      log.info(
-        { node: session.nodeId, uncounted, resend: plan.resend.length, lose: plan.lose.length, kill: plan.kill.length, cancel: plan.cancel.length, release: plan.release.length },
-        'node and database disagreed; reconciling',
-      );
-      apply(session, plan, read.rows).catch((err) => log.warn({ err, node: session.nodeId }, 'cannot reconcile the node yet; will try again'));
+      const planned = planFor(session, snapshot, held);
+      const counted = (a: AttemptRef) => session.held.get(a.jobId)?.attempt === a.attempt;
+      const plan: Reconciliation = {
+        ...planned,
+        // After a connect every active attempt is counted; one that is not any more
+        // has ended since the read (its end freed it): not to be counted or lost again.
+        keep: planned.keep.filter(counted),
+        lose: planned.lose.filter(counted),
+      };
+      const changes = plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
+      // A failed claim's outcome is now known: what Postgres had then, this read shows.
+      const known = session.capacityUnknownSince !== undefined && snapshot.takenAt > session.capacityUnknownSince;
+      if (changes === 0 && !known) return;
+      if (changes > 0) {
+        log.info(
+          { node: session.nodeId, resend: plan.resend.length, lose: plan.lose.length, kill: plan.kill.length, cancel: plan.cancel.length, release: plan.release.length },
+          'node and database disagreed; reconciling',
+        );
+      }
+      const applied = apply(session, plan, snapshot.rows)
+        .then(() => {
+          if (!known) return;
+          session.capacityUnknownSince = undefined;
+          deps.dispatcher.kick();
+        })
+        .catch((err) => log.warn({ err, node: session.nodeId }, 'cannot reconcile the node yet; will try again'))
+        .finally(() => applying.delete(applied));
+      applying.add(applied);
     },
 
     async stop() {
       clearInterval(timer);
       await reading;
+      await Promise.all(applying);
     },
   };
 }

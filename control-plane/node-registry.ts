@@ -10,7 +10,7 @@ export interface HeldAttempt {
   attempt: number;
   cpus: number;
   memoryBytes: number;
-  /** When this session started counting it (ms since the epoch). */
+  /** When this session started counting it (performance.now(): a clock that never steps back). */
   since: number;
   /** Whether this session has sent the node the job's cancel. */
   cancelSent: boolean;
@@ -33,6 +33,12 @@ export interface NodeSession {
   ready: boolean;
   /** Set once liveness has judged this session (lost); nothing more is decided for it. */
   judged: boolean;
+  /**
+   * Set (performance.now()) when a claim for this node failed without an answer:
+   * it may have committed, so what the node holds is unknown, and it is offered
+   * no work until a reconciliation read after this time has counted it again.
+   */
+  capacityUnknownSince: number | undefined;
   lastSeenAt: Date;
   /** Attempts holding a slot on this node, by job id. */
   readonly held: Map<string, HeldAttempt>;
@@ -48,6 +54,7 @@ export function isLive(session: NodeSession): boolean {
 }
 
 export function freeCapacity(session: NodeSession): FreeCapacity {
+  if (session.capacityUnknownSince !== undefined) return { slots: 0, cpus: 0, memoryBytes: 0 };
   let cpus = session.capacity.cpus;
   let memoryBytes = Number(session.capacity.memoryBytes);
   for (const h of session.held.values()) {
@@ -89,14 +96,14 @@ export class NodeRegistry {
   }
 }
 
-/** Counts an attempt's resources against its node's capacity (again: a no-op). */
+/** Counts an attempt's resources against its node's capacity (again, or an older attempt of the job: a no-op). */
 export function hold(session: NodeSession, attempt: AttemptRef, resources: { cpus: number; memoryBytes: number | bigint }): void {
-  if (session.held.get(attempt.jobId)?.attempt === attempt.attempt) return;
+  if ((session.held.get(attempt.jobId)?.attempt ?? 0) >= attempt.attempt) return;
   session.held.set(attempt.jobId, {
     attempt: attempt.attempt,
     cpus: resources.cpus,
     memoryBytes: Number(resources.memoryBytes),
-    since: Date.now(),
+    since: performance.now(),
     cancelSent: false,
   });
 }
@@ -118,7 +125,11 @@ export function sendAssignment(session: NodeSession, attempt: AttemptRef, task: 
   return session.send({ message: { $case: 'assignment', value: { attempt, task } } });
 }
 
-/** Asks a node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0: kill at once). */
+/**
+ * Asks a node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0: kill
+ * at once). A job's cancel is noted on the attempt this session counts, so that
+ * reconciliation sends it only to a node that never got it.
+ */
 export function sendCancel(
   session: NodeSession,
   attempt: { jobId: string; attempt: number },
@@ -133,7 +144,8 @@ export function sendCancel(
 /**
  * Delivers a committed cancel to the node running the attempt, when that node's
  * stream is on this replica (a replica that does not hold it learns of the
- * cancel from Postgres, see job-event-feed.ts). Returns whether it was sent.
+ * cancel from Postgres, see job-event-feed.ts). Returns whether the node has
+ * been sent it, now or before.
  */
 export function deliverCancel(
   registry: NodeRegistry,

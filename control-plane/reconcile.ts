@@ -2,7 +2,7 @@
 // (re)connect (the agent's hello) and continuously after it (its first heartbeat
 // after each read of Postgres, see node-reconciler.ts). Pure, so every case is
 // tested without servers.
-import type { AttemptRef } from '../common/gen/grid/v1/agent.js';
+import { attemptKeyOf as keyOf, type AttemptRef } from '../common/attempt.js';
 import { JobState } from '../common/gen/grid/v1/job.js';
 
 /** An attempt Postgres says the node should be running. */
@@ -12,7 +12,7 @@ export interface ActiveAttempt extends AttemptRef {
 
 /** An attempt this control plane counts against the node's capacity. */
 export interface CountedAttempt extends AttemptRef {
-  /** When it was counted (ms since the epoch). */
+  /** When it was counted (performance.now()). */
   since: number;
   /** Whether this session has sent the node a cancel for it. */
   cancelSent: boolean;
@@ -23,13 +23,17 @@ export interface NodeView {
   active: ActiveAttempt[];
   /**
    * What the agent says it holds (running, or with a report not yet
-   * acknowledged), sent after the read of `active` had completed: so an attempt
-   * Postgres shows started is one the agent had already reported and still holds.
+   * acknowledged). On a connect, its hello. Continuously, a heartbeat that
+   * arrived after the read of `active` had completed: it travels on the same
+   * ordered stream as the agent's reports, so it came after the start report of
+   * any attempt the read shows started on this stream, and the agent holds such
+   * an attempt until its end is acknowledged. (An end committed after the read
+   * makes a `lose` of it a no-op: losing is a compare-and-set on the current state.)
    */
   held: AttemptRef[];
   /** What this session counts against the node. */
   counted: CountedAttempt[];
-  /** When the read of `active` was sent: an attempt counted since may be missing from it. */
+  /** When the read of `active` was sent (performance.now()): an attempt counted since may be missing from it. */
   takenAt: number;
 }
 
@@ -47,8 +51,6 @@ export interface Reconciliation {
   /** Counted here but no longer active (ended or moved on elsewhere): free its capacity. */
   release: CountedAttempt[];
 }
-
-const keyOf = (a: AttemptRef) => `${a.jobId}/${a.attempt}`;
 
 export function reconcile(view: NodeView): Reconciliation {
   const held = new Set(view.held.map(keyOf));

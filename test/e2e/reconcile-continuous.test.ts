@@ -5,7 +5,9 @@
 // node's attempts with Postgres only when it connects leaves such a job ASSIGNED
 // for ever; the reconcile has to go on while the node is connected (its
 // heartbeats say what it holds), so the assignment is sent again and the job
-// runs: same attempt, not requeued, and exactly once.
+// runs: same attempt, not requeued, and exactly once. A node that reconnects
+// meanwhile is sent it on connect; and until the node is reconciled its free
+// capacity is unknown, so no other job takes the slot the lost claim holds.
 import test from 'ava';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
@@ -64,5 +66,69 @@ test('a claim committed whose reply was lost: the connected node is sent the job
     await cp.stop();
     await proxy.close();
     await db.drop();
+  }
+});
+
+/** A control plane reaching Postgres through the cutting proxy, and a one-slot agent. */
+async function cutClaimGrid(cpArgs: string[] = []) {
+  const db = await createTestDatabase();
+  const upstream = new URL(db.url);
+  const proxy = await startPgCuttingProxy({ host: upstream.hostname, port: Number(upstream.port) });
+  const cp = await startControlPlane(proxy.urlFor(db.url), cpArgs);
+  const node = `reconcile-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  let agent = startAgent(cp.address, node, ['--slots', '1']);
+  const api = clients(cp.address);
+  await waitForNodes(api, [node]);
+  return {
+    db, cp, node, api, proxy,
+    async restartAgent() {
+      agent.child.kill('SIGKILL');
+      await agent.stop();
+      agent = startAgent(cp.address, node, ['--slots', '1']);
+    },
+    async close() {
+      api.close();
+      await agent.stop();
+      await cp.stop();
+      await proxy.close();
+      await db.drop();
+    },
+  };
+}
+
+test('a lost claim\'s job is sent on connect when its node reconnects before any continuous pass', async (t) => {
+  // No continuous pass within the test: only the reconcile of the agent's hello can send it.
+  const grid = await cutClaimGrid(['--reconcile-interval', '1h']);
+  try {
+    grid.proxy.arm();
+    const cutting = grid.proxy.nextCut(10_000);
+    const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['echo', 'sent on connect']), requestId: '' });
+    await cutting;
+    await grid.restartAgent();
+    const final = await jobWhenEnded(grid.api, job!.id, 15_000);
+    t.is(JobState[final.state], JobState[JobState.JOB_STATE_SUCCEEDED]);
+    t.is(final.attempt, 1);
+    t.is((await gridctl(grid.cp.address, ['logs', job!.id])).stdout.toString(), 'sent on connect\n');
+  } finally {
+    await grid.close();
+  }
+});
+
+test('the slot a lost claim holds is not given to another job: on a one-slot node the two never run at once', async (t) => {
+  const grid = await cutClaimGrid();
+  try {
+    grid.proxy.arm();
+    const cutting = grid.proxy.nextCut(10_000);
+    const first = (await grid.api.jobs.submitJob({ spec: commandSpec(['sleep', '2']), requestId: '' })).job!;
+    await cutting;
+    const second = (await grid.api.jobs.submitJob({ spec: commandSpec(['sleep', '2']), requestId: '' })).job!;
+    const [a, b] = [await jobWhenEnded(grid.api, first.id, 20_000), await jobWhenEnded(grid.api, second.id, 20_000)];
+    t.is(JobState[a.state], JobState[JobState.JOB_STATE_SUCCEEDED]);
+    t.is(JobState[b.state], JobState[JobState.JOB_STATE_SUCCEEDED]);
+    const overlap = Math.min(a.endedAt!.getTime(), b.endedAt!.getTime()) - Math.max(a.startedAt!.getTime(), b.startedAt!.getTime());
+    t.log(`the lost claim's job ran ${a.startedAt!.toISOString()}–${a.endedAt!.toISOString()}, the next one ${b.startedAt!.toISOString()}–${b.endedAt!.toISOString()}`);
+    t.true(overlap <= 0, `the two jobs ran at once for ${overlap} ms on a one-slot node`);
+  } finally {
+    await grid.close();
   }
 });
