@@ -69,7 +69,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         ready: false,
         judged: false,
         capacityUnknownSince: undefined,
-        held: new Map(),
+        counted: new Map(),
         send: (message) => outbox.push(message),
         close: () => outbox.end(),
       };
@@ -199,7 +199,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
    */
   function publishPullProgress(session: NodeSession, news: JobImagePull): void {
     const ref = news.attempt;
-    if (!ref || !news.progress || session.judged || session.held.get(ref.jobId)?.attempt !== ref.attempt) return;
+    if (!ref || !news.progress || session.judged || session.counted.get(ref.jobId)?.attempt !== ref.attempt) return;
     deps.events.publish(ref.jobId, { kind: 'pull', jobId: ref.jobId, progress: { ...news.progress, attempt: ref.attempt } });
   }
 

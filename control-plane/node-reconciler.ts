@@ -127,7 +127,7 @@ export function startNodeReconciler(deps: {
       snapshots.delete(session);
       if (!isLive(session)) return;
       const planned = planFor(session, snapshot, held);
-      const counted = (a: AttemptRef) => session.held.get(a.jobId)?.attempt === a.attempt;
+      const counted = (a: AttemptRef) => session.counted.get(a.jobId)?.attempt === a.attempt;
       const plan: Reconciliation = {
         ...planned,
         // After a connect every active attempt is counted; one that is not any more

@@ -6,7 +6,8 @@ import { msToDuration } from '../common/units.js';
 import { alreadyExists } from '../common/errors.js';
 import type { CountedAttempt } from './reconcile.js';
 
-export interface HeldAttempt {
+/** An attempt this control plane counts against a node's capacity (what the agent holds is its own list). */
+export interface CountedSlot {
   attempt: number;
   cpus: number;
   memoryBytes: number;
@@ -40,8 +41,8 @@ export interface NodeSession {
    */
   capacityUnknownSince: number | undefined;
   lastSeenAt: Date;
-  /** Attempts holding a slot on this node, by job id. */
-  readonly held: Map<string, HeldAttempt>;
+  /** The attempts this session counts against the node's capacity, by job id. */
+  readonly counted: Map<string, CountedSlot>;
   /** Queues a message on the node's stream; false once the stream has ended. */
   send(message: ConnectResponse): boolean;
   /** Ends the stream from the control plane's side. */
@@ -57,11 +58,11 @@ export function freeCapacity(session: NodeSession): FreeCapacity {
   if (session.capacityUnknownSince !== undefined) return { slots: 0, cpus: 0, memoryBytes: 0 };
   let cpus = session.capacity.cpus;
   let memoryBytes = Number(session.capacity.memoryBytes);
-  for (const h of session.held.values()) {
+  for (const h of session.counted.values()) {
     cpus -= h.cpus;
     memoryBytes -= h.memoryBytes;
   }
-  return { slots: session.capacity.slots - session.held.size, cpus, memoryBytes };
+  return { slots: session.capacity.slots - session.counted.size, cpus, memoryBytes };
 }
 
 export class NodeRegistry {
@@ -98,8 +99,8 @@ export class NodeRegistry {
 
 /** Counts an attempt's resources against its node's capacity (again, or an older attempt of the job: a no-op). */
 export function hold(session: NodeSession, attempt: AttemptRef, resources: { cpus: number; memoryBytes: number | bigint }): void {
-  if ((session.held.get(attempt.jobId)?.attempt ?? 0) >= attempt.attempt) return;
-  session.held.set(attempt.jobId, {
+  if ((session.counted.get(attempt.jobId)?.attempt ?? 0) >= attempt.attempt) return;
+  session.counted.set(attempt.jobId, {
     attempt: attempt.attempt,
     cpus: resources.cpus,
     memoryBytes: Number(resources.memoryBytes),
@@ -110,14 +111,14 @@ export function hold(session: NodeSession, attempt: AttemptRef, resources: { cpu
 
 /** Stops counting an attempt against its node, if it is the one counted; true if it was. */
 export function release(session: NodeSession, attempt: AttemptRef): boolean {
-  if (session.held.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
-  session.held.delete(attempt.jobId);
+  if (session.counted.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
+  session.counted.delete(attempt.jobId);
   return true;
 }
 
 /** What this session counts against its node, for reconcile(). */
 export function countedOf(session: NodeSession): CountedAttempt[] {
-  return [...session.held].map(([jobId, h]) => ({ jobId, attempt: h.attempt, since: h.since, cancelSent: h.cancelSent }));
+  return [...session.counted].map(([jobId, h]) => ({ jobId, attempt: h.attempt, since: h.since, cancelSent: h.cancelSent }));
 }
 
 /** Asks a node to run an attempt; false once the stream has ended. */
@@ -136,7 +137,7 @@ export function sendCancel(
   graceMs: number,
   cause: CancelCause,
 ): void {
-  const held = session.held.get(attempt.jobId);
+  const held = session.counted.get(attempt.jobId);
   if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && held?.attempt === attempt.attempt) held.cancelSent = true;
   session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
 }
@@ -153,7 +154,7 @@ export function deliverCancel(
 ): boolean {
   const session = registry.get(cancel.nodeId);
   if (!session || session.judged) return false;
-  const held = session.held.get(cancel.jobId);
+  const held = session.counted.get(cancel.jobId);
   if (held?.attempt === cancel.attempt && held.cancelSent) return true;
   sendCancel(session, { jobId: cancel.jobId, attempt: cancel.attempt }, cancel.graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
   return true;
