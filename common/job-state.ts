@@ -83,6 +83,16 @@ export function endReasonFor(from: JobState, reported: EndReason): EndReason {
   return from === C ? EndReason.END_REASON_CANCELLED : reported;
 }
 
+/**
+ * The state a cancel moves a job in `from` to: a queued job ends CANCELLED at
+ * once, one on a node waits for the node to stop it (CANCELLING). Undefined:
+ * nothing to cancel (ended, or already cancelling).
+ */
+export function cancelTargetOf(from: JobState): JobState | undefined {
+  const to = from === Q ? X : C;
+  return canTransition(from, to) ? to : undefined;
+}
+
 /** The end reason of a process that exited by itself with `exitCode`. */
 export function reasonForExit(exitCode: number, oomKilled: boolean): EndReason {
   if (oomKilled) return EndReason.END_REASON_OOM_KILLED;

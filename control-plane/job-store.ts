@@ -7,12 +7,13 @@ import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import {
   ACTIVE_DB_STATES,
   ACTIVE_STATES,
+  ALL_STATES,
+  cancelTargetOf,
   canTransition,
   EndReason,
   endReasonFor,
   reasonFromDb,
   reasonToDb,
-  sourcesOf,
   stateFromDb,
   stateToDb,
   terminalStateFor,
@@ -219,23 +220,23 @@ export async function finishAttempt(
     const reason = endReasonFor(from, result.reason);
     return { from, reason, state: terminalStateFor(reason), message: reason === result.reason ? result.message : overruled(reason, result) };
   }).filter((e) => canTransition(e.from, e.state));
+  // Looked up by position from the row's state, not joined: a row changed by a
+  // concurrent commit (a cancel) is re-checked as it is then, and ends by its new state.
+  const from = ends.map((e) => stateToDb(e.from));
+  const pick = (values: string[]) => sql`(${values}::text[])[array_position(${from}::text[], state)]`;
   const [row] = await sql<JobRow[]>`
-    WITH ends AS (
-      SELECT * FROM unnest(${ends.map((e) => stateToDb(e.from))}::text[], ${ends.map((e) => stateToDb(e.state))}::text[],
-                           ${ends.map((e) => reasonToDb(e.reason))}::text[], ${ends.map((e) => e.message)}::text[])
-               AS e(from_state, to_state, reason, message)
-    ), finished AS (
-    UPDATE jobs j
-    SET version = j.version + 1, state = e.to_state, end_reason = e.reason,
-        exit_code = ${result.exitCode ?? null}, message = e.message,
+    WITH finished AS (
+    UPDATE jobs
+    SET version = version + 1, state = ${pick(ends.map((e) => stateToDb(e.state)))},
+        end_reason = ${pick(ends.map((e) => reasonToDb(e.reason)))},
+        exit_code = ${result.exitCode ?? null}, message = ${pick(ends.map((e) => e.message))},
         stdout_bytes = ${result.output?.stdoutBytes ?? null}, stderr_bytes = ${result.output?.stderrBytes ?? null},
         -- The final report carries the runtime's own start time: the same clock as ended_at.
-        started_at = coalesce(${result.startedAt ?? null}, j.started_at), ended_at = ${result.endedAt}
-    FROM ends e
+        started_at = coalesce(${result.startedAt ?? null}, started_at), ended_at = ${result.endedAt}
     -- Only an active attempt can be ended by its node: a requeued job keeps its
     -- attempt number until claimed again, and must not be ended by the lost one.
-    WHERE j.id = ${key.jobId} AND j.attempt = ${key.attempt} AND j.state = e.from_state
-    RETURNING j.*
+    WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${from}::text[])
+    RETURNING *
     ), history AS (
       UPDATE job_attempts a SET outcome = f.end_reason, exit_code = f.exit_code, started_at = f.started_at, ended_at = f.ended_at
       FROM finished f WHERE a.job_id = f.id AND a.attempt = f.attempt
@@ -258,10 +259,16 @@ async function classifyRefusal(sql: Sql, key: AttemptKey): Promise<ReportOutcome
   return { kind: 'stale', row };
 }
 
+const CANCELS = ALL_STATES.flatMap((from) => {
+  const to = cancelTargetOf(from);
+  return to === undefined ? [] : [{ from: stateToDb(from), to: stateToDb(to) }];
+});
+
 /**
- * Ends a job that never ran on a node (queue timeout, cancelled while queued), or
- * moves a running one to CANCELLING. Returns the row after the change, or the
- * unchanged row when the job was already past that point.
+ * Cancels a job in one compare-and-set, by the state it is in when the cancel
+ * commits (cancelTargetOf): a queued one ends CANCELLED, one on a node becomes
+ * CANCELLING with its grace and backstop. Returns the row after the change, or
+ * the unchanged row when there was nothing to cancel.
  */
 export async function cancelJob(
   sql: Sql,
@@ -269,18 +276,24 @@ export async function cancelJob(
   graceMs: number,
   backstopMarginMs: number,
 ): Promise<{ row: JobRow | undefined; changed: boolean }> {
-  const [queued] = await sql<JobRow[]>`
-    UPDATE jobs SET version = version + 1, state = 'CANCELLED', end_reason = 'CANCELLED', ended_at = now(),
-                    message = 'cancelled before it started'
-    WHERE id = ${id} AND state = 'QUEUED'
+  const from = CANCELS.map((c) => c.from);
+  // Every SET sees the row as it was: the target is looked up from that state,
+  // also when a concurrent commit (a requeue) changed it before this one locked it.
+  const target = sql`(${CANCELS.map((c) => c.to)}::text[])[array_position(${from}::text[], state)]`;
+  const [row] = await sql<JobRow[]>`
+    UPDATE jobs SET
+      version = version + 1,
+      state = ${target},
+      end_reason = CASE WHEN ${target} = 'CANCELLED' THEN 'CANCELLED' END,
+      ended_at = CASE WHEN ${target} = 'CANCELLED' THEN now() END,
+      message = CASE WHEN ${target} = 'CANCELLED' THEN 'cancelled before it started' ELSE message END,
+      cancel_grace_ms = CASE WHEN ${target} = 'CANCELLING' THEN ${graceMs}::int ELSE cancel_grace_ms END,
+      backstop_at = CASE WHEN ${target} = 'CANCELLING'
+                         THEN now() + (${graceMs}::int8 + ${backstopMarginMs}::int8) * interval '1 millisecond'
+                         ELSE backstop_at END
+    WHERE id = ${id} AND state = ANY(${from}::text[])
     RETURNING *`;
-  if (queued) return { row: queued, changed: true };
-  const [active] = await sql<JobRow[]>`
-    UPDATE jobs SET version = version + 1, state = 'CANCELLING', cancel_grace_ms = ${graceMs},
-                    backstop_at = now() + (${graceMs}::int8 + ${backstopMarginMs}::int8) * interval '1 millisecond'
-    WHERE id = ${id} AND state = ANY(${db(sourcesOf(JobState.JOB_STATE_CANCELLING))})
-    RETURNING *`;
-  if (active) return { row: active, changed: true };
+  if (row) return { row, changed: true };
   return { row: await getJob(sql, id), changed: false };
 }
 

@@ -103,7 +103,9 @@ test.serial('racing final reports: exactly one wins', async (t) => {
     const applied = outcomes.slice(0, 2).filter((o) => 'kind' in o && o.kind === 'applied');
     t.is(applied.length, 1, 'exactly one final report applies');
     const final = (await getJob(db.sql, row.id))!;
-    t.true(['SUCCEEDED', 'FAILED'].includes(final.state));
+    const cancel = outcomes[2] as Awaited<ReturnType<typeof cancelJob>>;
+    // A cancel committed before the end decides it (CANCELLED); one after it changes nothing.
+    t.is(final.state, cancel.changed ? 'CANCELLED' : final.state === 'SUCCEEDED' ? 'SUCCEEDED' : 'FAILED');
     t.not(final.end_reason, null);
   }
 });
@@ -225,4 +227,45 @@ test.serial('a committed cancel decides the end: an attempt reported SUCCEEDED o
     t.is(history!.outcome, 'CANCELLED');
     t.is((await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, done)).kind, 'duplicate', 'a resend changes nothing');
   }
+});
+
+test.serial('a cancel racing a requeue is applied to the state the job is in when the cancel commits', async (t) => {
+  const { row } = await submit();
+  await claimJobs(db.sql, { ...big, nodeId: 'requeue-node', slots: 1 });
+  let cancelling: ReturnType<typeof cancelJob> | undefined;
+  // The requeue (what losing the node does) holds the job's row while the cancel arrives.
+  await db.sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM jobs WHERE id = ${row.id} FOR UPDATE`;
+    cancelling = cancelJob(db.sql, row.id, 0, 5000);
+    for (let i = 0; i < 200; i++) {
+      const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%CANCEL%'`;
+      if (n > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await tx`UPDATE jobs SET state = 'QUEUED', node_id = NULL, version = version + 1 WHERE id = ${row.id}`;
+  });
+  const { row: after, changed } = await cancelling!;
+  t.true(changed, 'the cancel was applied');
+  t.deepEqual([after!.state, after!.end_reason], ['CANCELLED', 'CANCELLED'], 'a job requeued meanwhile is cancelled as a queued one');
+});
+
+test.serial('a final report racing a cancel is applied to the state the job is in when it commits: CANCELLED', async (t) => {
+  const { row } = await submit();
+  await claimJobs(db.sql, { ...big, nodeId: 'finish-race-node', slots: 1 });
+  await markStarted(db.sql, { jobId: row.id, attempt: 1 }, new Date(), 5000);
+  let finishing: ReturnType<typeof finishAttempt> | undefined;
+  // The cancel holds the job's row while the node's final report arrives.
+  await db.sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM jobs WHERE id = ${row.id} FOR UPDATE`;
+    finishing = finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, reason: EndReason.END_REASON_FAILED, exitCode: 137 });
+    for (let i = 0; i < 200; i++) {
+      const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%stdout_bytes%'`;
+      if (n > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await tx`UPDATE jobs SET state = 'CANCELLING', version = version + 1 WHERE id = ${row.id}`;
+  });
+  t.is((await finishing!).kind, 'applied', 'the report is not refused as stale');
+  const final = (await getJob(db.sql, row.id))!;
+  t.deepEqual([final.state, final.end_reason, final.exit_code], ['CANCELLED', 'CANCELLED', 137]);
 });

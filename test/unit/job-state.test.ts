@@ -4,6 +4,7 @@ import test from 'ava';
 import {
   EndReason,
   JobState,
+  cancelTargetOf,
   canTransition,
   endReasonFor,
   isTerminal,
@@ -179,5 +180,14 @@ test('endReasonFor: a committed cancel decides the end whatever the node reports
   for (const reported of reasons) {
     t.is(endReasonFor(JobState.JOB_STATE_CANCELLING, reported), EndReason.END_REASON_CANCELLED, EndReason[reported]);
     for (const from of [JobState.JOB_STATE_ASSIGNED, JobState.JOB_STATE_RUNNING]) t.is(endReasonFor(from, reported), reported);
+  }
+});
+
+test('cancelTargetOf: a queued job ends CANCELLED, one on a node becomes CANCELLING, anything else has nothing to cancel', (t) => {
+  t.is(cancelTargetOf(JobState.JOB_STATE_QUEUED), JobState.JOB_STATE_CANCELLED);
+  t.is(cancelTargetOf(JobState.JOB_STATE_ASSIGNED), JobState.JOB_STATE_CANCELLING);
+  t.is(cancelTargetOf(JobState.JOB_STATE_RUNNING), JobState.JOB_STATE_CANCELLING);
+  for (const s of [JobState.JOB_STATE_CANCELLING, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]) {
+    t.is(cancelTargetOf(s), undefined, JobState[s]);
   }
 });
