@@ -60,18 +60,37 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
     }
   }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
 
+  // When this replica last failed to reach Postgres: after an outage every
+  // replica's last_seen_at is stale, so none judges another's nodes before the
+  // others have had one grace to write again (as after a restart).
+  let judgeFrom = startedAt;
   const persist = setInterval(() => {
     const live = registry.live();
-    recordNodesSeen(sql, live.map((s) => ({ nodeId: s.nodeId, generation: s.generation }))).catch((err) =>
-      log.warn({ err }, 'cannot record heartbeats'),
+    recordNodesSeen(sql, live.map((s) => ({ nodeId: s.nodeId, generation: s.generation }))).then(
+      (seen) => {
+        for (const session of live) {
+          if (seen.has(session.nodeId) || session.judged || registry.get(session.nodeId) !== session) continue;
+          // Judged elsewhere (its attempts are no longer its own): the agent must
+          // reconnect, to be reconciled as a new stream, not be given more work.
+          log.warn({ node: session.nodeId, generation: session.generation }, 'node is no longer this stream\'s in the database; closing the stream');
+          session.judged = true;
+          registry.remove(session);
+          session.close();
+        }
+      },
+      (err) => {
+        judgeFrom = Date.now();
+        log.warn({ err }, 'cannot record heartbeats');
+      },
     );
   }, options.persistIntervalMs);
 
   // Nodes nobody has heard from past the grace: disconnected and not back, or
-  // served by a control plane that died. A fresh control plane waits one grace
-  // before judging anyone, so a restart never turns into a storm of lost nodes.
+  // served by a control plane that died. A fresh control plane, or one that has
+  // just got its database back, waits one grace before judging anyone, so a
+  // restart or an outage never turns into a storm of lost nodes.
   const sweep = setInterval(async () => {
-    if (Date.now() - startedAt < options.reconnectGraceMs) return;
+    if (Date.now() - judgeFrom < options.reconnectGraceMs) return;
     try {
       for (const node of await nodesPastGrace(sql, options.reconnectGraceMs)) {
         const local = registry.get(node.id);
@@ -79,6 +98,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
         await declareLost(node.id, node.generation, 'not back within the reconnect grace');
       }
     } catch (err) {
+      judgeFrom = Date.now();
       log.warn({ err }, 'cannot sweep for lost nodes');
     }
   }, 1000);

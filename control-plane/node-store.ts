@@ -51,13 +51,19 @@ export async function recordNodeDisconnected(sql: Sql, nodeId: string, generatio
             WHERE id = ${nodeId} AND generation = ${generation} AND state = 'READY'`;
 }
 
-/** Heartbeats persisted in one statement for all of this control plane's live nodes. */
-export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<void> {
-  if (nodes.length === 0) return;
-  await sql`
+/**
+ * Heartbeats persisted in one statement for all of this control plane's live
+ * nodes. Returns the nodes whose row took it: a node missing from the answer is
+ * no longer this stream's in Postgres (judged LOST elsewhere, or moved on).
+ */
+export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<Set<string>> {
+  if (nodes.length === 0) return new Set();
+  const rows = await sql<{ id: string }[]>`
     UPDATE nodes SET last_seen_at = now()
     FROM unnest(${nodes.map((n) => n.nodeId)}::text[], ${nodes.map((n) => n.generation)}::int8[]) AS seen(id, generation)
-    WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'`;
+    WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'
+    RETURNING nodes.id`;
+  return new Set(rows.map((r) => r.id));
 }
 
 /**

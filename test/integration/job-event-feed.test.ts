@@ -5,7 +5,6 @@
 // crashed or was unreachable (connections hanging, not refused) for longer than
 // the connect timeout.
 import test from 'ava';
-import { connect, createServer, type Socket } from 'node:net';
 import pino from 'pino';
 import { v7 as uuidv7 } from 'uuid';
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
@@ -19,6 +18,7 @@ import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-pres
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { sleep } from '../helpers/grid.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
+import { blackHoleProxy } from '../helpers/black-hole-proxy.js';
 
 async function submit(sql: Sql): Promise<string> {
   const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'] }), DEFAULT_SPEC_POLICY, runtimeTable(DEFAULT_RUNTIMES));
@@ -83,32 +83,6 @@ test('another replica\'s commits reach this replica\'s watchers, its own do not,
     await pg.destroy();
   }
 });
-
-/** A TCP proxy to Postgres that can turn into a black hole: connections accepted, nothing answered. */
-async function blackHoleProxy(port: number) {
-  let open = true;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client)).on('error', () => {});
-    if (!open) return;
-    const upstream = connect(port, '127.0.0.1');
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream)).on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    swallow() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    restore: () => void (open = true),
-    close: () => new Promise<void>((resolve) => (server.close(() => resolve()), [...sockets].forEach((s) => s.destroy()))),
-  };
-}
 
 test('the feed hears the channel again after Postgres was unreachable past the connect timeout', async (t) => {
   t.timeout(60_000);
