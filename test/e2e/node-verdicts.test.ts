@@ -50,7 +50,7 @@ test('after an outage both replicas lived through, neither judges the other\'s n
   const proxy = await blackHoleProxy(Number(new URL(pg.url).port));
   const viaProxy = new URL(pg.url);
   viaProxy.port = String(proxy.port);
-  const args = ['--reconnect-grace', '2s'];
+  const args = ['--reconnect-grace', '4s'];
   const a = await startControlPlane(viaProxy.toString(), args);
   const b = await startControlPlane(pg.url, args);
   const node = `outage-${process.pid}`;
@@ -59,16 +59,17 @@ test('after an outage both replicas lived through, neither judges the other\'s n
   const probe = postgres(pg.url, { max: 1, onnotice: () => {} });
   try {
     await waitForNodes(api, [node]);
-    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 12; echo done']), requestId: '' });
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 16; echo done']), requestId: '' });
     await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs on A\'s node');
-    // Both replicas lose the database for longer than the grace; B gets it back first.
+    // Both replicas lose the database for longer than the grace; B gets it back a
+    // second before A, which then has the rest of B's grace to write again.
     proxy.swallow();
     await pg.crash();
-    await sleep(3000);
+    await sleep(5000);
     await pg.start();
     await sleep(1000);
     proxy.restore();
-    await sleep(5000);
+    await sleep(6000);
     const { nodes } = await api.nodes.listNodes({});
     t.is(NodeState[nodes.find((n) => n.id === node)!.state], NodeState[NodeState.NODE_STATE_READY]);
     const done = await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_SUCCEEDED, 'the job ends', 30_000);
