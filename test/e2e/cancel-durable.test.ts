@@ -15,22 +15,20 @@
 // ending the cancel itself.
 import test, { type ExecutionContext } from 'ava';
 import Docker from 'dockerode';
-import { ClientError, Status } from 'nice-grpc';
 import postgres from 'postgres';
 import { EndReason, JobState } from '../../common/gen/grid/v1/job.js';
-import { isTerminal } from '../../common/job-state.js';
 import { msToDuration } from '../../common/units.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import {
   clients,
   commandSpec,
   freePort,
+  jobWhenEnded,
   sleep,
   startAgent,
   startControlPlane,
   waitForJob,
   waitForNodes,
-  type Clients,
 } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -45,22 +43,6 @@ async function until(what: string, timeoutMs: number, holds: () => Promise<boole
   }
 }
 
-/** The job once it has ended, or as it is after `timeoutMs`. */
-async function jobWhenEnded(api: Clients, jobId: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    // The control plane's pool may still be reconnecting to the restarted Postgres.
-    const job = await api.jobs.getJob({ jobId }).then(
-      (r) => r.job!,
-      (err) => {
-        if (err instanceof ClientError && err.code === Status.UNAVAILABLE && Date.now() < deadline) return undefined;
-        throw err;
-      },
-    );
-    if (job && (isTerminal(job.state) || Date.now() > deadline)) return job;
-    await sleep(50);
-  }
-}
 
 async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane: boolean): Promise<void> {
   const pg = await startPrivatePostgres();

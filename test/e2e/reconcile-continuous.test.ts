@@ -10,20 +10,10 @@
 // capacity is unknown, so no other job takes the slot the lost claim holds.
 import test from 'ava';
 import { JobState } from '../../common/gen/grid/v1/job.js';
-import { isTerminal } from '../../common/job-state.js';
 import { createTestDatabase } from '../helpers/postgres.js';
 import { startPgCuttingProxy } from '../helpers/pg-cutting-proxy.js';
-import { clients, commandSpec, gridctl, sleep, startAgent, startControlPlane, waitForNodes, type Clients } from '../helpers/grid.js';
+import { clients, commandSpec, gridctl, jobWhenEnded, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
 
-/** The job once it has ended, or as it is after `timeoutMs`. */
-async function jobWhenEnded(api: Clients, jobId: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = (await api.jobs.getJob({ jobId })).job!;
-    if (isTerminal(job.state) || Date.now() > deadline) return job;
-    await sleep(50);
-  }
-}
 
 test('a claim committed whose reply was lost: the connected node is sent the job anyway and it succeeds, attempt 1', async (t) => {
   const db = await createTestDatabase();

@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
-import { createChannel, createClient } from 'nice-grpc';
+import { ClientError, createChannel, createClient, Status } from 'nice-grpc';
 import type { TestFn } from 'ava';
-import { JobSpec, JobServiceDefinition, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
+import { JobSpec, JobServiceDefinition, type Job, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
+import { isTerminal } from '../../common/job-state.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
 import { LABEL_NODE_ID } from '../../agent/docker-driver.js';
@@ -216,6 +217,26 @@ export async function waitForJob(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The job once it has ended, or as it is after `timeoutMs` (for an assertion
+ * to show). UNAVAILABLE is waited out: a control plane's pool may still be
+ * reconnecting to a restarted Postgres.
+ */
+export async function jobWhenEnded(c: Clients, jobId: string, timeoutMs: number): Promise<Job> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await c.jobs.getJob({ jobId }).then(
+      (r) => r.job!,
+      (err) => {
+        if (err instanceof ClientError && err.code === Status.UNAVAILABLE && Date.now() < deadline) return undefined;
+        throw err;
+      },
+    );
+    if (job && (isTerminal(job.state) || Date.now() > deadline)) return job;
+    await sleep(50);
+  }
+}
 
 /** A job spec for tests: a command plus whatever fields the test sets. */
 export function commandSpec(command: string[], fields: Partial<JobSpec> = {}): JobSpec {
