@@ -43,7 +43,6 @@ async function until(what: string, timeoutMs: number, holds: () => Promise<boole
   }
 }
 
-
 async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane: boolean): Promise<void> {
   const pg = await startPrivatePostgres();
   const listen = `127.0.0.1:${await freePort()}`;

@@ -14,7 +14,6 @@ import { createTestDatabase } from '../helpers/postgres.js';
 import { startPgCuttingProxy } from '../helpers/pg-cutting-proxy.js';
 import { clients, commandSpec, gridctl, jobWhenEnded, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
 
-
 test('a claim committed whose reply was lost: the connected node is sent the job anyway and it succeeds, attempt 1', async (t) => {
   const db = await createTestDatabase();
   const upstream = new URL(db.url);
