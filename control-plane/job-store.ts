@@ -136,8 +136,10 @@ export async function listJobs(
 
 /**
  * Claims queued jobs for one node, oldest first, as many as fit its free slots,
- * CPUs and memory (a running sum, so the claim never overcommits the node).
- * SKIP LOCKED lets any number of control planes claim at once without blocking.
+ * CPUs and memory (a running sum, so the claim never overcommits the node). A
+ * job too large for what the node has free is passed over, not waited for: it
+ * must not hold back the smaller jobs behind it. SKIP LOCKED lets any number of
+ * control planes claim at once without blocking.
  */
 export async function claimJobs(
   sql: Sql,
@@ -147,7 +149,7 @@ export async function claimJobs(
   return sql<JobRow[]>`
     WITH candidates AS (
       SELECT id, cpus, memory_bytes FROM jobs
-      WHERE state = 'QUEUED'
+      WHERE state = 'QUEUED' AND cpus <= ${node.cpus} + 1e-9 AND memory_bytes <= ${node.memoryBytes}
       ORDER BY id
       LIMIT ${node.slots}
       FOR UPDATE SKIP LOCKED

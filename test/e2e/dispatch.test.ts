@@ -97,3 +97,22 @@ test.serial('a job submitted through a second control plane is dispatched by the
     await other.stop();
   }
 });
+
+test.serial('a job that fits no node does not hold back a small job submitted after it', async (t) => {
+  // Far more memory than either node offers: it waits for a node that has it.
+  const big = (await api.jobs.submitJob({ spec: commandSpec(['true'], { resources: { cpus: 0, memoryBytes: 1n << 40n } }), requestId: '' })).job!;
+  const small = (await api.jobs.submitJob({ spec: commandSpec(['echo', 'not blocked']), requestId: '' })).job!;
+  const deadline = Date.now() + 15_000;
+  let done: Job | undefined;
+  while (Date.now() < deadline) {
+    const job = (await api.jobs.getJob({ jobId: small.id })).job!;
+    if (job.state === JobState.JOB_STATE_SUCCEEDED) {
+      done = job;
+      break;
+    }
+    await sleep(50);
+  }
+  t.truthy(done, 'the small job ran although a job ahead of it fits no node');
+  t.is((await api.jobs.getJob({ jobId: big.id })).job!.state, JobState.JOB_STATE_QUEUED, 'the big one still waits');
+  await api.jobs.cancelJob({ jobId: big.id, grace: undefined });
+});
