@@ -189,4 +189,48 @@ export const MIGRATIONS: readonly Migration[] = [
         REFERENCING NEW TABLE AS added_logs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_output_added();
     `,
   },
+  {
+    version: 7,
+    name: 'queue depth kept by triggers',
+    sql: `
+      -- How many jobs are QUEUED, kept up to date by triggers, so that admitting
+      -- a submission reads 16 rows instead of counting the queue (which cost
+      -- 1.4 ms a submit at 20,000 queued). Each statement adds its change to the
+      -- shard of its backend: concurrent writers rarely share a row, and one
+      -- transaction only ever holds one shard (no deadlocks between shards).
+      CREATE TABLE queue_depth (shard smallint PRIMARY KEY, queued bigint NOT NULL);
+
+      CREATE FUNCTION grid_add_queue_depth(delta bigint) RETURNS void LANGUAGE plpgsql AS $$
+      BEGIN
+        IF delta <> 0 THEN
+          UPDATE queue_depth SET queued = queued + delta WHERE shard = pg_backend_pid() % 16;
+        END IF;
+      END $$;
+      CREATE FUNCTION grid_count_queued_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_depth((SELECT count(*) FROM new_jobs WHERE state = 'QUEUED'));
+        RETURN NULL;
+      END $$;
+      CREATE FUNCTION grid_count_queued_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_depth((SELECT count(*) FROM new_jobs WHERE state = 'QUEUED')
+                                   - (SELECT count(*) FROM old_jobs WHERE state = 'QUEUED'));
+        RETURN NULL;
+      END $$;
+      CREATE FUNCTION grid_count_queued_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_depth(-(SELECT count(*) FROM old_jobs WHERE state = 'QUEUED'));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_count_queued_inserted AFTER INSERT ON jobs
+        REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_count_queued_inserted();
+      CREATE TRIGGER jobs_count_queued_updated AFTER UPDATE ON jobs
+        REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_count_queued_updated();
+      CREATE TRIGGER jobs_count_queued_deleted AFTER DELETE ON jobs
+        REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_count_queued_deleted();
+      -- Counted once the triggers exist: creating them locked out writers until this commits.
+      INSERT INTO queue_depth SELECT s, 0 FROM generate_series(0, 15) AS s;
+      UPDATE queue_depth SET queued = (SELECT count(*) FROM jobs WHERE state = 'QUEUED') WHERE shard = 0;
+    `,
+  },
 ];

@@ -5,7 +5,7 @@ import test from 'ava';
 import { v7 as uuidv7 } from 'uuid';
 import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
 import { migrate } from '../../control-plane/db/migrate.js';
-import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, loseNode, markStarted } from '../../control-plane/job-store.js';
+import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, loseNode, markStarted, queueDepth } from '../../control-plane/job-store.js';
 import { appendLogs, readLogs } from '../../control-plane/log-store.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
@@ -268,4 +268,22 @@ test.serial('a final report racing a cancel is applied to the state the job is i
   t.is((await finishing!).kind, 'applied', 'the report is not refused as stale');
   const final = (await getJob(db.sql, row.id))!;
   t.deepEqual([final.state, final.end_reason, final.exit_code], ['CANCELLED', 'CANCELLED', 137]);
+});
+
+test.serial('the queue depth kept by triggers equals a count of the queue through submits, claims, requeues, cancels and expiries', async (t) => {
+  const counted = async () => (await db.sql`SELECT count(*)::int AS n FROM jobs WHERE state = 'QUEUED'`)[0]!.n as number;
+  t.is(await queueDepth(db.sql), await counted(), 'from the start');
+  const ids = await Promise.all(Array.from({ length: 30 }, () => submit().then((r) => r.row.id)));
+  await Promise.all([1, 2, 3].map((n) => claimJobs(db.sql, { ...big, nodeId: `depth-${n}`, slots: 4 })));
+  t.is(await queueDepth(db.sql), await counted(), 'after concurrent submits and claims');
+  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, generation) VALUES ('depth-1', 'depth-1', 'READY', 1, 1, 1, 1)
+               ON CONFLICT (id) DO UPDATE SET state = 'READY', generation = 1`;
+  await loseNode(db.sql, 'depth-1', 1);
+  await cancelJob(db.sql, ids[29]!, 0, 5000);
+  await db.sql`UPDATE jobs SET queue_deadline = now() - interval '1 second' WHERE id = ANY(${ids.slice(20, 25)}::uuid[]) AND state = 'QUEUED'`;
+  await expireQueued(db.sql, 100);
+  t.is(await queueDepth(db.sql), await counted(), 'after a requeue, a cancel and expiries');
+  // Nothing is left queued for the tests after this one.
+  await db.sql`UPDATE jobs SET state = 'CANCELLED', end_reason = 'CANCELLED' WHERE state = 'QUEUED'`;
+  t.is(await queueDepth(db.sql), 0);
 });
