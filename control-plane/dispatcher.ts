@@ -37,7 +37,8 @@ export function createDispatcher(deps: {
       if (!session || !isLive(session)) continue;
       let rows: JobRow[];
       try {
-        rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session) });
+        const size = { cpus: session.capacity.cpus, memoryBytes: Number(session.capacity.memoryBytes) };
+        rows = await claimJobs(sql, { nodeId: offer.nodeId, ...freeCapacity(session), size });
       } catch (err) {
         // The claim may have committed with its answer lost: until the node is
         // reconciled, what it holds is unknown, and its slots are not offered.

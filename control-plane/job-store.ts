@@ -142,20 +142,23 @@ export async function listJobs(
 
 /**
  * Claims queued jobs for one node, oldest first, as many as fit its free slots,
- * CPUs and memory (a running sum, so the claim never overcommits the node). A
- * job too large for what the node has free is passed over, not waited for: it
- * must not hold back the smaller jobs behind it. SKIP LOCKED lets any number of
+ * CPUs and memory (a running sum, so the claim never overcommits the node).
+ * A job larger than the whole node (`size`, by default what is free) is passed
+ * over: it would hold back every job behind it for good. One that fits the node
+ * but not what is free now waits its turn, and so do the jobs behind it, so it
+ * is not starved by a stream of small ones. SKIP LOCKED lets any number of
  * control planes claim at once without blocking.
  */
 export async function claimJobs(
   sql: Sql,
-  node: { nodeId: string; slots: number; cpus: number; memoryBytes: number },
+  node: { nodeId: string; slots: number; cpus: number; memoryBytes: number; size?: { cpus: number; memoryBytes: number } },
 ): Promise<JobRow[]> {
   if (node.slots <= 0) return [];
+  const size = node.size ?? node;
   return sql<JobRow[]>`
     WITH candidates AS (
       SELECT id, cpus, memory_bytes FROM jobs
-      WHERE state = 'QUEUED' AND cpus <= ${node.cpus} + 1e-9 AND memory_bytes <= ${node.memoryBytes}
+      WHERE state = 'QUEUED' AND cpus <= ${size.cpus} + 1e-9 AND memory_bytes <= ${size.memoryBytes}
       ORDER BY id
       LIMIT ${node.slots}
       FOR UPDATE SKIP LOCKED
@@ -209,8 +212,8 @@ export async function markStarted(sql: Sql, key: AttemptKey, startedAt: Date, ba
 /**
  * The attempt ended on the node: the one compare-and-set that makes the job
  * terminal. How it ends depends on the state it is in (a committed cancel
- * decides, see endReasonFor), so each active state gets its own row of `ends`,
- * from the state machine; a state with no allowed end is not in the guard.
+ * decides, see endReasonFor), so each active state gets its own end, from the
+ * state machine; a state with no allowed end is not in the guard.
  */
 export async function finishAttempt(
   sql: Sql,
@@ -285,8 +288,9 @@ export async function cancelJob(
   backstopMarginMs: number,
 ): Promise<{ row: JobRow | undefined; changed: boolean }> {
   const from = CANCELS.map((c) => c.from);
-  // Every SET sees the row as it was: the target is looked up from that state,
-  // also when a concurrent commit (a requeue) changed it before this one locked it.
+  // Every SET sees the row before this statement changes it: the newest committed
+  // version, re-read if a concurrent commit (a requeue) changed it while this one
+  // waited for its lock. The target is looked up from that row's state.
   const target = sql`(${CANCELS.map((c) => c.to)}::text[])[array_position(${from}::text[], state)]`;
   const [row] = await sql<JobRow[]>`
     UPDATE jobs SET

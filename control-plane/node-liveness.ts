@@ -14,6 +14,7 @@ import { publishJobRow, type JobEventBus } from './job-events.js';
 import { loseNode } from './job-store.js';
 import type { NodeRegistry, NodeSession } from './node-registry.js';
 import { nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
+import { createDatabaseHealth } from './database-health.js';
 import { silentSessions } from './silence.js';
 
 export interface NodeLivenessOptions {
@@ -36,7 +37,6 @@ export interface NodeLiveness {
 
 export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
   const { sql, registry, log } = options;
-  const startedAt = Date.now();
 
   async function declareLost(nodeId: string, generation: number, why: string): Promise<void> {
     try {
@@ -60,14 +60,18 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
     }
   }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
 
-  // When this replica last failed to reach Postgres: after an outage every
-  // replica's last_seen_at is stale, so none judges another's nodes before the
-  // others have had one grace to write again (as after a restart).
-  let judgeFrom = startedAt;
+  const health = createDatabaseHealth({
+    graceMs: options.reconnectGraceMs,
+    slowMs: Math.max(1000, 2 * options.persistIntervalMs),
+    now: () => performance.now(),
+  });
   const persist = setInterval(() => {
     const live = registry.live();
+    if (live.length === 0) return;
+    const sent = performance.now();
     recordNodesSeen(sql, live.map((s) => ({ nodeId: s.nodeId, generation: s.generation }))).then(
       (seen) => {
+        health.observe(true, performance.now() - sent);
         for (const session of live) {
           if (seen.has(session.nodeId) || session.judged || registry.get(session.nodeId) !== session) continue;
           // Judged elsewhere (its attempts are no longer its own): the agent must
@@ -79,7 +83,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
         }
       },
       (err) => {
-        judgeFrom = Date.now();
+        health.observe(false, performance.now() - sent);
         log.warn({ err }, 'cannot record heartbeats');
       },
     );
@@ -87,19 +91,28 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
 
   // Nodes nobody has heard from past the grace: disconnected and not back, or
   // served by a control plane that died. A fresh control plane, or one that has
-  // just got its database back, waits one grace before judging anyone, so a
-  // restart or an outage never turns into a storm of lost nodes.
+  // just got its database back, waits one grace before judging anyone
+  // (database-health.ts), so a restart or an outage never turns into a storm of
+  // lost nodes.
+  let sweeping = false;
   const sweep = setInterval(async () => {
-    if (Date.now() - judgeFrom < options.reconnectGraceMs) return;
+    if (sweeping) return;
+    sweeping = true;
+    const sent = performance.now();
     try {
-      for (const node of await nodesPastGrace(sql, options.reconnectGraceMs)) {
+      const past = await nodesPastGrace(sql, options.reconnectGraceMs);
+      health.observe(true, performance.now() - sent);
+      for (const node of past) {
+        if (!health.mayJudge()) break;
         const local = registry.get(node.id);
         if (local && local.generation === node.generation) continue;
         await declareLost(node.id, node.generation, 'not back within the reconnect grace');
       }
     } catch (err) {
-      judgeFrom = Date.now();
+      health.observe(false, performance.now() - sent);
       log.warn({ err }, 'cannot sweep for lost nodes');
+    } finally {
+      sweeping = false;
     }
   }, 1000);
 

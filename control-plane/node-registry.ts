@@ -137,8 +137,8 @@ export function sendCancel(
   graceMs: number,
   cause: CancelCause,
 ): void {
-  const held = session.counted.get(attempt.jobId);
-  if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && held?.attempt === attempt.attempt) held.cancelSent = true;
+  const counted = session.counted.get(attempt.jobId);
+  if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && counted?.attempt === attempt.attempt) counted.cancelSent = true;
   session.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
 }
 
@@ -154,8 +154,8 @@ export function deliverCancel(
 ): boolean {
   const session = registry.get(cancel.nodeId);
   if (!session || session.judged) return false;
-  const held = session.counted.get(cancel.jobId);
-  if (held?.attempt === cancel.attempt && held.cancelSent) return true;
+  const counted = session.counted.get(cancel.jobId);
+  if (counted?.attempt === cancel.attempt && counted.cancelSent) return true;
   sendCancel(session, { jobId: cancel.jobId, attempt: cancel.attempt }, cancel.graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
   return true;
 }

@@ -287,3 +287,18 @@ test.serial('the queue depth kept by triggers equals a count of the queue throug
   await db.sql`UPDATE jobs SET state = 'CANCELLED', end_reason = 'CANCELLED' WHERE state = 'QUEUED'`;
   t.is(await queueDepth(db.sql), 0);
 });
+
+test.serial('a claim passes over a job larger than the whole node, but not one that only waits for room', async (t) => {
+  const gib = 1024 ** 3;
+  const huge = await submit(BigInt(64 * gib));
+  const roomy = await submit(BigInt(3 * gib));
+  const small = await submit(BigInt(gib / 4));
+  const node = { nodeId: 'sized', slots: 4, cpus: 4, size: { cpus: 4, memoryBytes: 4 * gib } };
+  // 2 GiB free of 4: the 3 GiB job fits the node, so it keeps its turn (not starved by smaller ones).
+  t.deepEqual([...await claimJobs(db.sql, { ...node, memoryBytes: 2 * gib })], []);
+  const claimed = await claimJobs(db.sql, { ...node, memoryBytes: 4 * gib });
+  t.deepEqual(claimed.map((r) => r.id), [roomy.row.id, small.row.id], 'the 64 GiB job is passed over, the others run in order');
+  t.is((await getJob(db.sql, huge.row.id))!.state, 'QUEUED');
+  for (const r of claimed) await finishAttempt(db.sql, { jobId: r.id, attempt: 1 }, done);
+  await cancelJob(db.sql, huge.row.id, 0, 5000);
+});
