@@ -4,7 +4,7 @@
 // notification lost while Postgres was unreachable.
 import type { Logger } from 'pino';
 import type { Sql } from './db/connect.js';
-import { claimJobs, rowTask, unassign, type JobRow } from './job-store.js';
+import { claimJobs, queueDepth, rowTask, unassign, type JobRow } from './job-store.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { freeCapacity, hold, isLive, sendAssignment, type NodeRegistry } from './node-registry.js';
 import { dispatchOrder } from './scheduler.js';
@@ -32,7 +32,13 @@ export function createDispatcher(deps: {
 
   async function pass(): Promise<void> {
     const offers = dispatchOrder(registry.live().map((s) => ({ nodeId: s.nodeId, free: freeCapacity(s) })));
+    if (offers.length === 0) return;
+    // One cheap read (the depth the triggers keep) instead of a claim per node
+    // when nothing is queued, and no claims once all that was queued is taken:
+    // a job queued meanwhile kicks another pass.
+    let queued = await queueDepth(sql);
     for (const offer of offers) {
+      if (queued <= 0) break;
       const session = registry.get(offer.nodeId);
       if (!session || !isLive(session)) continue;
       let rows: JobRow[];
@@ -45,6 +51,7 @@ export function createDispatcher(deps: {
         session.capacityUnknownSince = performance.now();
         throw err;
       }
+      queued -= rows.length;
       const undelivered: JobRow[] = [];
       for (const row of rows) {
         // The stream may have ended, been judged or been replaced while the claim
