@@ -37,7 +37,7 @@ export interface AgentServiceDeps {
   dispatcher: Dispatcher;
   events: JobEventBus;
   liveness: () => NodeLiveness;
-  reconciler: () => NodeReconciler;
+  reconciler: NodeReconciler;
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -94,7 +94,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
               session.lastSeenAt = new Date();
               const m = next.value.message;
               if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
-              else if (m?.$case === 'heartbeat') deps.reconciler().heartbeat(session, m.value.attempts);
+              else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
               else reports.push(next.value);
             }
           } finally {
@@ -132,7 +132,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         value: { heartbeatInterval: msToDuration(deps.heartbeatIntervalMs), serverVersion: GRID_VERSION },
       },
     });
-    await deps.reconciler().connected(session, hello.attempts);
+    await deps.reconciler.connected(session, hello.attempts);
   }
 
   async function handleWithRetry(request: ConnectRequest, session: NodeSession, ended: () => boolean, log: Logger): Promise<void> {

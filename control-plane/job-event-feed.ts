@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { LogStream } from '../common/gen/grid/v1/job.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { cancelGraceOf, getJobs } from './job-store.js';
+import { getJobs } from './job-store.js';
 import { readLogsFrom } from './log-store.js';
 import { deliverCancel, type NodeRegistry } from './node-registry.js';
 
@@ -29,6 +29,14 @@ interface Announcement {
   l?: [string, number, LogStream, number][];
 }
 
+/** Output of one attempt's stream to read, from this byte offset on. */
+interface OutputFrom {
+  jobId: string;
+  attempt: number;
+  stream: LogStream;
+  offset: number;
+}
+
 export interface JobEventFeed {
   stop(): Promise<void>;
 }
@@ -43,7 +51,12 @@ export async function startJobEventFeed(deps: {
   const { sql, events, log } = deps;
   // What to read on the next pass: job ids, and output from the lowest offset announced.
   let jobs = new Set<string>();
-  let output = new Map<string, { jobId: string; attempt: number; stream: LogStream; offset: number }>();
+  let output = new Map<string, OutputFrom>();
+  const wantOutput = (f: OutputFrom) => {
+    const key = `${f.jobId}/${f.attempt}/${f.stream}`;
+    const known = output.get(key);
+    if (!known || f.offset < known.offset) output.set(key, f);
+  };
   let passing: Promise<void> | undefined;
   let listening = false;
   let stopped = false;
@@ -61,10 +74,7 @@ export async function startJobEventFeed(deps: {
       if (events.hasListeners(id) || state === 'CANCELLING') jobs.add(id);
     }
     for (const [jobId, attempt, stream, offset] of a.l ?? []) {
-      if (!events.hasListeners(jobId)) continue;
-      const key = `${jobId}/${attempt}/${stream}`;
-      const known = output.get(key);
-      if (!known || offset < known.offset) output.set(key, { jobId, attempt, stream, offset });
+      if (events.hasListeners(jobId)) wantOutput({ jobId, attempt, stream, offset });
     }
     passing ??= pass().finally(() => (passing = undefined));
   }
@@ -80,19 +90,13 @@ export async function startJobEventFeed(deps: {
         for (const { jobId, chunk } of await readLogsFrom(sql, from)) events.publish(jobId, { kind: 'log', jobId, chunk });
         for (const row of await getJobs(sql, ids)) {
           publishJobRow(events, row);
-          if (row.state === 'CANCELLING' && row.node_id) {
-            deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs: cancelGraceOf(row) });
-          }
+          deliverCancel(deps.registry, row);
         }
       } catch (err) {
         if (stopped) return;
         log.warn({ err, jobs: ids.length }, 'cannot read what other replicas announced; will try again');
         for (const id of ids) jobs.add(id);
-        for (const f of from) {
-          const key = `${f.jobId}/${f.attempt}/${f.stream}`;
-          const known = output.get(key);
-          if (!known || f.offset < known.offset) output.set(key, f);
-        }
+        for (const f of from) wantOutput(f);
         await sleep(RETRY_MS);
       }
     }

@@ -129,9 +129,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         publishJobRow(deps.events, row, job);
         // A node whose stream is on another replica gets it from there (job-event-feed.ts);
         // a disconnected one when it reconnects.
-        if (row.state === 'CANCELLING' && row.node_id) {
-          deliverCancel(deps.registry, { nodeId: row.node_id, jobId: row.id, attempt: row.attempt, graceMs });
-        }
+        deliverCancel(deps.registry, row);
       }
       return { job };
     },

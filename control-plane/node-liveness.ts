@@ -51,11 +51,16 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
     }
   }
 
+  /** Nothing more is decided for the session, and its stream is ended (its agent reconnects, if it can). */
+  function dropJudged(session: NodeSession): void {
+    session.judged = true;
+    registry.remove(session);
+    session.close();
+  }
+
   const check = setInterval(() => {
     for (const session of silentSessions(registry.all(), Date.now(), options.heartbeatTimeoutMs)) {
-      session.judged = true;
-      registry.remove(session);
-      session.close();
+      dropJudged(session);
       void declareLost(session.nodeId, session.generation, `silent for ${Date.now() - session.lastSeenAt.getTime()} ms`);
     }
   }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
@@ -77,9 +82,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
           // Judged elsewhere (its attempts are no longer its own): the agent must
           // reconnect, to be reconciled as a new stream, not be given more work.
           log.warn({ node: session.nodeId, generation: session.generation }, 'node is no longer this stream\'s in the database; closing the stream');
-          session.judged = true;
-          registry.remove(session);
-          session.close();
+          dropJudged(session);
         }
       },
       (err) => {

@@ -4,6 +4,9 @@
 import { CancelCause, type AttemptRef, type Capacity, type ConnectResponse, type Task } from '../common/gen/grid/v1/agent.js';
 import { msToDuration } from '../common/units.js';
 import { alreadyExists } from '../common/errors.js';
+import { JobState } from '../common/gen/grid/v1/job.js';
+import { stateToDb } from '../common/job-state.js';
+import { cancelGraceOf, type JobRow } from './job-store.js';
 import type { CountedAttempt } from './reconcile.js';
 
 /** An attempt this control plane counts against a node's capacity (what the agent holds is its own list). */
@@ -143,19 +146,17 @@ export function sendCancel(
 }
 
 /**
- * Delivers a committed cancel to the node running the attempt, when that node's
- * stream is on this replica (a replica that does not hold it learns of the
- * cancel from Postgres, see job-event-feed.ts). Returns whether the node has
- * been sent it, now or before.
+ * Delivers the cancel of a committed row that is CANCELLING to the node running
+ * its attempt, when that node's stream is on this replica (a replica that does
+ * not hold it learns of the cancel from Postgres, see job-event-feed.ts).
+ * Returns whether the node has been sent it, now or before.
  */
-export function deliverCancel(
-  registry: NodeRegistry,
-  cancel: { nodeId: string; jobId: string; attempt: number; graceMs: number },
-): boolean {
-  const session = registry.get(cancel.nodeId);
+export function deliverCancel(registry: NodeRegistry, row: JobRow): boolean {
+  if (row.state !== stateToDb(JobState.JOB_STATE_CANCELLING) || !row.node_id) return false;
+  const session = registry.get(row.node_id);
   if (!session || session.judged) return false;
-  const counted = session.counted.get(cancel.jobId);
-  if (counted?.attempt === cancel.attempt && counted.cancelSent) return true;
-  sendCancel(session, { jobId: cancel.jobId, attempt: cancel.attempt }, cancel.graceMs, CancelCause.CANCEL_CAUSE_CANCELLED);
+  const counted = session.counted.get(row.id);
+  if (counted?.attempt === row.attempt && counted.cancelSent) return true;
+  sendCancel(session, { jobId: row.id, attempt: row.attempt }, cancelGraceOf(row), CancelCause.CANCEL_CAUSE_CANCELLED);
   return true;
 }

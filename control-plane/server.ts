@@ -107,7 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       dispatcher,
       events,
       liveness: () => liveness!,
-      reconciler: () => reconciler,
+      reconciler,
       log,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
