@@ -146,7 +146,8 @@ test.serial('race, 100 times: a cancel sent as a short job exits — one termina
 });
 
 test.serial('queue timeout with no agent connected ends QUEUE_TIMEOUT; past the queue depth limit, RESOURCE_EXHAUSTED and nothing stored', async (t) => {
-  const lonely = await startControlPlane(grid.db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()), ['--max-queued', '3']);
+  const lonelyDb = await createTestDatabase();
+  const lonely = await startControlPlane(lonelyDb.url, ['--max-queued', '3']);
   const lonelyApi = clients(lonely.address);
   try {
     const run = await gridctl(lonely.address, ['run', '--queue-timeout', '1s', '--', 'true']);
@@ -162,12 +163,14 @@ test.serial('queue timeout with no agent connected ends QUEUE_TIMEOUT; past the 
   } finally {
     lonelyApi.close();
     await lonely.stop();
+    await lonelyDb.drop();
   }
 });
 
 test.serial('cancelling a running job whose agent is disconnected: kept in Postgres, delivered when the agent reconnects', async (t) => {
   // A control plane of its own, whose only node is the one going away.
-  const own = await startControlPlane(grid.db.url.replace(/\/[^/]+$/, '/') + (await freshDatabase()));
+  const ownDb = await createTestDatabase();
+  const own = await startControlPlane(ownDb.url);
   const ownApi = clients(own.address);
   const node = `away-${process.pid}`;
   let away = startAgent(own.address, node, ['--slots', '1']);
@@ -193,11 +196,7 @@ test.serial('cancelling a running job whose agent is disconnected: kept in Postg
     ownApi.close();
     await away.stop();
     await own.stop();
+    await ownDb.drop();
   }
 });
 
-async function freshDatabase(): Promise<string> {
-  const other = await createTestDatabase();
-  await other.sql.end();
-  return new URL(other.url).pathname.slice(1);
-}
