@@ -233,4 +233,25 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE queue_depth SET queued = (SELECT count(*) FROM jobs WHERE state = 'QUEUED') WHERE shard = 0;
     `,
   },
+  {
+    version: 8,
+    name: 'one queued-work notification per statement',
+    sql: `
+      -- Migration 1 woke the dispatchers once per queued row: a group commit of
+      -- 1,000 submits ran the trigger 1,000 times for one (deduplicated) NOTIFY.
+      -- Once per statement that queued anything is the same signal.
+      DROP TRIGGER jobs_notify_queued ON jobs;
+      CREATE OR REPLACE FUNCTION grid_notify_job_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM queued_jobs WHERE state = 'QUEUED') THEN
+          PERFORM pg_notify('grid_job_queued', '');
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_notify_queued_inserted AFTER INSERT ON jobs
+        REFERENCING NEW TABLE AS queued_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_job_queued();
+      CREATE TRIGGER jobs_notify_queued_updated AFTER UPDATE ON jobs
+        REFERENCING NEW TABLE AS queued_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_job_queued();
+    `,
+  },
 ];
