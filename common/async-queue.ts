@@ -32,6 +32,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     }
   }
 
+  /** Takes every item queued now (for a consumer that handles them as one batch). */
+  takeQueued(max = Infinity): T[] {
+    return this.items.splice(0, max);
+  }
+
   get isEnded(): boolean {
     return this.ended;
   }

@@ -93,6 +93,57 @@ export function cancelTargetOf(from: JobState): JobState | undefined {
   return canTransition(from, to) ? to : undefined;
 }
 
+/** Where a transition takes a job: its new state, and the reason when that ends it. */
+export interface Move {
+  state: JobState;
+  reason?: EndReason;
+}
+
+function allowed(from: JobState, move: Move | undefined): Move | undefined {
+  return move && (move.state === from || canTransition(from, move.state)) ? move : undefined;
+}
+
+/** A claim hands a queued job to a node. */
+export function claimTargetOf(from: JobState): Move | undefined {
+  return from === Q ? allowed(from, { state: A }) : undefined;
+}
+
+/**
+ * The node started the attempt's container: an assigned job runs; a running or
+ * cancelling one stays as it is (a resent report, or a cancel that came first)
+ * and only its start time is recorded.
+ */
+export function startTargetOf(from: JobState): Move | undefined {
+  if (from === A) return allowed(from, { state: R });
+  return from === R || from === C ? { state: from } : undefined;
+}
+
+/**
+ * The node running an attempt was lost (or no longer has it): a cancelling job
+ * ends CANCELLED (its cancel was promised), one with attempts left is queued
+ * again, the rest end NODE_LOST.
+ */
+export function lostTargetOf(from: JobState, attemptsLeft: boolean): Move | undefined {
+  if (!ACTIVE_STATES.includes(from)) return undefined;
+  if (from === C) return allowed(from, { state: X, reason: EndReason.END_REASON_CANCELLED });
+  return allowed(from, attemptsLeft ? { state: Q } : { state: F, reason: EndReason.END_REASON_NODE_LOST });
+}
+
+/**
+ * An active attempt whose node never reported past its backstop (the timeout, or
+ * a cancel's grace, plus a margin): a cancelling job ends CANCELLED, any other
+ * TIMED_OUT.
+ */
+export function backstopTargetOf(from: JobState): Move | undefined {
+  if (!ACTIVE_STATES.includes(from)) return undefined;
+  return allowed(from, from === C ? { state: X, reason: EndReason.END_REASON_CANCELLED } : { state: F, reason: EndReason.END_REASON_TIMED_OUT });
+}
+
+/** A queued job past its queue timeout. */
+export function expireTargetOf(from: JobState): Move | undefined {
+  return from === Q ? allowed(from, { state: F, reason: EndReason.END_REASON_QUEUE_TIMEOUT }) : undefined;
+}
+
 /** The end reason of a process that exited by itself with `exitCode`. */
 export function reasonForExit(exitCode: number, oomKilled: boolean): EndReason {
   if (oomKilled) return EndReason.END_REASON_OOM_KILLED;

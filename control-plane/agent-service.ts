@@ -1,51 +1,60 @@
 // AgentService.Connect: one bidirectional stream per agent. Any message counts as
 // a sign of life the moment it arrives; reports are then handled in stream order
-// (so a job's output is stored before its end), each fenced by its attempt and
-// acknowledged only once committed. While Postgres is unreachable, handling
-// waits and retries rather than dropping the stream: the agent keeps its place.
+// (so a job's output is stored before its end): whatever is queued on the stream
+// goes to the job-transition owner as one group, committed with other streams'
+// groups in one transaction, each report fenced by its attempt and acknowledged
+// only once committed. While Postgres is unreachable, handling waits and retries
+// rather than dropping the stream: the agent keeps its place.
 import type { CallContext } from 'nice-grpc';
 import type { Logger } from 'pino';
-import {
-  CancelCause,
-  type AgentServiceImplementation,
-  type ConnectRequest,
-  type ConnectResponse,
-  type Hello,
-  type JobFinished,
-  type JobImagePull,
+import type {
+  AgentServiceImplementation,
+  ConnectRequest,
+  ConnectResponse,
+  Hello,
+  JobFinished,
+  JobImagePull,
+  JobOutputFiles,
 } from '../common/gen/grid/v1/agent.js';
+import { CancelCause } from '../common/gen/grid/v1/agent.js';
+import { EndReason } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
+import type { AttemptRef } from '../common/attempt.js';
 import { alreadyExists, failedPrecondition, isDatabaseUnavailable } from '../common/errors.js';
-import { msToDuration } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
-import type { Dispatcher } from './dispatcher.js';
-import { publishJobRow, type JobEventBus } from './job-events.js';
-import { finishAttempt, isCurrentAttempt, markStarted, recordOutputFiles, type AttemptKey, type ReportOutcome } from './job-store.js';
-import { appendLogs } from './log-store.js';
+import type { JobEventBus } from './job-events.js';
+import { isCurrentAttempt, recordOutputFiles } from './job-store.js';
+import type { JobTransitions, NodeReport, ReportOutcome } from './job-transitions.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
 import type { NodeLiveness } from './node-liveness.js';
-import { release, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import type { NodeRegistry } from './node-registry.js';
+import { NodeSession } from './node-session.js';
 import type { NodeReconciler } from './node-reconciler.js';
 import { recordNodeConnected } from './node-store.js';
 
 export interface AgentServiceDeps {
   sql: Sql;
   registry: NodeRegistry;
-  dispatcher: Dispatcher;
+  transitions: JobTransitions;
   events: JobEventBus;
   liveness: () => NodeLiveness;
   reconciler: NodeReconciler;
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
-  backstopMarginMs: number;
   blobs: BlobStore;
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
+/** Reports of one stream taken into one group at most. */
+const MAX_GROUP = 500;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A report as queued on its stream: its seq (for the ack) and what it says. */
+type Queued = { seq: bigint } & ({ kind: 'report'; report: NodeReport } | { kind: 'files'; attempt: AttemptRef; files: JobOutputFiles });
 
 export function createAgentService(deps: AgentServiceDeps): AgentServiceImplementation {
   return {
@@ -59,20 +68,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       const nodeId = identifyNode(hello, ctx);
       const log = deps.log.child({ node: nodeId });
       const outbox = new AsyncQueue<ConnectResponse>();
-      const session: NodeSession = {
-        nodeId,
-        name: hello.name || nodeId,
-        capacity: hello.capacity!,
-        connectedAt: new Date(),
-        lastSeenAt: new Date(),
-        generation: 0,
-        ready: false,
-        judged: false,
-        capacityUnknownSince: undefined,
-        counted: new Map(),
-        send: (message) => outbox.push(message),
-        close: () => outbox.end(),
-      };
+      const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, (m) => outbox.push(m), () => outbox.end());
       deps.registry.add(session);
       try {
         const generation = await recordNodeConnected(deps.sql, nodeId, hello, deps.heartbeatTimeoutMs);
@@ -82,32 +78,49 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
               'each agent needs its own --node-id (is a second agent running with the same one?)',
           );
         }
-        session.generation = generation;
+        session.opened(generation);
         await welcome(session, hello);
 
-        const reports = new AsyncQueue<ConnectRequest>();
+        const queued = new AsyncQueue<Queued>();
         let streamOver = false;
         const over = () => streamOver || outbox.isEnded;
         const reading = (async () => {
           try {
             for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-              session.lastSeenAt = new Date();
+              session.heard();
               const m = next.value.message;
               if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
               else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
-              else reports.push(next.value);
+              else if (m) queued.push(parse(next.value));
             }
           } finally {
             streamOver = true;
-            reports.end();
+            queued.end();
           }
         })();
         const handling = (async () => {
-          for await (const request of reports) {
+          for await (const head of queued) {
             // Once the stream is over, its unacked reports come again on the
             // agent's next stream; handling them here too could race that one.
             if (over()) break;
-            await handleWithRetry(request, session, over, log);
+            if (head.kind === 'files') {
+              await withRetry(session, over, log, () => storeOutputFiles(session, head));
+              continue;
+            }
+            // Everything queued behind it, up to the next output files (stored apart, in order).
+            const group: Queued[] = [head];
+            while (queued.size > 0 && group.length < MAX_GROUP) {
+              const [next] = queued.takeQueued(1);
+              if (next!.kind === 'files') {
+                await handleGroup(session, group, over, log);
+                group.length = 0;
+                await withRetry(session, over, log, () => storeOutputFiles(session, next as Queued & { kind: 'files' }));
+                if (over()) break;
+                continue;
+              }
+              group.push(next!);
+            }
+            if (group.length > 0 && !over()) await handleGroup(session, group, over, log);
           }
         })();
         Promise.all([reading, handling])
@@ -126,19 +139,20 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
 
   /** Greets the node, then has its attempts reconciled before it is given work. */
   async function welcome(session: NodeSession, hello: Hello): Promise<void> {
-    session.send({
-      message: {
-        $case: 'welcome',
-        value: { heartbeatInterval: msToDuration(deps.heartbeatIntervalMs), serverVersion: GRID_VERSION },
-      },
-    });
+    session.sendWelcome(deps.heartbeatIntervalMs, GRID_VERSION);
     await deps.reconciler.connected(session, hello.attempts);
   }
 
-  async function handleWithRetry(request: ConnectRequest, session: NodeSession, ended: () => boolean, log: Logger): Promise<void> {
+  async function handleGroup(session: NodeSession, group: Queued[], over: () => boolean, log: Logger): Promise<void> {
+    const reports = group.map((q) => (q as Queued & { kind: 'report' }).report);
+    const outcomes = await withRetry(session, over, log, () => deps.transitions.report(session, reports));
+    group.forEach((q, i) => ack(session, q.seq, outcomes[i]!));
+  }
+
+  async function withRetry<T>(session: NodeSession, ended: () => boolean, log: Logger, attempt: () => Promise<T>): Promise<T> {
     for (let delay = 100; ; delay = Math.min(delay * 2, MAX_RETRY_DELAY_MS)) {
       try {
-        return await handle(request, session, log);
+        return await attempt();
       } catch (err) {
         if (!isDatabaseUnavailable(err) || session.judged || ended()) throw err;
         log.warn({ err: (err as Error).message }, 'database unavailable; report will be retried');
@@ -147,48 +161,20 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     }
   }
 
-  /** One queued report; heartbeats and live news never get here (the reading loop takes them). */
-  async function handle(request: ConnectRequest, session: NodeSession, log: Logger): Promise<void> {
-    const m = request.message;
-    if (!m) return;
-    switch (m.$case) {
-      case 'hello':
-        throw failedPrecondition('hello may only be the first message of a stream');
-      case 'jobStarted': {
-        const key = attemptKey(m.value.attempt);
-        const outcome = await markStarted(deps.sql, key, m.value.startedAt ?? new Date(), deps.backstopMarginMs);
-        settle(session, request.seq, key, outcome, log);
-        return;
-      }
-      case 'jobOutput': {
-        const key = attemptKey(m.value.attempt);
-        const stored = await appendLogs(deps.sql, key, m.value.chunks);
-        if (!stored) return refuse(session, request.seq, key, log);
-        for (const chunk of stored) deps.events.publish(key.jobId, { kind: 'log', jobId: key.jobId, chunk });
-        ack(session, request.seq, true);
-        return;
-      }
-      case 'jobOutputFiles': {
-        const key = attemptKey(m.value.attempt);
-        if (!(await isCurrentAttempt(deps.sql, key))) return refuse(session, request.seq, key, log);
-        await deps.blobs.putChunk(outputsKey(key.jobId, key.attempt), Number(m.value.offset), m.value.data);
-        if (m.value.last) {
-          const result = m.value.error
-            ? { error: m.value.error }
-            : { files: await listFiles(deps.blobs.read(outputsKey(key.jobId, key.attempt))) };
-          await recordOutputFiles(deps.sql, key, result);
-        }
-        ack(session, request.seq, true);
-        return;
-      }
-      case 'jobFinished': {
-        const key = attemptKey(m.value.attempt);
-        const outcome = await finishAttempt(deps.sql, key, finishedResult(m.value));
-        if (release(session, key)) deps.dispatcher.kick();
-        settle(session, request.seq, key, outcome, log);
-        return;
-      }
+  /** Output files are blobs, stored apart from the grouped reports (their stream order is kept). */
+  async function storeOutputFiles(session: NodeSession, q: Queued & { kind: 'files' }): Promise<void> {
+    const { attempt, files } = q;
+    if (!(await isCurrentAttempt(deps.sql, attempt))) {
+      deps.log.warn({ node: session.nodeId, job_id: attempt.jobId, attempt: attempt.attempt }, 'refused report from a stale attempt');
+      session.sendCancel(attempt, 0, CancelCause.CANCEL_CAUSE_STALE);
+      return ack(session, q.seq, 'stale');
     }
+    await deps.blobs.putChunk(outputsKey(attempt.jobId, attempt.attempt), Number(files.offset), files.data);
+    if (files.last) {
+      const result = files.error ? { error: files.error } : { files: await listFiles(deps.blobs.read(outputsKey(attempt.jobId, attempt.attempt))) };
+      await recordOutputFiles(deps.sql, attempt, result);
+    }
+    ack(session, q.seq, 'applied');
   }
 
   /**
@@ -199,42 +185,56 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
    */
   function publishPullProgress(session: NodeSession, news: JobImagePull): void {
     const ref = news.attempt;
-    if (!ref || !news.progress || session.judged || session.counted.get(ref.jobId)?.attempt !== ref.attempt) return;
+    if (!ref || !news.progress || session.judged || !session.holds(ref)) return;
     deps.events.publish(ref.jobId, { kind: 'pull', jobId: ref.jobId, progress: { ...news.progress, attempt: ref.attempt } });
   }
 
-  function settle(session: NodeSession, seq: bigint, key: AttemptKey, outcome: ReportOutcome, log: Logger): void {
-    if (outcome.kind === 'stale') return refuse(session, seq, key, log);
-    // A duplicate may be the retry of a commit whose answer was lost: publish it
-    // too (watchers drop what they already have by version).
-    publishJobRow(deps.events, outcome.row);
-    ack(session, seq, true);
-  }
-
-  /** A report from an attempt that is no longer current: refuse it and have its container killed. */
-  function refuse(session: NodeSession, seq: bigint, key: AttemptKey, log: Logger): void {
-    log.warn({ job_id: key.jobId, attempt: key.attempt }, 'refused report from a stale attempt');
-    ack(session, seq, false);
-    sendCancel(session, key, 0, CancelCause.CANCEL_CAUSE_STALE);
-  }
-
-  function ack(session: NodeSession, seq: bigint, accepted: boolean): void {
-    if (seq > 0n) session.send({ message: { $case: 'ack', value: { seq, accepted } } });
+  function ack(session: NodeSession, seq: bigint, outcome: ReportOutcome): void {
+    session.sendAck(seq, outcome !== 'stale');
   }
 }
 
-function attemptKey(ref: { jobId: string; attempt: number } | undefined): AttemptKey {
+/** A report from the stream, checked: its attempt must be well formed before it goes near SQL. */
+function parse(request: ConnectRequest): Queued {
+  const m = request.message!;
+  const seq = request.seq;
+  switch (m.$case) {
+    case 'hello':
+      throw failedPrecondition('hello may only be the first message of a stream');
+    case 'jobStarted':
+      return { seq, kind: 'report', report: { kind: 'started', report: { attempt: attemptOf(m.value.attempt), startedAt: m.value.startedAt ?? new Date() } } };
+    case 'jobOutput':
+      return { seq, kind: 'report', report: { kind: 'output', report: { attempt: attemptOf(m.value.attempt), chunks: m.value.chunks } } };
+    case 'jobFinished':
+      return { seq, kind: 'report', report: finishedReport(m.value) };
+    case 'jobOutputFiles':
+      return { seq, kind: 'files', attempt: attemptOf(m.value.attempt), files: m.value };
+    default:
+      throw failedPrecondition(`unexpected message ${m.$case} on AgentService.Connect`);
+  }
+}
+
+function attemptOf(ref: AttemptRef | undefined): AttemptRef {
   if (!ref) throw failedPrecondition('report without an attempt');
-  return { jobId: ref.jobId, attempt: ref.attempt };
+  if (!UUID.test(ref.jobId)) throw failedPrecondition(`report for job id "${ref.jobId.slice(0, 64)}", which is not a job id`);
+  if (!Number.isInteger(ref.attempt) || ref.attempt < 1) throw failedPrecondition(`report for attempt ${ref.attempt}, which is not an attempt number`);
+  return { jobId: ref.jobId.toLowerCase(), attempt: ref.attempt };
 }
 
-function finishedResult(f: JobFinished) {
+function finishedReport(f: JobFinished): NodeReport {
+  if (f.reason === EndReason.END_REASON_UNSPECIFIED || EndReason[f.reason] === undefined) {
+    throw failedPrecondition(`job_finished for ${f.attempt?.jobId ?? 'no job'} has no end reason (${f.reason})`);
+  }
   return {
-    reason: f.reason,
-    exitCode: f.exitCode,
-    message: f.message,
-    startedAt: f.startedAt,
-    endedAt: f.finishedAt ?? new Date(),
-    output: { stdoutBytes: Number(f.stdoutBytes), stderrBytes: Number(f.stderrBytes) },
+    kind: 'finished',
+    report: {
+      attempt: attemptOf(f.attempt),
+      reason: f.reason,
+      exitCode: f.exitCode,
+      message: f.message,
+      startedAt: f.startedAt,
+      endedAt: f.finishedAt ?? new Date(),
+      output: { stdoutBytes: Number(f.stdoutBytes), stderrBytes: Number(f.stderrBytes) },
+    },
   };
 }

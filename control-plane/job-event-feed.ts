@@ -9,12 +9,14 @@
 // watcher is then told to read its job again.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { LogStream } from '../common/gen/grid/v1/job.js';
+import { JobState, type LogStream } from '../common/gen/grid/v1/job.js';
+import { stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { getJobs } from './job-store.js';
+import { getJobs, type JobRow } from './job-store.js';
 import { readLogsFrom } from './log-store.js';
-import { deliverCancel, type NodeRegistry } from './node-registry.js';
+
+const CANCELLING = stateToDb(JobState.JOB_STATE_CANCELLING);
 
 export const EVENTS_CHANNEL = 'grid_events';
 const RETRY_MS = 500;
@@ -45,7 +47,8 @@ export async function startJobEventFeed(deps: {
   sql: Sql;
   replicaId: string;
   events: JobEventBus;
-  registry: NodeRegistry;
+  /** Hands a committed row's cancel to its node's stream, if that is here (the transition owner's). */
+  deliverCancel(row: JobRow): boolean;
   log: Logger;
 }): Promise<JobEventFeed> {
   const { sql, events, log } = deps;
@@ -71,7 +74,7 @@ export async function startJobEventFeed(deps: {
     if (a.o === deps.replicaId) return;
     for (const [id, , state] of a.j ?? []) {
       // A cancel is needed by the replica holding the node, which only the row tells.
-      if (events.hasListeners(id) || state === 'CANCELLING') jobs.add(id);
+      if (events.hasListeners(id) || state === CANCELLING) jobs.add(id);
     }
     for (const [jobId, attempt, stream, offset] of a.l ?? []) {
       if (events.hasListeners(jobId)) wantOutput({ jobId, attempt, stream, offset });
@@ -90,7 +93,7 @@ export async function startJobEventFeed(deps: {
         for (const { jobId, chunk } of await readLogsFrom(sql, from)) events.publish(jobId, { kind: 'log', jobId, chunk });
         for (const row of await getJobs(sql, ids)) {
           publishJobRow(events, row);
-          deliverCancel(deps.registry, row);
+          deps.deliverCancel(row);
         }
       } catch (err) {
         if (stopped) return;

@@ -9,33 +9,31 @@ import {
   type Job,
   type JobServiceImplementation,
   type LogChunk,
+  type SubmitJobRequest,
   type WatchJobRequest,
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { invalidArgument, notFound, resourceExhausted } from '../common/errors.js';
+import { invalidArgument, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
 import { isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
-import type { Dispatcher } from './dispatcher.js';
-import { publishJobRow, type JobEvent, type JobEventBus } from './job-events.js';
-import { cancelJob, getJob, insertJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
+import { type JobEvent, type JobEventBus } from './job-events.js';
+import { getJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
+import type { JobTransitions, NewJob, SubmitOutcome } from './job-transitions.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { readLogs } from './log-store.js';
-import { deliverCancel, type NodeRegistry } from './node-registry.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 
 export interface JobServiceDeps {
   sql: Sql;
   events: JobEventBus;
-  dispatcher: Dispatcher;
-  registry: NodeRegistry;
+  transitions: JobTransitions;
   policy: SpecPolicy;
   runtimes: RuntimeTable;
   /** Submissions beyond this many queued jobs get RESOURCE_EXHAUSTED. */
   maxQueued: number;
-  backstopMarginMs: number;
   /** How often a watch re-reads its job and output from Postgres, in case a notification was lost. */
   watchRecheckMs: number;
   blobs: BlobStore;
@@ -44,6 +42,8 @@ export interface JobServiceDeps {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_PAGE_SIZE = 50;
+/** Requests in one SubmitJobs call at most. */
+const MAX_SUBMIT_BATCH = 1000;
 const MAX_PAGE_SIZE = 1000;
 
 export function createJobService(deps: JobServiceDeps): JobServiceImplementation {
@@ -58,24 +58,50 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     return row;
   }
 
+  function validated(request: SubmitJobRequest): NewJob {
+    const { spec, task } = validateSubmission(request.spec, deps.policy, deps.runtimes);
+    if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
+    return { id: uuidv7(), spec, task, requestId: request.requestId };
+  }
+
+  function queueFull(): ServerError {
+    return resourceExhausted(
+      `the queue is full: it holds ${deps.maxQueued} jobs, this server's limit (--max-queued); retry when some have started`,
+    );
+  }
+
   return {
     async submitJob(request) {
-      const { spec, task } = validateSubmission(request.spec, deps.policy, deps.runtimes);
-      if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
-      const inserted = await insertJob(sql, { id: uuidv7(), spec, task, requestId: request.requestId }, deps.maxQueued);
-      if ('full' in inserted) {
-        throw resourceExhausted(
-          `the queue is full: it holds ${deps.maxQueued} jobs, this server's limit (--max-queued); retry when some have started`,
-        );
+      const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
+      if (outcome.kind === 'full') throw queueFull();
+      return { job: outcome.job };
+    },
+
+    async submitJobs(request) {
+      const count = request.requests.length;
+      if (count === 0 || count > MAX_SUBMIT_BATCH) {
+        throw invalidArgument(`requests holds ${count} submissions: must be between 1 and ${MAX_SUBMIT_BATCH}`);
       }
-      const { row, created } = inserted;
-      const job = rowToJob(row);
-      if (created) {
-        deps.log.info({ job_id: row.id, image: task.image }, 'job submitted');
-        publishJobRow(deps.events, row, job);
-        deps.dispatcher.kick();
-      }
-      return { job };
+      // Each request is judged on its own: a bad spec refuses only itself.
+      const checked = request.requests.map((r, i) => {
+        try {
+          return { job: validated(r) };
+        } catch (err) {
+          if (!(err instanceof ServerError)) throw err;
+          return { refused: { code: err.code, message: `requests[${i}]: ${err.details}` } };
+        }
+      });
+      const valid = checked.flatMap((c) => (c.job ? [c.job] : []));
+      const outcomes = await deps.transitions.submitMany(valid, deps.maxQueued);
+      let next = 0;
+      return {
+        results: checked.map((c) => {
+          if (c.refused) return { outcome: { $case: 'refused' as const, value: c.refused } };
+          const outcome: SubmitOutcome = outcomes[next++]!;
+          if (outcome.kind === 'full') return { outcome: { $case: 'refused' as const, value: { code: Status.RESOURCE_EXHAUSTED, message: queueFull().details } } };
+          return { outcome: { $case: 'job' as const, value: outcome.job } };
+        }),
+      };
     },
 
     async getJob(request) {
@@ -123,15 +149,9 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const graceMs = request.grace
         ? boundedDuration('grace', request.grace, undefined, deps.policy.maxStopGraceMs)
         : existing.stop_grace_ms;
-      const { row, changed } = await cancelJob(sql, existing.id, graceMs, deps.backstopMarginMs);
-      const job = rowToJob(row ?? existing);
-      if (changed && row) {
-        publishJobRow(deps.events, row, job);
-        // A node whose stream is on another replica gets it from there (job-event-feed.ts);
-        // a disconnected one when it reconnects.
-        deliverCancel(deps.registry, row);
-      }
-      return { job };
+      const changed = await deps.transitions.cancel([existing.id], graceMs);
+      if (changed.length === 0) return { job: rowToJob(existing) };
+      return { job: rowToJob((await getJob(sql, existing.id)) ?? existing) };
     },
 
     watchJob(request, ctx) {

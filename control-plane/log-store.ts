@@ -1,9 +1,9 @@
-// Job output in Postgres: one statement per batch of chunks, fenced by attempt,
+// Job output in Postgres: one statement for the output of many attempts, each fenced by its attempt,
 // and idempotent (a resent or replayed chunk adds only bytes not yet stored).
 import { LogChunk, LogStream } from '../common/gen/grid/v1/job.js';
 import { ACTIVE_DB_STATES } from '../common/job-state.js';
-import type { Sql } from './db/connect.js';
-import type { AttemptKey } from './job-store.js';
+import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
+import type { Sql, TransactionSql } from './db/connect.js';
 
 
 interface LogRow {
@@ -14,56 +14,105 @@ interface LogRow {
   logged_at: Date;
 }
 
+/** Output reported for one attempt. */
+export interface OutputReport {
+  attempt: AttemptRef;
+  chunks: LogChunk[];
+}
+
 /**
- * Stores a batch for the attempt and returns what was new in it, or undefined
- * when the attempt is not the job's current active one (refused). Each chunk is
- * trimmed against what is already stored for its stream, so output replayed by a
- * restarted agent from offset 0 (in chunks cut differently) adds no duplicate.
+ * Stores the output of many attempts in one statement and returns, per report,
+ * what was new in it, or undefined when its attempt is not the job's current
+ * active one (refused). Each chunk is trimmed against what is already stored for
+ * its stream (and against the chunks before it in this call), so output replayed
+ * by a restarted agent from offset 0, in chunks cut differently, adds no duplicate.
  */
-export async function appendLogs(sql: Sql, key: AttemptKey, chunks: LogChunk[]): Promise<LogChunk[] | undefined> {
-  const rows = await sql<(Partial<LogRow> & { current: boolean })[]>`
-    WITH current_attempt AS (
-      -- The row lock serialises appends for one job, so two of them never trim
-      -- against the same stored end and overlap.
-      SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE_DB_STATES}) FOR UPDATE
-    ), incoming AS (
+export async function appendOutputs(sql: Sql | TransactionSql, reports: OutputReport[]): Promise<(LogChunk[] | undefined)[]> {
+  if (reports.length === 0) return [];
+  const chunks = withoutOverlaps(reports);
+  const db = sql as Sql;
+  const col = <T>(f: (c: (typeof chunks)[number]) => T) => chunks.map(f);
+  const rows = await db<(LogRow & { job_id: string; is_chunk: boolean })[]>`
+    WITH incoming AS (
       -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
-      SELECT * FROM unnest(${chunks.map((c) => c.stream)}::int2[], ${chunks.map((c) => String(c.offset))}::int8[],
-                           ${sql.array(chunks.map((c) => Buffer.from(c.data)))}::bytea[],
-                           ${chunks.map((c) => (c.time ?? new Date()).toISOString())}::timestamptz[])
-               AS u(stream, byte_offset, data, logged_at)
+      SELECT * FROM unnest(${col((c) => c.jobId)}::uuid[], ${col((c) => c.attempt)}::int[], ${col((c) => c.chunk.stream)}::int2[],
+                           ${col((c) => String(c.chunk.offset))}::int8[], ${db.array(col((c) => Buffer.from(c.chunk.data)))}::bytea[],
+                           ${col((c) => (c.chunk.time ?? new Date()).toISOString())}::timestamptz[])
+               AS u(job_id, attempt, stream, byte_offset, data, logged_at)
+    ), current_attempts AS (
+      -- The row locks serialise appends for one job, so two of them never trim
+      -- against the same stored end and overlap. In id order: no deadlocks between appends.
+      SELECT id, attempt FROM jobs
+      WHERE (id, attempt) IN (SELECT * FROM unnest(${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[]))
+        AND state = ANY(${ACTIVE_DB_STATES}::text[])
+      ORDER BY id
+      FOR UPDATE
     ), stored_end AS (
-      SELECT s.stream, coalesce((
+      SELECT c.id AS job_id, c.attempt, s.stream, coalesce((
         SELECT l.byte_offset + length(l.data) FROM job_logs l
-        WHERE l.job_id = ${key.jobId} AND l.attempt = ${key.attempt} AND l.stream = s.stream
+        WHERE l.job_id = c.id AND l.attempt = c.attempt AND l.stream = s.stream
         ORDER BY l.byte_offset DESC LIMIT 1), 0) AS end_offset
-      FROM (VALUES (1::int2), (2::int2)) AS s(stream)
+      FROM current_attempts c CROSS JOIN (VALUES (1::int2), (2::int2)) AS s(stream)
     ), trimmed AS (
-      SELECT i.stream, greatest(i.byte_offset, e.end_offset) AS byte_offset,
+      SELECT i.job_id, i.attempt, i.stream, greatest(i.byte_offset, e.end_offset) AS byte_offset,
              substring(i.data FROM (greatest(i.byte_offset, e.end_offset) - i.byte_offset + 1)::int) AS data,
              i.logged_at
-      FROM incoming i JOIN stored_end e USING (stream)
-      WHERE i.byte_offset + length(i.data) > e.end_offset AND EXISTS (SELECT 1 FROM current_attempt)
+      FROM incoming i JOIN stored_end e USING (job_id, attempt, stream)
+      WHERE i.byte_offset + length(i.data) > e.end_offset
     ), inserted AS (
       INSERT INTO job_logs (job_id, attempt, stream, byte_offset, data, logged_at)
-      SELECT ${key.jobId}, ${key.attempt}, stream, byte_offset, data, logged_at FROM trimmed
+      SELECT job_id, attempt, stream, byte_offset, data, logged_at FROM trimmed
       ON CONFLICT DO NOTHING
-      RETURNING stream, byte_offset, data, logged_at
+      RETURNING job_id, attempt, stream, byte_offset, data, logged_at
     )
-    SELECT c.current, i.stream, i.byte_offset, i.data, i.logged_at
-    FROM (SELECT EXISTS (SELECT 1 FROM current_attempt) AS current) c
-    LEFT JOIN inserted i ON true
-    ORDER BY i.stream, i.byte_offset`;
-  if (!rows[0]!.current) return undefined;
-  return rows
-    .filter((r) => r.stream !== null && r.stream !== undefined)
-    .map((r) => ({
-      stream: r.stream as LogStream,
-      offset: BigInt(r.byte_offset!),
-      data: r.data!,
-      time: r.logged_at!,
-      attempt: key.attempt,
-    }));
+    SELECT false AS is_chunk, id AS job_id, attempt, NULL::int2 AS stream, NULL::int8 AS byte_offset, NULL::bytea AS data, NULL::timestamptz AS logged_at
+    FROM current_attempts
+    UNION ALL
+    SELECT true, job_id, attempt, stream, byte_offset, data, logged_at FROM inserted
+    ORDER BY is_chunk, job_id, stream, byte_offset`;
+  const stored = new Map<string, LogChunk[]>();
+  for (const r of rows) {
+    const key = attemptKeyOf({ jobId: r.job_id, attempt: r.attempt });
+    if (!r.is_chunk) stored.set(key, stored.get(key) ?? []);
+    else stored.get(key)?.push({ stream: r.stream as LogStream, offset: BigInt(r.byte_offset), data: r.data, time: r.logged_at, attempt: r.attempt });
+  }
+  // Each attempt's new output once, on its first report of this call.
+  const seen = new Set<string>();
+  return reports.map((r) => {
+    const key = attemptKeyOf(r.attempt);
+    const chunks = stored.get(key);
+    if (!chunks) return undefined;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return chunks;
+  });
+}
+
+/** The reports' chunks in offset order per attempt and stream, each trimmed to start past the ones before it. */
+function withoutOverlaps(reports: OutputReport[]): { jobId: string; attempt: number; chunk: LogChunk }[] {
+  const byStream = new Map<string, { jobId: string; attempt: number; chunk: LogChunk }[]>();
+  for (const r of reports) {
+    for (const chunk of r.chunks) {
+      const key = `${attemptKeyOf(r.attempt)}/${chunk.stream}`;
+      let list = byStream.get(key);
+      if (!list) byStream.set(key, (list = []));
+      list.push({ jobId: r.attempt.jobId, attempt: r.attempt.attempt, chunk });
+    }
+  }
+  const out: { jobId: string; attempt: number; chunk: LogChunk }[] = [];
+  for (const list of byStream.values()) {
+    list.sort((a, b) => Number(a.chunk.offset - b.chunk.offset));
+    let end = -1;
+    for (const c of list) {
+      const offset = Number(c.chunk.offset);
+      const chunkEnd = offset + c.chunk.data.length;
+      if (chunkEnd <= end) continue;
+      const skip = Math.max(0, end - offset);
+      out.push(skip ? { ...c, chunk: { ...c.chunk, offset: BigInt(offset + skip), data: c.chunk.data.subarray(skip) } } : c);
+      end = chunkEnd;
+    }
+  }
+  return out;
 }
 
 /**

@@ -9,10 +9,9 @@
 // reconnected in the meantime (here or on another replica) is never judged.
 import type { Logger } from 'pino';
 import type { Sql } from './db/connect.js';
-import type { Dispatcher } from './dispatcher.js';
-import { publishJobRow, type JobEventBus } from './job-events.js';
-import { loseNode } from './job-store.js';
-import type { NodeRegistry, NodeSession } from './node-registry.js';
+import type { JobTransitions } from './job-transitions.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { NodeSession } from './node-session.js';
 import { nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
 import { createDatabaseHealth } from './database-health.js';
 import { silentSessions } from './silence.js';
@@ -20,8 +19,7 @@ import { silentSessions } from './silence.js';
 export interface NodeLivenessOptions {
   sql: Sql;
   registry: NodeRegistry;
-  events: JobEventBus;
-  dispatcher: Dispatcher;
+  transitions: JobTransitions;
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -40,11 +38,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
 
   async function declareLost(nodeId: string, generation: number, why: string): Promise<void> {
     try {
-      const rows = await loseNode(sql, nodeId, generation);
-      if (!rows) return;
-      log.warn({ node: nodeId, why, attempts_lost: rows.length }, 'node lost');
-      for (const row of rows) publishJobRow(options.events, row);
-      if (rows.length > 0) options.dispatcher.kick();
+      await options.transitions.loseNode(nodeId, generation, why);
     } catch (err) {
       // The sweep below judges the node again once Postgres answers.
       log.warn({ err, node: nodeId }, 'cannot record a lost node yet');
@@ -53,7 +47,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
 
   /** Nothing more is decided for the session, and its stream is ended (its agent reconnects, if it can). */
   function dropJudged(session: NodeSession): void {
-    session.judged = true;
+    session.judge();
     registry.remove(session);
     session.close();
   }
@@ -126,7 +120,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
       // A stream that broke after the node had already gone quiet is a hung
       // host found by keepalive, not a restart: no grace for it.
       if (silentFor > 2 * options.heartbeatIntervalMs) {
-        session.judged = true;
+        session.judge();
         await declareLost(session.nodeId, session.generation, `stream ended after ${silentFor} ms of silence`);
         return;
       }

@@ -12,9 +12,10 @@ import { CancelCause, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import { stateFromDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
-import { publishJobRow, type JobEventBus } from './job-events.js';
-import { activeAttemptsOnNodes, assignedTasks, cancelGraceOf, loseAttempts, type ActiveAttemptRow } from './job-store.js';
-import { countedOf, hold, isLive, release, sendAssignment, sendCancel, type NodeRegistry, type NodeSession } from './node-registry.js';
+import { activeAttemptsOnNodes, assignedTasks, cancelGraceOf, type ActiveAttemptRow } from './job-store.js';
+import type { JobTransitions } from './job-transitions.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { NodeSession } from './node-session.js';
 import { reconcile, type Reconciliation } from './reconcile.js';
 
 export interface NodeReconciler {
@@ -37,7 +38,7 @@ const MIN_INTERVAL_MS = 100;
 export function startNodeReconciler(deps: {
   sql: Sql;
   registry: NodeRegistry;
-  events: JobEventBus;
+  transitions: () => JobTransitions;
   dispatcher: Dispatcher;
   log: Logger;
   intervalMs: number;
@@ -70,37 +71,31 @@ export function startNodeReconciler(deps: {
   /** Carries out a reconciliation: sends, counts and frees on the node, loses attempts in Postgres. */
   async function apply(session: NodeSession, plan: Reconciliation, rows: ActiveAttemptRow[]): Promise<void> {
     const byId = new Map(rows.map((r) => [r.id, r]));
-    for (const a of plan.keep) hold(session, a, { cpus: byId.get(a.jobId)!.cpus, memoryBytes: byId.get(a.jobId)!.memory_bytes });
-    for (const a of plan.cancel) sendCancel(session, a, cancelGraceOf(byId.get(a.jobId)!), CancelCause.CANCEL_CAUSE_CANCELLED);
-    for (const stale of plan.kill) sendCancel(session, stale, 0, CancelCause.CANCEL_CAUSE_STALE);
+    for (const a of plan.keep) session.hold(a, { cpus: byId.get(a.jobId)!.cpus, memoryBytes: byId.get(a.jobId)!.memory_bytes });
+    for (const a of plan.cancel) session.sendCancel(a, cancelGraceOf(byId.get(a.jobId)!), CancelCause.CANCEL_CAUSE_CANCELLED);
+    for (const stale of plan.kill) session.sendCancel(stale, 0, CancelCause.CANCEL_CAUSE_STALE);
     let freed = false;
-    for (const c of plan.release) freed = release(session, c) || freed;
+    for (const c of plan.release) freed = session.release(c) || freed;
     if (plan.resend.length > 0) {
       // Read again: only attempts still assigned to this node are sent.
       const sent: AttemptRef[] = [];
       for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend)) {
-        if (session.judged || !sendAssignment(session, key, task)) break;
-        hold(session, key, task);
+        if (session.judged || !session.sendAssignment(key, task)) break;
+        session.hold(key, task);
         sent.push(key);
       }
       if (sent.length > 0) log.info({ attempts: sent }, 'node did not have some of its assignments; sent them again');
     }
-    if (plan.lose.length > 0) {
-      const lost = await loseAttempts(sql, session.nodeId, plan.lose);
-      if (lost.length > 0) log.warn({ attempts: lost.map((r) => ({ job_id: r.id, attempt: r.attempt })) }, 'node no longer has some of its attempts; they are lost');
-      for (const row of lost) {
-        freed = release(session, { jobId: row.id, attempt: row.attempt }) || freed;
-        publishJobRow(deps.events, row);
-      }
-    }
-    if (freed || plan.lose.length > 0) deps.dispatcher.kick();
+    // Losing is a transition: its owner frees what it held and asks for dispatch.
+    if (plan.lose.length > 0) await deps.transitions().lose(session, plan.lose);
+    if (freed) deps.dispatcher.kick('capacity');
   }
 
   function planFor(session: NodeSession, read: ActiveSnapshot, held: AttemptRef[]): Reconciliation {
     return reconcile({
       active: read.rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
       held,
-      counted: countedOf(session),
+      counted: session.countedAttempts(),
       takenAt: read.takenAt,
     });
   }
@@ -111,23 +106,22 @@ export function startNodeReconciler(deps: {
       const rows = await activeAttemptsOnNodes(sql, [session.nodeId]);
       const plan = planFor(session, { takenAt, rows }, held);
       await apply(session, plan, rows);
-      session.ready = true;
-      // Nothing was read from the stream meanwhile: its silence counts from now.
-      session.lastSeenAt = new Date();
+      session.markReady();
       log.info(
         { node_name: session.name, capacity: session.capacity, generation: session.generation, kept: plan.keep.length, killed: plan.kill.length },
         'node connected',
       );
-      deps.dispatcher.kick();
+      // New capacity (maybe a larger node than any before): worth a claim.
+      deps.dispatcher.kick('queued');
     },
 
     heartbeat(session, held) {
       const snapshot = snapshots.get(session);
       if (!snapshot) return;
       snapshots.delete(session);
-      if (!isLive(session)) return;
+      if (!session.live) return;
       const planned = planFor(session, snapshot, held);
-      const counted = (a: AttemptRef) => session.counted.get(a.jobId)?.attempt === a.attempt;
+      const counted = (a: AttemptRef) => session.holds(a);
       const plan: Reconciliation = {
         ...planned,
         // After a connect every active attempt is counted; one that is not any more
@@ -136,9 +130,7 @@ export function startNodeReconciler(deps: {
         lose: planned.lose.filter(counted),
       };
       const changes = plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
-      // A failed claim's outcome is now known: what Postgres had then, this read shows.
-      const known = session.capacityUnknownSince !== undefined && snapshot.takenAt > session.capacityUnknownSince;
-      if (changes === 0 && !known) return;
+      if (changes === 0 && !session.capacityUnknownNow()) return;
       if (changes > 0) {
         log.info(
           { node: session.nodeId, resend: plan.resend.length, lose: plan.lose.length, kill: plan.kill.length, cancel: plan.cancel.length, release: plan.release.length },
@@ -147,9 +139,8 @@ export function startNodeReconciler(deps: {
       }
       const applied = apply(session, plan, snapshot.rows)
         .then(() => {
-          if (!known) return;
-          session.capacityUnknownSince = undefined;
-          deps.dispatcher.kick();
+          // A failed claim's outcome is now known: what Postgres had then, this read shows.
+          if (session.capacityKnownAsOf(snapshot.takenAt)) deps.dispatcher.kick('queued');
         })
         .catch((err) => log.warn({ err, node: session.nodeId }, 'cannot reconcile the node yet; will try again'))
         .finally(() => applying.delete(applied));

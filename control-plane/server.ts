@@ -19,6 +19,7 @@ import { startJobEventFeed } from './job-event-feed.js';
 import { createLocalEventBus } from './job-events.js';
 import { postgresBlobStore } from './blob-store.js';
 import { createJobService } from './job-service.js';
+import { createJobTransitions } from './job-transitions.js';
 import { NodeRegistry } from './node-registry.js';
 import { startNodeLiveness, type NodeLiveness } from './node-liveness.js';
 import { startNodeReconciler } from './node-reconciler.js';
@@ -77,7 +78,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const events = createLocalEventBus();
   const blobs = postgresBlobStore(sql);
   const registry = new NodeRegistry();
-  const dispatcher = createDispatcher({ sql, registry, events, log, sweepIntervalMs: options.dispatchSweepMs });
+  // The owner of every job transition, and the dispatcher that asks it to claim:
+  // each needs the other, so the dispatcher reaches it through a closure.
+  const dispatcher = createDispatcher({ sql, registry, transitions: () => transitions, log, sweepIntervalMs: options.dispatchSweepMs });
+  const transitions = createJobTransitions({
+    sql,
+    registry,
+    events,
+    log,
+    backstopMarginMs: options.backstopMarginMs,
+    kick: (why) => dispatcher.kick(why),
+  });
 
   const server = createServer(SERVER_OPTIONS).use(errorMiddleware(log));
   server.add(
@@ -85,12 +96,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     createJobService({
       sql,
       events,
-      dispatcher,
-      registry,
+      transitions,
       policy: options.policy,
       runtimes: runtimeTable(options.runtimes),
       maxQueued: options.maxQueued,
-      backstopMarginMs: options.backstopMarginMs,
       watchRecheckMs: 10_000,
       blobs,
       log,
@@ -98,36 +107,34 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
   server.add(NodeServiceDefinition, createNodeService({ sql }));
   let liveness: NodeLiveness | undefined;
-  const reconciler = startNodeReconciler({ sql, registry, events, dispatcher, log, intervalMs: options.reconcileIntervalMs });
+  const reconciler = startNodeReconciler({ sql, registry, transitions: () => transitions, dispatcher, log, intervalMs: options.reconcileIntervalMs });
   server.add(
     AgentServiceDefinition,
     createAgentService({
       sql,
       registry,
-      dispatcher,
+      transitions,
       events,
       liveness: () => liveness!,
       reconciler,
       log,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-      backstopMarginMs: options.backstopMarginMs,
       blobs,
     }),
   );
   liveness = startNodeLiveness({
     sql,
     registry,
-    events,
-    dispatcher,
+    transitions,
     log,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs,
     persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
   });
-  const feed = await startJobEventFeed({ sql, replicaId, events, registry, log });
-  const deadlines = startDeadlineEnforcer({ sql, registry, events, dispatcher, log, intervalMs: options.deadlineCheckMs });
+  const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
+  const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
   const port = await server.listen(options.listen);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
@@ -140,6 +147,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await reconciler.stop();
       await deadlines.stop();
       await dispatcher.stop();
+      await transitions.drain();
       await feed.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent
       // streams first, then give in-flight calls a moment before forcing.

@@ -1,6 +1,6 @@
 // A TCP proxy between a control plane and PostgreSQL that breaks the connection
 // at the worst moment for a dispatch: after a claim of queued jobs (claimJobs in
-// control-plane/job-store.ts) has committed, and before its reply reaches the
+// control-plane/sql/claim-jobs.ts) has committed, and before its reply reaches the
 // control plane. The jobs are then ASSIGNED in Postgres while the control plane
 // never learnt which, so nobody tells the node.
 //
@@ -14,18 +14,21 @@
 // simple Query 'Q') gets exactly one ReadyForQuery ('Z') back, in order; queries
 // may be pipelined. So the n-th reply segment (ended by the n-th 'Z' after the
 // startup's) answers the n-th Sync. When armed, a segment answering a claim is
-// held back; if it holds a DataRow ('D': a job was really claimed), at its 'Z'
-// (by then the implicit transaction has committed) both sockets are destroyed
-// instead of forwarding it. Once per arm; everything else passes unchanged.
+// held back; if it holds a DataRow ('D': a job was really claimed), at the first
+// 'Z' that says the connection is idle again (the claim's transaction has
+// committed: its own 'Z' in autocommit, else the COMMIT's) both sockets are
+// destroyed instead of forwarding what was held. Once per arm; everything else passes unchanged.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** SQL that is the dispatch claim: claimJobs' statement and no other. */
-const CLAIM_MARKERS = ['claimed AS (', "'ASSIGNED'"];
+const CLAIM_MARKERS = ['claimed AS (', 'INSERT INTO job_attempts'];
 const isClaim = (sql: string) => CLAIM_MARKERS.every((m) => sql.includes(m));
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const [DATA_ROW, READY_FOR_QUERY] = ['D', 'Z'].map((c) => c.charCodeAt(0));
+/** ReadyForQuery's transaction status when no transaction is open. */
+const IDLE = 'I'.charCodeAt(0);
 
 export interface ClaimCut {
   /** The reply that was withheld; its DataRows hold the claimed rows, as text. */
@@ -164,6 +167,12 @@ export async function startPgCuttingProxy(upstream: { host: string; port: number
         if (type !== READY_FOR_QUERY) continue;
         claimSegments.delete(serverSegment);
         serverSegment++;
+        // A claim inside a transaction has committed only at the next ReadyForQuery
+        // that says idle ('I'): hold what comes until then, as part of this reply.
+        if (armed && heldRows > 0 && message[5] !== IDLE) {
+          claimSegments.add(serverSegment);
+          continue;
+        }
         if (armed && heldRows > 0) {
           // Committed, and the control plane will never know what it claimed.
           armed = false;

@@ -12,8 +12,7 @@ import { connectDatabase, type Sql } from '../../control-plane/db/connect.js';
 import { migrate } from '../../control-plane/db/migrate.js';
 import { startJobEventFeed } from '../../control-plane/job-event-feed.js';
 import { createLocalEventBus, type JobEvent } from '../../control-plane/job-events.js';
-import { insertJob } from '../../control-plane/job-store.js';
-import { NodeRegistry } from '../../control-plane/node-registry.js';
+import { insertJobs } from '../../control-plane/sql/insert-jobs.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { sleep } from '../helpers/grid.js';
@@ -22,9 +21,9 @@ import { blackHoleProxy } from '../helpers/black-hole-proxy.js';
 
 async function submit(sql: Sql): Promise<string> {
   const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'] }), DEFAULT_SPEC_POLICY, runtimeTable(DEFAULT_RUNTIMES));
-  const inserted = await insertJob(sql, { id: uuidv7(), spec, task, requestId: '' }, 1000);
-  if ('full' in inserted) throw new Error('queue full');
-  return inserted.row.id;
+  const [inserted] = await insertJobs(sql, [{ id: uuidv7(), spec, task, requestId: '' }], 1000);
+  if (inserted!.kind !== 'created') throw new Error('queue full');
+  return inserted!.row.id;
 }
 
 /** The state events a bus delivers for one job, as they come. */
@@ -51,7 +50,7 @@ test('another replica\'s commits reach this replica\'s watchers, its own do not,
   const log = pino({ level: 'silent' });
   try {
     await migrate(mine);
-    const feed = await startJobEventFeed({ sql: mine, replicaId: 'replica-a', events: bus, registry: new NodeRegistry(), log });
+    const feed = await startJobEventFeed({ sql: mine, replicaId: 'replica-a', events: bus, deliverCancel: () => false, log });
     const id = await submit(mine);
     const events = collect(bus, id);
 
@@ -96,7 +95,7 @@ test('the feed hears the channel again after Postgres was unreachable past the c
   const bus = createLocalEventBus();
   try {
     await migrate(theirs);
-    const feed = await startJobEventFeed({ sql: mine, replicaId: 'replica-a', events: bus, registry: new NodeRegistry(), log: pino({ level: 'silent' }) });
+    const feed = await startJobEventFeed({ sql: mine, replicaId: 'replica-a', events: bus, deliverCancel: () => false, log: pino({ level: 'silent' }) });
     const id = await submit(theirs);
     const events = collect(bus, id);
     // Longer than the connect timeout (5 s, db/connect.ts).

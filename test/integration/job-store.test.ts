@@ -1,22 +1,77 @@
-// The job store against real PostgreSQL: claims never hand one job out twice,
+// Job transitions against real PostgreSQL, through their owner
+// (job-transitions.ts) and its statements: claims never hand one job out twice,
 // and every report is a compare-and-set fenced by its attempt, so a job ends
 // exactly once however reports race.
 import test from 'ava';
 import { v7 as uuidv7 } from 'uuid';
 import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
 import { migrate } from '../../control-plane/db/migrate.js';
-import { cancelJob, claimJobs, endPastBackstop, expireQueued, finishAttempt, getJob, insertJob, loseNode, markStarted, queueDepth } from '../../control-plane/job-store.js';
-import { appendLogs, readLogs } from '../../control-plane/log-store.js';
+import { pino } from 'pino';
+import type { AttemptRef } from '../../common/attempt.js';
+import { getJob, queueDepth } from '../../control-plane/job-store.js';
+import { createLocalEventBus } from '../../control-plane/job-events.js';
+import { createJobTransitions, type FinishReport, type JobTransitions } from '../../control-plane/job-transitions.js';
+import { appendOutputs, readLogs } from '../../control-plane/log-store.js';
+import { NodeRegistry } from '../../control-plane/node-registry.js';
+import { NodeSession } from '../../control-plane/node-session.js';
+import { claimJobs as claimFor } from '../../control-plane/sql/claim-jobs.js';
+import { endPastBackstop } from '../../control-plane/sql/end-past-backstop.js';
+import { expireQueued } from '../../control-plane/sql/expire-queued.js';
+import { insertJobs } from '../../control-plane/sql/insert-jobs.js';
+import type { LogChunk } from '../../common/gen/grid/v1/job.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { LogStream } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 let db: TestDatabase;
+let owner: JobTransitions;
 test.before(async () => {
   db = await createTestDatabase();
   await migrate(db.sql);
+  owner = createJobTransitions({
+    sql: db.sql,
+    registry: new NodeRegistry(),
+    events: createLocalEventBus(),
+    log: pino({ level: 'silent' }),
+    backstopMarginMs: 5000,
+    kick: () => {},
+  });
 });
+
+// One call of a transition for one job, as the tests below ask for it.
+const sessions = new Map<string, NodeSession>();
+function sessionOf(nodeId: string): NodeSession {
+  let s = sessions.get(nodeId);
+  if (!s) sessions.set(nodeId, (s = new NodeSession(nodeId, nodeId, { slots: 1000, cpus: 1000, memoryBytes: 2n ** 50n }, () => true, () => {})));
+  return s;
+}
+async function claimJobs(_sql: unknown, node: { nodeId: string; slots: number; cpus: number; memoryBytes: number; size?: { cpus: number; memoryBytes: number } }) {
+  const { nodeId, slots, cpus, memoryBytes } = node;
+  return (await claimFor(db.sql, [{ nodeId, free: { slots, cpus, memoryBytes }, size: node.size ?? { cpus, memoryBytes } }])).rows;
+}
+/** Reports travel on the stream of the node the attempt was assigned to. */
+async function nodeOf(key: AttemptRef): Promise<NodeSession> {
+  const [row] = await db.sql<{ node_id: string | null }[]>`SELECT node_id FROM job_attempts WHERE job_id = ${key.jobId} AND attempt = ${key.attempt}`;
+  return sessionOf(row?.node_id ?? 'unknown');
+}
+async function markStarted(_sql: unknown, key: AttemptRef, startedAt: Date, _margin: number) {
+  const [kind] = await owner.report(await nodeOf(key), [{ kind: 'started', report: { attempt: key, startedAt } }]);
+  return { kind: kind! };
+}
+async function finishAttempt(_sql: unknown, key: AttemptRef, result: Omit<FinishReport, 'attempt'>) {
+  const [kind] = await owner.report(await nodeOf(key), [{ kind: 'finished', report: { attempt: key, ...result } }]);
+  return { kind: kind! };
+}
+async function appendLogs(_sql: unknown, key: AttemptRef, chunks: LogChunk[]) {
+  const [stored] = await appendOutputs(db.sql, [{ attempt: key, chunks }]);
+  return stored;
+}
+async function cancelJob(_sql: unknown, id: string, graceMs: number, _margin: number) {
+  const [row] = await owner.cancel([id], graceMs);
+  return { changed: row !== undefined, row: row ?? (await getJob(db.sql, id)) };
+}
+const loseNode = (_sql: unknown, nodeId: string, generation: number) => owner.loseNode(nodeId, generation, 'test');
 test.after.always(async () => db?.drop());
 
 const runtimes = runtimeTable(DEFAULT_RUNTIMES);
@@ -26,9 +81,9 @@ async function submit(memoryBytes = 0n, requestId = '') {
     DEFAULT_SPEC_POLICY,
     runtimes,
   );
-  const inserted = await insertJob(db.sql, { id: uuidv7(), spec, task, requestId }, 1_000_000);
-  if ('full' in inserted) throw new Error('queue full');
-  return inserted;
+  const [inserted] = await insertJobs(db.sql, [{ id: uuidv7(), spec, task, requestId }], 1_000_000);
+  if (inserted!.kind === 'full') throw new Error('queue full');
+  return inserted!.kind === 'created' ? { row: { id: inserted!.row.id }, created: true } : { row: { id: inserted!.id }, created: false };
 }
 
 const big = { slots: 1000, cpus: 1000, memoryBytes: 2 ** 50 };
@@ -37,9 +92,12 @@ const done = { reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '',
 test.serial('concurrent claims hand every job out exactly once', async (t) => {
   const ids = new Set<string>();
   for (let i = 0; i < 60; i++) ids.add((await submit()).row.id);
-  const claims = await Promise.all(
-    Array.from({ length: 12 }, (_, n) => claimJobs(db.sql, { ...big, nodeId: `node-${n}`, slots: 7 })),
-  );
+  // Racing claimers (as replicas are) read the same head; each job goes to one
+  // of them, and the others claim again until the queue is empty.
+  const claims: Awaited<ReturnType<typeof claimJobs>>[] = [];
+  for (let round = 0; round < 60 && claims.flat().length < 60; round++) {
+    claims.push(...(await Promise.all(Array.from({ length: 12 }, (_, n) => claimJobs(db.sql, { ...big, nodeId: `node-${n}`, slots: 7 })))));
+  }
   const claimed = claims.flat().map((r) => r.id);
   t.is(claimed.length, 60);
   t.is(new Set(claimed).size, 60, 'a job was claimed twice');
@@ -238,7 +296,7 @@ test.serial('a cancel racing a requeue is applied to the state the job is in whe
     await tx`SELECT 1 FROM jobs WHERE id = ${row.id} FOR UPDATE`;
     cancelling = cancelJob(db.sql, row.id, 0, 5000);
     for (let i = 0; i < 200; i++) {
-      const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%CANCEL%'`;
+      const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cancel_grace_ms%'`;
       if (n > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

@@ -2,9 +2,16 @@
 // allowed transitions written out here by hand, not derived from the module's table.
 import test from 'ava';
 import {
+  ALL_STATES,
   EndReason,
   JobState,
+  backstopTargetOf,
   cancelTargetOf,
+  claimTargetOf,
+  expireTargetOf,
+  lostTargetOf,
+  startTargetOf,
+  type Move,
   canTransition,
   endReasonFor,
   isTerminal,
@@ -190,4 +197,42 @@ test('cancelTargetOf: a queued job ends CANCELLED, one on a node becomes CANCELL
   for (const s of [JobState.JOB_STATE_CANCELLING, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]) {
     t.is(cancelTargetOf(s), undefined, JobState[s]);
   }
+});
+
+test('every transition target function moves only along the transition table (or keeps the state)', (t) => {
+  const targets: [string, (from: JobState) => Move | undefined][] = [
+    ['claim', claimTargetOf],
+    ['start', startTargetOf],
+    ['lost with attempts left', (f) => lostTargetOf(f, true)],
+    ['lost on the last attempt', (f) => lostTargetOf(f, false)],
+    ['backstop', backstopTargetOf],
+    ['expire', expireTargetOf],
+  ];
+  for (const [name, targetOf] of targets) {
+    for (const from of ALL_STATES) {
+      const move = targetOf(from);
+      if (!move) continue;
+      t.true(move.state === from || canTransition(from, move.state), `${name}: ${JobState[from]} → ${JobState[move.state]}`);
+      // A move into a terminal state carries its reason, and only such a move does.
+      t.is(move.reason !== undefined, isTerminal(move.state), `${name}: ${JobState[from]} reason`);
+      if (move.reason !== undefined) t.is(terminalStateFor(move.reason), move.state, `${name}: ${JobState[from]} reason matches its state`);
+    }
+  }
+});
+
+test('the transition targets: who claims, starts, loses, backstops and expires what', (t) => {
+  const { JOB_STATE_QUEUED: Q, JOB_STATE_ASSIGNED: A, JOB_STATE_RUNNING: R, JOB_STATE_CANCELLING: C, JOB_STATE_CANCELLED: X, JOB_STATE_FAILED: F, JOB_STATE_SUCCEEDED: S } = JobState;
+  const states = (targetOf: (from: JobState) => Move | undefined) =>
+    ALL_STATES.flatMap((from) => { const m = targetOf(from); return m ? [[from, m.state, m.reason ?? null]] : []; });
+  t.deepEqual(states(claimTargetOf), [[Q, A, null]]);
+  t.deepEqual(states(startTargetOf), [[A, R, null], [R, R, null], [C, C, null]]);
+  t.deepEqual(states((f) => lostTargetOf(f, true)), [[A, Q, null], [R, Q, null], [C, X, EndReason.END_REASON_CANCELLED]]);
+  t.deepEqual(states((f) => lostTargetOf(f, false)), [
+    [A, F, EndReason.END_REASON_NODE_LOST], [R, F, EndReason.END_REASON_NODE_LOST], [C, X, EndReason.END_REASON_CANCELLED],
+  ]);
+  t.deepEqual(states(backstopTargetOf), [
+    [A, F, EndReason.END_REASON_TIMED_OUT], [R, F, EndReason.END_REASON_TIMED_OUT], [C, X, EndReason.END_REASON_CANCELLED],
+  ]);
+  t.deepEqual(states(expireTargetOf), [[Q, F, EndReason.END_REASON_QUEUE_TIMEOUT]]);
+  for (const terminal of [S, F, X]) t.is(startTargetOf(terminal), undefined);
 });

@@ -1,0 +1,340 @@
+// The one owner of job transitions on the control plane, as Nomad's alloc
+// runner owns an allocation: submit, claim, start, finish (with output), cancel,
+// lose, expire and backstop. Each is a set-based compare-and-set (control-plane/sql/,
+// guards from common/job-state.ts) over many rows at once, and each does every
+// follow-up of what it committed here, in one place: publish to watchers, free
+// the node's capacity, deliver a cancel, kill a stale container, ask for a
+// dispatch pass. Callers (the agent stream, dispatcher, liveness, deadlines, the
+// job API) make one call and read its outcome.
+import type { Logger } from 'pino';
+import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
+import { JobState, type Job } from '../common/gen/grid/v1/job.js';
+import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
+import { isDatabaseUnavailable } from '../common/errors.js';
+import { ACTIVE_DB_STATES, stateToDb } from '../common/job-state.js';
+import type { Sql } from './db/connect.js';
+import { publishJobRow, type JobEventBus } from './job-events.js';
+import { cancelGraceOf, getJobs, rowToJob } from './job-store.js';
+import { appendOutputs, type OutputReport } from './log-store.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { NodeSession } from './node-session.js';
+import { createGroupCommit } from './group-commit.js';
+import { type ChangedJob } from './sql/changed-job.js';
+import { cancelJobs } from './sql/cancel-jobs.js';
+import { claimJobs, taskOf } from './sql/claim-jobs.js';
+import { endPastBackstop } from './sql/end-past-backstop.js';
+import { expireQueued } from './sql/expire-queued.js';
+import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
+import { insertJobs, type NewJob } from './sql/insert-jobs.js';
+import { loseAttempts, loseNode } from './sql/lose-attempts.js';
+import { startAttempts, type StartReport } from './sql/start-attempts.js';
+
+export type { NewJob, StartReport, FinishReport, OutputReport };
+
+/** A report from a node, as its stream carried it. */
+export type NodeReport =
+  | { kind: 'started'; report: StartReport }
+  | { kind: 'output'; report: OutputReport }
+  | { kind: 'finished'; report: FinishReport };
+
+/**
+ * What became of a report: applied; a duplicate of one already applied (a resent
+ * report after a lost ack); or stale, from an attempt that is not current (its
+ * container is killed).
+ */
+export type ReportOutcome = 'applied' | 'duplicate' | 'stale';
+
+export type SubmitOutcome = { kind: 'created' | 'existing'; job: Job } | { kind: 'full' };
+
+export interface ClaimResult {
+  claimed: number;
+  /** No placeable job was left behind: the queue had fewer than the slots offered. */
+  exhausted: boolean;
+}
+
+export interface JobTransitions {
+  /** Stores validated jobs (group-committed with concurrent submits). */
+  submit(job: NewJob, maxQueued: number): Promise<SubmitOutcome>;
+  submitMany(jobs: NewJob[], maxQueued: number): Promise<SubmitOutcome[]>;
+  /** One claim for the free slots of all these sessions; assignments sent, capacity held. */
+  claim(sessions: NodeSession[]): Promise<ClaimResult>;
+  /** A node's reports, in stream order, applied in one commit with other nodes' (group commit). */
+  report(session: NodeSession, reports: NodeReport[]): Promise<ReportOutcome[]>;
+  /** Cancels jobs by the state each is in; returns the rows it changed. */
+  cancel(ids: string[], graceMs: number): Promise<ChangedJob[]>;
+  /** Attempts a node no longer has (or never got): lost. */
+  lose(session: NodeSession, attempts: AttemptRef[]): Promise<ChangedJob[]>;
+  /** The verdict on a lost node, fenced by its generation; undefined when it has moved on. */
+  loseNode(nodeId: string, generation: number, why: string): Promise<ChangedJob[] | undefined>;
+  /** Queued jobs past their queue timeout. */
+  expire(limit: number): Promise<ChangedJob[]>;
+  /** Active attempts past their backstop. */
+  backstop(limit: number): Promise<ChangedJob[]>;
+  /** Sends a committed CANCELLING row's cancel to its node if its stream is here and has not had it. */
+  deliverCancel(row: ChangedJob): boolean;
+  /** Waits for group commits in flight. */
+  drain(): Promise<void>;
+}
+
+const ACTIVE = new Set(ACTIVE_DB_STATES);
+const CANCELLING = stateToDb(JobState.JOB_STATE_CANCELLING);
+const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
+const MAX_GROUP = 1000;
+
+export function createJobTransitions(deps: {
+  sql: Sql;
+  registry: NodeRegistry;
+  events: JobEventBus;
+  log: Logger;
+  backstopMarginMs: number;
+  /** Asks for a dispatch pass: `queued` when jobs may have become claimable, `capacity` when slots were freed. */
+  kick(why: 'queued' | 'capacity'): void;
+}): JobTransitions {
+  const { sql, registry, events, log } = deps;
+  const transient = (err: unknown) => isDatabaseUnavailable(err) || (err as { code?: string }).code === '40P01';
+
+  /** Watchers get the whole job: read (one statement) only for the changed jobs someone watches. */
+  function publish(rows: { id: string }[]): void {
+    const watched = [...new Set(rows.map((r) => r.id).filter((id) => events.hasListeners(id)))];
+    if (watched.length === 0) return;
+    getJobs(sql, watched).then(
+      (full) => full.forEach((row) => publishJobRow(events, row)),
+      // Watchers re-read on their own within their recheck interval.
+      (err) => log.warn({ err }, 'cannot read changed jobs for their watchers'),
+    );
+  }
+
+  /** Frees what the session counted for attempts that are over; true if anything was freed. */
+  function releaseOn(session: NodeSession | undefined, rows: ChangedJob[]): boolean {
+    let freed = false;
+    for (const row of rows) if (session && !ACTIVE.has(row.state)) freed = session.release({ jobId: row.id, attempt: row.attempt }) || freed;
+    return freed;
+  }
+
+  function deliverCancel(row: ChangedJob): boolean {
+    if (row.state !== CANCELLING || !row.node_id) return false;
+    const session = registry.get(row.node_id);
+    if (!session || session.judged) return false;
+    const attempt = { jobId: row.id, attempt: row.attempt };
+    if (session.cancelSentFor(attempt)) return true;
+    session.sendCancel(attempt, cancelGraceOf(row), CancelCause.CANCEL_CAUSE_CANCELLED);
+    return true;
+  }
+
+  const submits = createGroupCommit<{ job: NewJob; maxQueued: number }, SubmitOutcome>({
+    maxItems: MAX_GROUP,
+    concurrency: 2,
+    isolate: (err) => !transient(err),
+    async run(items) {
+      // One limit per group: every caller of one server passes the same.
+      const outcomes = await insertJobs(sql, items.map((i) => i.job), Math.min(...items.map((i) => i.maxQueued)));
+      const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
+      const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
+      const result = outcomes.map((o, i): SubmitOutcome => {
+        if (o.kind === 'full') return o;
+        if (o.kind === 'existing') return { kind: 'existing', job: rowToJob(rows.get(o.id)!) };
+        const { job } = items[i]!;
+        log.debug({ job_id: o.row.id, image: job.task.image }, 'job submitted');
+        return { kind: 'created', job: queuedJob(job, o.row) };
+      });
+      if (outcomes.some((o) => o.kind === 'created')) deps.kick('queued');
+      return result;
+    },
+  });
+
+  const reports = createGroupCommit<{ session: NodeSession; reports: NodeReport[] }, ReportOutcome[]>({
+    maxItems: MAX_GROUP,
+    concurrency: 2,
+    isolate: (err) => !transient(err),
+    run: applyReports,
+  });
+
+  /** Every report of the groups, set-based: starts, then output, then ends, so each stream's order holds. */
+  async function applyReports(groups: { session: NodeSession; reports: NodeReport[] }[]): Promise<ReportOutcome[][]> {
+    const all = groups.flatMap((g) => g.reports);
+    const starts = all.flatMap((r) => (r.kind === 'started' ? [r.report] : []));
+    const outputs = all.flatMap((r) => (r.kind === 'output' ? [r.report] : []));
+    const finishes = all.flatMap((r) => (r.kind === 'finished' ? [r.report] : []));
+    // One statement each, in this order, not one transaction: no transaction
+    // keeps postgres.js's reserved connections (whose death can crash the
+    // process, porsager/postgres#1208) off the hot path, and every report is
+    // idempotent, so a group retried after a partial commit applies the rest
+    // and answers the rest as duplicates.
+    const started = await startAttempts(sql, starts, deps.backstopMarginMs);
+    const stored = await appendOutputs(sql, outputs);
+    const finished = await finishAttempts(sql, finishes);
+    // The reports not applied: a duplicate if their attempt already ended, else stale.
+    const appliedJobs = new Set([...started, ...finished].map((r) => r.id));
+    const refused = [...new Set([...starts, ...finishes].map((r) => r.attempt.jobId).filter((id) => !appliedJobs.has(id)))];
+    const ended =
+      refused.length === 0
+        ? []
+        : await sql<{ id: string; attempt: number }[]>`SELECT id, attempt FROM jobs WHERE id = ANY(${refused}::uuid[]) AND end_reason IS NOT NULL`;
+
+    const keysOf = (rows: ChangedJob[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const applied = { started: keysOf(started), finished: keysOf(finished) };
+    const over = new Set(ended.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const claimed = new Set<string>();
+    let output = 0;
+    let freed = false;
+    const results = groups.map(({ session, reports }) =>
+      reports.map((r): ReportOutcome => {
+        let outcome: ReportOutcome;
+        if (r.kind === 'output') {
+          const chunks = stored[output++];
+          outcome = chunks ? 'applied' : 'stale';
+          for (const chunk of chunks ?? []) events.publish(r.report.attempt.jobId, { kind: 'log', jobId: r.report.attempt.jobId, chunk });
+        } else {
+          // Only the first of several reports of one attempt's start (or end) in this commit applied it.
+          const key = `${r.kind}/${attemptKeyOf(r.report.attempt)}`;
+          const wasApplied = applied[r.kind].has(attemptKeyOf(r.report.attempt));
+          outcome = wasApplied && !claimed.has(key) ? 'applied' : wasApplied || over.has(attemptKeyOf(r.report.attempt)) ? 'duplicate' : 'stale';
+          claimed.add(key);
+        }
+        // The attempt is over on the node, whatever became of the report.
+        if (r.kind === 'finished') freed = session.release(r.report.attempt) || freed;
+        if (outcome === 'stale') {
+          log.warn({ node: session.nodeId, job_id: r.report.attempt.jobId, attempt: r.report.attempt.attempt }, 'refused report from a stale attempt');
+          session.sendCancel(r.report.attempt, 0, CancelCause.CANCEL_CAUSE_STALE);
+        }
+        return outcome;
+      }),
+    );
+    // A duplicate may be the retry of a commit whose answer was lost: publish it
+    // too (watchers drop what they already have by version).
+    publish([...started, ...finished, ...ended]);
+    if (freed) deps.kick('capacity');
+    return results;
+  }
+
+  return {
+    async submit(job, maxQueued) {
+      return submits.add({ job, maxQueued });
+    },
+
+    async submitMany(jobs, maxQueued) {
+      return Promise.all(jobs.map((job) => submits.add({ job, maxQueued })));
+    },
+
+    async claim(sessions) {
+      const offered = sessions.filter((s) => s.live);
+      const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() })).filter((o) => o.free.slots > 0);
+      if (offers.length === 0) return { claimed: 0, exhausted: false };
+      let claim;
+      try {
+        claim = await claimJobs(sql, offers);
+      } catch (err) {
+        // The claim may have committed with its answer lost: until each node is
+        // reconciled, what it holds is unknown, and its slots are not offered.
+        for (const s of offered) s.capacityUnknown();
+        throw err;
+      }
+      const bySession = new Map(offered.map((s) => [s.nodeId, s]));
+      const undelivered: (AttemptRef & { nodeId: string })[] = [];
+      for (const row of claim.rows) {
+        const session = bySession.get(row.node_id!)!;
+        const attempt = { jobId: row.id, attempt: row.attempt };
+        const task: Task = taskOf(row);
+        // The stream may have ended, been judged or been replaced while the claim
+        // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
+        if (!registry.isCurrent(session) || !session.sendAssignment(attempt, task)) {
+          undelivered.push({ ...attempt, nodeId: session.nodeId });
+          continue;
+        }
+        session.hold(attempt, task);
+        log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
+      }
+      publish(claim.rows);
+      if (undelivered.length > 0) {
+        log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; requeueing them');
+        publish(await loseAttempts(sql, { attempts: undelivered }));
+        deps.kick('queued');
+      }
+      // Another replica took some of the jobs placed: read the queue again.
+      if (claim.raced) deps.kick('queued');
+      return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
+    },
+
+    report(session, list) {
+      return reports.add({ session, reports: list });
+    },
+
+    async cancel(ids, graceMs) {
+      const rows = await cancelJobs(sql, ids, graceMs, deps.backstopMarginMs);
+      publish(rows);
+      // A node whose stream is on another replica gets it from there (job-event-feed.ts);
+      // a disconnected one when it reconnects.
+      for (const row of rows) deliverCancel(row);
+      return rows;
+    },
+
+    async lose(session, attempts) {
+      const rows = await loseAttempts(sql, { attempts: attempts.map((a) => ({ ...a, nodeId: session.nodeId })) });
+      if (rows.length > 0) log.warn({ node: session.nodeId, attempts: rows.map((r) => ({ job_id: r.id, attempt: r.attempt })) }, 'node no longer has some of its attempts; they are lost');
+      for (const row of rows) session.release({ jobId: row.id, attempt: row.attempt });
+      publish(rows);
+      if (rows.length > 0) deps.kick('queued');
+      return rows;
+    },
+
+    async loseNode(nodeId, generation, why) {
+      const rows = await loseNode(sql, nodeId, generation);
+      if (!rows) return undefined;
+      log.warn({ node: nodeId, why, attempts_lost: rows.length }, 'node lost');
+      publish(rows);
+      if (rows.some((r) => r.state === QUEUED)) deps.kick('queued');
+      return rows;
+    },
+
+    async expire(limit) {
+      const rows = await expireQueued(sql, limit);
+      for (const row of rows) log.info({ job_id: row.id }, 'queue timeout');
+      publish(rows);
+      return rows;
+    },
+
+    async backstop(limit) {
+      const rows = await endPastBackstop(sql, limit);
+      let freed = false;
+      for (const row of rows) {
+        log.warn({ job_id: row.id, attempt: row.attempt, node: row.node_id, reason: row.end_reason }, 'ended by the backstop');
+        const session = row.node_id ? registry.get(row.node_id) : undefined;
+        if (!session) continue;
+        freed = releaseOn(session, [row]) || freed;
+        // The attempt is over as far as Grid is concerned: its container must go.
+        session.sendCancel({ jobId: row.id, attempt: row.attempt }, 0, CancelCause.CANCEL_CAUSE_STALE);
+      }
+      publish(rows);
+      if (freed) deps.kick('capacity');
+      return rows;
+    },
+
+    deliverCancel,
+
+    async drain() {
+      await Promise.all([submits.drain(), reports.drain()]);
+    },
+  };
+}
+
+/** The job a submit created, as stored: built from what was inserted, without reading it back. */
+function queuedJob(job: NewJob, row: { id: string; submitted_at: Date }): Job {
+  return {
+    id: row.id,
+    state: JobState.JOB_STATE_QUEUED,
+    endReason: 0,
+    spec: job.spec,
+    attempt: 0,
+    maxAttempts: job.spec.maxAttempts,
+    nodeId: '',
+    exitCode: undefined,
+    message: '',
+    submittedAt: row.submitted_at,
+    assignedAt: undefined,
+    startedAt: undefined,
+    endedAt: undefined,
+    output: undefined,
+    outputFiles: [],
+    outputFilesError: '',
+  };
+}

@@ -1,0 +1,189 @@
+// One node's stream on this control plane, and what this control plane counts
+// against the node's capacity. Only its own methods change it: a session is
+// opened (its generation), made ready once reconciled, heard from, judged; the
+// job-transition owner holds and releases its slots.
+import { CancelCause, type AttemptRef, type Capacity, type ConnectResponse, type Task } from '../common/gen/grid/v1/agent.js';
+import { msToDuration } from '../common/units.js';
+import type { CountedAttempt } from './reconcile.js';
+
+/** An attempt this control plane counts against a node's capacity (what the agent holds is its own list). */
+interface CountedSlot {
+  attempt: number;
+  cpus: number;
+  memoryBytes: number;
+  /** When this session started counting it (performance.now(): a clock that never steps back). */
+  since: number;
+  /** Whether this session has sent the node the job's cancel. */
+  cancelSent: boolean;
+}
+
+export interface FreeCapacity {
+  slots: number;
+  cpus: number;
+  memoryBytes: number;
+}
+
+export class NodeSession {
+  readonly connectedAt = new Date();
+  private seenAt = this.connectedAt;
+  private gen = 0;
+  private isReady = false;
+  private isJudged = false;
+  private unknownSince: number | undefined;
+  private readonly counted = new Map<string, CountedSlot>();
+
+  constructor(
+    readonly nodeId: string,
+    readonly name: string,
+    readonly capacity: Capacity,
+    /** Queues a message on the node's stream; false once the stream has ended. */
+    private readonly send: (message: ConnectResponse) => boolean,
+    /** Ends the stream from the control plane's side. */
+    readonly close: () => void,
+  ) {}
+
+  /** The node's connect count in Postgres: the key of every liveness verdict. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  get lastSeenAt(): Date {
+    return this.seenAt;
+  }
+
+  /** Set once the node's attempts are reconciled; only then is it given work. */
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  /** Set once liveness has judged this session (lost); nothing more is decided for it. */
+  get judged(): boolean {
+    return this.isJudged;
+  }
+
+  /** Reconciled and not judged lost: given work, and its silence counts. */
+  get live(): boolean {
+    return this.isReady && !this.isJudged;
+  }
+
+  /** Postgres recorded this stream as the node's `generation`th connection. */
+  opened(generation: number): void {
+    this.gen = generation;
+  }
+
+  /** Reconciled: open to work. Nothing was read from the stream meanwhile, so its silence counts from now. */
+  markReady(): void {
+    this.isReady = true;
+    this.heard();
+  }
+
+  /** A message arrived from the node. */
+  heard(): void {
+    this.seenAt = new Date();
+  }
+
+  /** Judged lost (or no longer this stream's in Postgres): nothing more is decided for it. False if it already was. */
+  judge(): boolean {
+    if (this.isJudged) return false;
+    this.isJudged = true;
+    return true;
+  }
+
+  /**
+   * A claim for this node failed without an answer: it may have committed, so
+   * what the node holds is unknown, and it is offered no work until a
+   * reconciliation read sent after this moment has counted it again.
+   */
+  capacityUnknown(): void {
+    this.unknownSince = performance.now();
+  }
+
+  /** Whether a failed claim left what the node holds unknown. */
+  capacityUnknownNow(): boolean {
+    return this.unknownSince !== undefined;
+  }
+
+  /** A read sent at `readAt` (performance.now()) was applied; true if it settled an unknown capacity. */
+  capacityKnownAsOf(readAt: number): boolean {
+    if (this.unknownSince === undefined || readAt <= this.unknownSince) return false;
+    this.unknownSince = undefined;
+    return true;
+  }
+
+  freeCapacity(): FreeCapacity {
+    if (this.unknownSince !== undefined) return { slots: 0, cpus: 0, memoryBytes: 0 };
+    let cpus = this.capacity.cpus;
+    let memoryBytes = Number(this.capacity.memoryBytes);
+    for (const h of this.counted.values()) {
+      cpus -= h.cpus;
+      memoryBytes -= h.memoryBytes;
+    }
+    return { slots: this.capacity.slots - this.counted.size, cpus, memoryBytes };
+  }
+
+  /** The whole node: a job larger than this never runs on it. */
+  size(): { cpus: number; memoryBytes: number } {
+    return { cpus: this.capacity.cpus, memoryBytes: Number(this.capacity.memoryBytes) };
+  }
+
+  /** Counts an attempt's resources against the node (again, or an older attempt of the job: a no-op). */
+  hold(attempt: AttemptRef, resources: { cpus: number; memoryBytes: number | bigint }): void {
+    if ((this.counted.get(attempt.jobId)?.attempt ?? 0) >= attempt.attempt) return;
+    this.counted.set(attempt.jobId, {
+      attempt: attempt.attempt,
+      cpus: resources.cpus,
+      memoryBytes: Number(resources.memoryBytes),
+      since: performance.now(),
+      cancelSent: false,
+    });
+  }
+
+  /** Stops counting an attempt, if it is the one counted; true if it was. */
+  release(attempt: AttemptRef): boolean {
+    if (this.counted.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
+    this.counted.delete(attempt.jobId);
+    return true;
+  }
+
+  /** Whether this attempt is the one counted for its job. */
+  holds(attempt: AttemptRef): boolean {
+    return this.counted.get(attempt.jobId)?.attempt === attempt.attempt;
+  }
+
+  /** Whether this session has sent the node the cancel of this attempt. */
+  cancelSentFor(attempt: AttemptRef): boolean {
+    const c = this.counted.get(attempt.jobId);
+    return c?.attempt === attempt.attempt && c.cancelSent;
+  }
+
+  /** What this session counts against the node, for reconcile(). */
+  countedAttempts(): CountedAttempt[] {
+    return [...this.counted].map(([jobId, h]) => ({ jobId, attempt: h.attempt, since: h.since, cancelSent: h.cancelSent }));
+  }
+
+  /** Asks the node to run an attempt; false once the stream has ended. */
+  sendAssignment(attempt: AttemptRef, task: Task): boolean {
+    return this.send({ message: { $case: 'assignment', value: { attempt, task } } });
+  }
+
+  /**
+   * Asks the node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0:
+   * kill at once). A job's cancel is noted on the attempt counted, so that
+   * reconciliation sends it only to a node that never got it.
+   */
+  sendCancel(attempt: AttemptRef, graceMs: number, cause: CancelCause): void {
+    const counted = this.counted.get(attempt.jobId);
+    if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && counted?.attempt === attempt.attempt) counted.cancelSent = true;
+    this.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
+  }
+
+  /** Welcomes the node on its stream. */
+  sendWelcome(heartbeatIntervalMs: number, serverVersion: string): void {
+    this.send({ message: { $case: 'welcome', value: { heartbeatInterval: msToDuration(heartbeatIntervalMs), serverVersion } } });
+  }
+
+  /** Acknowledges a report once its change is committed (or refused). */
+  sendAck(seq: bigint, accepted: boolean): void {
+    if (seq > 0n) this.send({ message: { $case: 'ack', value: { seq, accepted } } });
+  }
+}

@@ -1,0 +1,70 @@
+// Claim: one statement pair per dispatch pass for every node with free slots,
+// not one per node. The queue's head is read, placed on nodes in memory
+// (scheduler.ts), and the placed jobs are moved QUEUED → ASSIGNED, each with
+// its new attempt number.
+import { Task } from '../../common/gen/grid/v1/agent.js';
+import { JobState } from '../../common/gen/grid/v1/job.js';
+import { claimTargetOf, stateToDb } from '../../common/job-state.js';
+import type { Sql } from '../db/connect.js';
+import { placeJobs, type NodeOffer, type QueuedJob } from '../scheduler.js';
+import { changedColumns, guardKeys, movesByState, pick, type ChangedJob } from './changed-job.js';
+
+const CLAIM = movesByState([JobState.JOB_STATE_QUEUED], claimTargetOf);
+
+export interface ClaimedJob extends ChangedJob {
+  task: Buffer;
+}
+
+/**
+ * Claims queued jobs for the offered nodes, oldest first, as many as their free
+ * slots, CPUs and memory take (see placeJobs: a job no node could ever hold is
+ * passed over, one that waits for room holds its place). Returns the claimed
+ * rows with their tasks (`node_id` says which node each is for), and whether
+ * the queue had nothing placeable left behind them.
+ *
+ * Two statements and no transaction: the queue's head is read, placed in
+ * memory, and claimed by one compare-and-set (QUEUED → ASSIGNED). A job another
+ * replica claimed in between fails the guard and is not in the answer (`raced`:
+ * the caller passes again). No transaction also keeps postgres.js's reserved
+ * connections, whose death can crash the process (porsager/postgres#1208), off
+ * the hot path. The claim commits as one statement, so the only unknown outcome
+ * is that statement's answer being lost (see NodeSession.capacityUnknown).
+ */
+export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean }> {
+  const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
+  if (slots === 0) return { rows: [], exhausted: false, raced: false };
+  const maxCpus = Math.max(...offers.map((o) => o.size.cpus));
+  const maxMemory = Math.max(...offers.map((o) => o.size.memoryBytes));
+  // Jobs larger than every node are left out here: they would fill the window
+  // and hold back every job behind them.
+  const head = await sql<QueuedJob[]>`
+    SELECT id, cpus, memory_bytes FROM jobs
+    WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)} AND cpus <= ${maxCpus} + 1e-9 AND memory_bytes <= ${maxMemory}
+    ORDER BY id
+    LIMIT ${slots}`;
+  const { placed, waiting } = placeJobs(head, offers);
+  // Fewer queued jobs than slots, and none waiting for room: nothing placeable is left.
+  const exhausted = head.length < slots && !waiting;
+  if (placed.length === 0) return { rows: [], exhausted, raced: false };
+  const rows = await sql<ClaimedJob[]>`
+    WITH placed AS (
+      SELECT * FROM unnest(${placed.map((p) => p.id)}::uuid[], ${placed.map((p) => p.nodeId)}::text[]) AS p(id, node_id)
+    ), claimed AS (
+      UPDATE jobs SET version = jobs.version + 1, state = ${pick(sql, CLAIM, sql`jobs.state`, 'state')},
+                      attempt = jobs.attempt + 1, node_id = placed.node_id,
+                      assigned_at = now(), started_at = NULL, exit_code = NULL, backstop_at = NULL
+      FROM placed
+      WHERE jobs.id = placed.id AND jobs.state = ANY(${guardKeys(CLAIM)}::text[])
+      RETURNING ${changedColumns(sql)}, jobs.task, jobs.assigned_at
+    ), history AS (
+      INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)
+      SELECT id, attempt, node_id, assigned_at FROM claimed
+    )
+    SELECT * FROM claimed ORDER BY id`;
+  const raced = rows.length < placed.length;
+  return { rows, exhausted: exhausted && !raced, raced };
+}
+
+export function taskOf(row: ClaimedJob): Task {
+  return Task.decode(row.task);
+}

@@ -1,0 +1,87 @@
+// Lose: attempts whose node was lost, or no longer has them, or never got them
+// (lostTargetOf): a cancelling job ends CANCELLED, one with attempts left goes
+// back to the queue, the rest end NODE_LOST. One statement for many attempts.
+import type { AttemptRef } from '../../common/attempt.js';
+import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb } from '../../common/job-state.js';
+import type { Sql, TransactionSql } from '../db/connect.js';
+import { changedColumns, guardKeys, pick, type ChangedJob, type Fragment, type MoveTable } from './changed-job.js';
+
+/** Keyed by "<state>/<whether attempts are left>". */
+const LOSE: MoveTable = ACTIVE_STATES.flatMap((from) =>
+  [true, false].flatMap((left) => {
+    const move = lostTargetOf(from, left);
+    return move ? [{ key: `${stateToDb(from)}/${left}`, move }] : [];
+  }),
+);
+const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
+const CANCELLED = stateToDb(JobState.JOB_STATE_CANCELLED);
+// The attempt's own outcome in its history, whatever became of the job.
+const LOST_OUTCOME = reasonToDb(EndReason.END_REASON_NODE_LOST);
+
+export type LostSelection =
+  /** Every active attempt on the node (a lost node). */
+  | { nodeId: string }
+  /** These attempts, each only while still on its node. */
+  | { attempts: (AttemptRef & { nodeId: string })[] };
+
+/**
+ * Returns the rows it changed; a requeued row no longer names its node (the
+ * caller's selection does).
+ */
+export async function loseAttempts(sql: Sql | TransactionSql, which: LostSelection): Promise<ChangedJob[]> {
+  const db = sql as Sql;
+  if ('attempts' in which && which.attempts.length === 0) return [];
+  const selection =
+    'nodeId' in which
+      ? db`jobs.node_id = ${which.nodeId}`
+      : db`(jobs.id, jobs.attempt, jobs.node_id) IN (SELECT * FROM unnest(
+             ${which.attempts.map((a) => a.jobId)}::uuid[], ${which.attempts.map((a) => a.attempt)}::int[],
+             ${which.attempts.map((a) => a.nodeId)}::text[]))`;
+  return db<ChangedJob[]>`
+    WITH ${lost(db, selection)}
+    SELECT * FROM changed`;
+}
+
+/**
+ * The verdict on a lost node, atomic and fenced, in one statement: only the
+ * connection that was judged (its generation) is marked LOST, and its attempts
+ * are lost with it; the node's row stays locked until the statement commits,
+ * so a reconnect waits for the verdict. Undefined when the node has moved on to
+ * a newer connection.
+ */
+export async function loseNode(sql: Sql, nodeId: string, generation: number): Promise<ChangedJob[] | undefined> {
+  const rows = await sql<(ChangedJob & { judged: boolean })[]>`
+    WITH verdict AS (
+      UPDATE nodes SET state = 'LOST' WHERE id = ${nodeId} AND generation = ${generation} RETURNING id
+    ), ${lost(sql, sql`jobs.node_id = ${nodeId} AND EXISTS (SELECT 1 FROM verdict)`)}
+    SELECT true AS judged, changed.* FROM changed
+    UNION ALL
+    SELECT false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM verdict WHERE NOT EXISTS (SELECT 1 FROM changed)`;
+  if (rows.length === 0) return undefined;
+  return rows.filter((r) => r.judged).map(({ judged: _, ...row }) => row);
+}
+
+/** The CTEs `changed` (the lost rows) and `history`, for the attempts `selection` picks. */
+function lost(db: Sql, selection: Fragment): Fragment {
+  const key = db`jobs.state || '/' || (jobs.attempt < jobs.max_attempts)::text`;
+  const target = pick(db, LOSE, key, 'state');
+  return db`changed AS (
+      UPDATE jobs SET
+        version = jobs.version + 1,
+        state = ${target},
+        end_reason = ${pick(db, LOSE, key, 'reason')},
+        ended_at = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE now() END,
+        node_id = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE jobs.node_id END,
+        backstop_at = NULL,
+        -- A requeued job gets its whole queue timeout again.
+        queue_deadline = now() + (jobs.queue_deadline - jobs.submitted_at),
+        message = CASE WHEN ${target} = ${CANCELLED} THEN 'cancelled; its node was lost before confirming'
+                       WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ' was lost during attempt ' || jobs.attempt || '; queued again'
+                       ELSE 'node ' || jobs.node_id || ' was lost during attempt ' || jobs.attempt || ', the last one allowed' END
+      WHERE ${selection} AND jobs.state = ANY(${ACTIVE_DB_STATES}::text[]) AND ${key} = ANY(${guardKeys(LOSE)}::text[])
+      RETURNING ${changedColumns(db)}
+    ), history AS (
+      UPDATE job_attempts a SET outcome = ${LOST_OUTCOME}, ended_at = now()
+      FROM changed c WHERE a.job_id = c.id AND a.attempt = c.attempt
+    )`;
+}

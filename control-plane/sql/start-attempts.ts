@@ -1,0 +1,45 @@
+// Start: nodes report that attempts' containers started. Many reports in one
+// statement, each fenced by its attempt; the move comes from startTargetOf.
+import { ACTIVE_STATES, startTargetOf } from '../../common/job-state.js';
+import type { AttemptRef } from '../../common/attempt.js';
+import type { Sql, TransactionSql } from '../db/connect.js';
+import { changedColumns, guardKeys, movesByState, pick, type ChangedJob } from './changed-job.js';
+
+const START = movesByState(ACTIVE_STATES, startTargetOf);
+
+export interface StartReport {
+  attempt: AttemptRef;
+  startedAt: Date;
+}
+
+/**
+ * Records the starts of the reported attempts that are their job's current,
+ * active one, and returns the rows it changed. The run timeout's backstop is
+ * set as the job starts running: the agent stops the job at its timeout; this
+ * is only for an agent that does not.
+ */
+export async function startAttempts(sql: Sql | TransactionSql, reports: StartReport[], backstopMarginMs: number): Promise<ChangedJob[]> {
+  if (reports.length === 0) return [];
+  const running = sql`${pick(sql as Sql, START, sql`jobs.state`, 'state')}`;
+  return sql<ChangedJob[]>`
+    WITH input AS (
+      SELECT DISTINCT ON (id, attempt) * FROM unnest(
+        ${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
+        ${reports.map((r) => r.startedAt.toISOString())}::timestamptz[]) WITH ORDINALITY AS r(id, attempt, started_at, ord)
+      -- The first report of an attempt wins; a second in the same call is its duplicate.
+      ORDER BY id, attempt, ord
+    ), started AS (
+      UPDATE jobs SET version = jobs.version + 1, started_at = coalesce(jobs.started_at, input.started_at),
+        backstop_at = CASE WHEN ${running} <> jobs.state AND jobs.timeout_ms > 0
+                           THEN now() + (jobs.timeout_ms + jobs.stop_grace_ms + ${backstopMarginMs}) * interval '1 millisecond'
+                           ELSE jobs.backstop_at END,
+        state = ${running}
+      FROM input
+      WHERE jobs.id = input.id AND jobs.attempt = input.attempt AND jobs.state = ANY(${guardKeys(START)}::text[])
+      RETURNING ${changedColumns(sql as Sql)}, jobs.started_at
+    ), history AS (
+      UPDATE job_attempts a SET started_at = coalesce(a.started_at, s.started_at)
+      FROM started s WHERE a.job_id = s.id AND a.attempt = s.attempt
+    )
+    SELECT * FROM started`;
+}
