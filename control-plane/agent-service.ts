@@ -33,7 +33,9 @@ import type { NodeLiveness } from './node-liveness.js';
 import type { NodeRegistry } from './node-registry.js';
 import { NodeSession } from './node-session.js';
 import type { NodeReconciler } from './node-reconciler.js';
-import { recordNodeConnected } from './node-store.js';
+import { recordNodesConnected } from './node-store.js';
+import { createGroupCommit } from './group-commit.js';
+import { createSemaphore } from '../common/semaphore.js';
 
 export interface AgentServiceDeps {
   sql: Sql;
@@ -49,6 +51,8 @@ export interface AgentServiceDeps {
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
+/** Hellos being welcomed at once at most; the rest wait their turn. */
+const WELCOMES_AT_ONCE = 256;
 /** Reports of one stream taken into one group at most. */
 const MAX_GROUP = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,6 +61,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 type Queued = { seq: bigint } & ({ kind: 'report'; report: NodeReport } | { kind: 'files'; attempt: AttemptRef; files: JobOutputFiles });
 
 export function createAgentService(deps: AgentServiceDeps): AgentServiceImplementation {
+  // A reconnect storm (every agent of a restarted control plane at once) is
+  // welcomed a few hundred at a time, its node rows written a group per
+  // statement, so the streams already connected keep being heard.
+  const welcoming = createSemaphore(WELCOMES_AT_ONCE);
+  const connects = createGroupCommit<{ nodeId: string; hello: Hello }, number | undefined>({
+    maxItems: 1000,
+    concurrency: 1,
+    isolate: (err) => !isDatabaseUnavailable(err),
+    run: (items) => recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs),
+  });
   return {
     async *connect(requests: AsyncIterable<ConnectRequest>, ctx: CallContext): AsyncIterable<ConnectResponse> {
       const iterator = requests[Symbol.asyncIterator]();
@@ -71,15 +85,20 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, (m) => outbox.push(m), () => outbox.end());
       deps.registry.add(session);
       try {
-        const generation = await recordNodeConnected(deps.sql, nodeId, hello, deps.heartbeatTimeoutMs);
-        if (generation === undefined) {
-          throw alreadyExists(
-            `node "${nodeId}" is already connected to another control plane; ` +
-              'each agent needs its own --node-id (is a second agent running with the same one?)',
-          );
+        const admitted = await welcoming.acquire();
+        try {
+          const generation = await connects.add({ nodeId, hello });
+          if (generation === undefined) {
+            throw alreadyExists(
+              `node "${nodeId}" is already connected to another control plane; ` +
+                'each agent needs its own --node-id (is a second agent running with the same one?)',
+            );
+          }
+          session.opened(generation);
+          await welcome(session, hello);
+        } finally {
+          admitted();
         }
-        session.opened(generation);
-        await welcome(session, hello);
 
         const queued = new AsyncQueue<Queued>();
         let streamOver = false;

@@ -52,12 +52,25 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
     session.close();
   }
 
+  const checkEveryMs = Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4));
+  let lastCheck = performance.now();
   const check = setInterval(() => {
+    const now = performance.now();
+    const late = now - lastCheck - checkEveryMs;
+    lastCheck = now;
+    // This process was stalled (a burst of work held the event loop): the
+    // heartbeats that came meanwhile are still unread in the sockets, and timers
+    // run before them. Silence seen now may be this process's own, so judge on
+    // the next check, after they are read.
+    if (late > options.heartbeatIntervalMs / 2) {
+      log.warn({ stalled_ms: Math.round(late) }, 'control plane was stalled; not judging silence until its streams are read');
+      return;
+    }
     for (const session of silentSessions(registry.all(), Date.now(), options.heartbeatTimeoutMs)) {
       dropJudged(session);
       void declareLost(session.nodeId, session.generation, `silent for ${Date.now() - session.lastSeenAt.getTime()} ms`);
     }
-  }, Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4)));
+  }, checkEveryMs);
 
   const health = createDatabaseHealth({
     graceMs: options.reconnectGraceMs,

@@ -17,6 +17,7 @@ import type { JobTransitions } from './job-transitions.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { NodeSession } from './node-session.js';
 import { reconcile, type Reconciliation } from './reconcile.js';
+import { createGroupCommit } from './group-commit.js';
 
 export interface NodeReconciler {
   /** Reconciles a node whose agent just said hello (holding `held`), then opens it to work. */
@@ -48,6 +49,19 @@ export function startNodeReconciler(deps: {
   const snapshots = new WeakMap<NodeSession, ActiveSnapshot>();
   let reading: Promise<void> | undefined;
   const applying = new Set<Promise<void>>();
+  // The reads of nodes connecting at once share one statement (a reconnect
+  // storm). Each read's takenAt is taken before it is queued: earlier than the
+  // statement, which only makes reconcile() treat more counted attempts as newer.
+  const connectReads = createGroupCommit<string, ActiveAttemptRow[]>({
+    maxItems: 1000,
+    concurrency: 1,
+    isolate: () => false,
+    async run(nodeIds) {
+      const byNode = new Map<string, ActiveAttemptRow[]>(nodeIds.map((id) => [id, []]));
+      for (const row of await activeAttemptsOnNodes(sql, nodeIds)) byNode.get(row.node_id)?.push(row);
+      return nodeIds.map((id) => byNode.get(id)!);
+    },
+  });
 
   async function readAll(): Promise<void> {
     const sessions = registry.live();
@@ -103,7 +117,7 @@ export function startNodeReconciler(deps: {
   return {
     async connected(session, held) {
       const takenAt = performance.now();
-      const rows = await activeAttemptsOnNodes(sql, [session.nodeId]);
+      const rows = await connectReads.add(session.nodeId);
       const plan = planFor(session, { takenAt, rows }, held);
       await apply(session, plan, rows);
       session.markReady();

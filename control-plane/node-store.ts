@@ -20,29 +20,35 @@ interface NodeRow {
 }
 
 /**
- * Records a node's new stream and returns its generation, or undefined when
- * another control plane holds a live stream for it (READY and heard from within
- * `liveWithinMs`): never two streams for one node, across replicas too.
+ * Records the new streams of many nodes in one statement (a reconnect storm
+ * after a control-plane restart is a few statements, not one per agent) and
+ * returns each one's generation, or undefined when another control plane holds
+ * a live stream for it (READY and heard from within `liveWithinMs`): never two
+ * streams for one node, across replicas too. Node ids must be distinct.
  */
-export async function recordNodeConnected(
+export async function recordNodesConnected(
   sql: Sql,
-  nodeId: string,
-  hello: Hello,
+  nodes: { nodeId: string; hello: Hello }[],
   liveWithinMs: number,
-): Promise<number | undefined> {
-  const c = hello.capacity!;
-  const [row] = await sql<{ generation: number }[]>`
+): Promise<(number | undefined)[]> {
+  if (nodes.length === 0) return [];
+  const col = <T>(f: (n: { nodeId: string; hello: Hello }) => T) => nodes.map(f);
+  const rows = await sql<{ id: string; generation: number }[]>`
     INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
-    VALUES (${nodeId}, ${hello.name}, 'READY', ${c.slots}, ${c.cpus}, ${Number(c.memoryBytes)},
-            ${sql.json(hello.labels)}, ${hello.agentVersion}, now(), now(), 1)
+    SELECT id, name, 'READY', slots, cpus, memory_bytes, labels, agent_version, now(), now(), 1
+    FROM unnest(${col((n) => n.nodeId)}::text[], ${col((n) => n.hello.name)}::text[], ${col((n) => n.hello.capacity!.slots)}::int[],
+                ${col((n) => n.hello.capacity!.cpus)}::float8[], ${col((n) => Number(n.hello.capacity!.memoryBytes))}::int8[],
+                ${col((n) => JSON.stringify(n.hello.labels))}::jsonb[], ${col((n) => n.hello.agentVersion)}::text[])
+         AS n(id, name, slots, cpus, memory_bytes, labels, agent_version)
     ON CONFLICT (id) DO UPDATE SET
       name = EXCLUDED.name, state = 'READY', slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
       memory_bytes = EXCLUDED.memory_bytes, labels = EXCLUDED.labels,
       agent_version = EXCLUDED.agent_version, connected_at = now(), last_seen_at = now(),
       generation = nodes.generation + 1
     WHERE nodes.state <> 'READY' OR nodes.last_seen_at < now() - ${liveWithinMs} * interval '1 millisecond'
-    RETURNING generation`;
-  return row?.generation;
+    RETURNING id, generation`;
+  const generations = new Map(rows.map((r) => [r.id, r.generation]));
+  return nodes.map((n) => generations.get(n.nodeId));
 }
 
 /** The stream ended: the node is DISCONNECTED unless a newer stream took over. */
