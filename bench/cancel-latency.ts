@@ -19,6 +19,8 @@ export async function cancelLatency(stack: Stack, jobs: number): Promise<{ gone:
     let ended = false;
     let goneAt: number | undefined;
     while (goneAt === undefined || !ended) {
+      // A figure only from a cancel that worked; one that never does fails the scenario, not hangs it.
+      if (performance.now() - from > 30_000) throw new Error(`job ${job!.id} was not CANCELLED with its container gone 30 s after the cancel`);
       if (goneAt === undefined) {
         const info = await container.inspect().catch(() => undefined);
         if (!info || !info.State.Running) goneAt = performance.now() - from;

@@ -1,27 +1,26 @@
-// npm run bench: measures Grid's speed on this machine against the real stack
-// (PostgreSQL, Docker, separate processes over real sockets) and writes the
-// figures to BENCHMARKS.md. Tests never assert timings; this is where they live.
+// npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N]
+//
+// Measures Grid on this machine against the real stack (PostgreSQL, separate
+// processes over real sockets, Docker) and prints the figures. Tests never
+// assert timings; this is where they live.
+// - `npm run bench` runs every scenario and writes BENCHMARKS.md.
+// - `npm run bench -- throughput` (or `latency`) runs only that scenario and
+//   prints its table; it writes a file only when given --out, so BENCHMARKS.md
+//   always holds one complete run of every scenario.
+// - `--smoke` shrinks every scenario (e.g. 200 jobs, 1 run, 20 samples) to
+//   show it still works; it never writes BENCHMARKS.md, only --out if given.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cancelLatency } from './cancel-latency.js';
-import { dispatchLatency } from './dispatch-latency.js';
-import { logLatency } from './log-latency.js';
-import { startStack } from './stack.js';
-import { summarize, type Summary } from './stats.js';
+import { parseArgs } from 'node:util';
+import { benchmarksMarkdown, sectionMarkdown } from './report.js';
+import { runScenarios, SCENARIOS } from './scenarios.js';
 
-interface Row {
-  what: string;
-  target: string;
-  summary: Summary;
-}
+const BENCHMARKS = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 
-const OUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
-
-function ms(n: number): string {
-  return n < 10 ? n.toFixed(1) : n.toFixed(0);
-}
+const loadAtStart = loadavg()[0]!;
 
 function describeMachine(): string {
   const version = (cmd: string, args: string[]) => {
@@ -34,44 +33,49 @@ function describeMachine(): string {
   return [
     `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `Node ${process.version}, Docker ${version('docker', ['version', '--format', '{{.Server.Version}}'])}, ${version('psql', ['--version'])}`,
+    // Anything else running skews every figure: say how busy the machine was.
+    `1-minute load average at the start: ${loadAtStart.toFixed(2)}`,
   ].join('; ');
 }
 
-const rows: Row[] = [];
-const stack = await startStack(['--slots', '2']);
-try {
-  process.stderr.write('bench: print → follower latency (100 lines)\n');
-  rows.push({ what: 'log line printed → WatchJob follower', target: '≤ 500 ms (issue 5); ≤ 150 ms (roadmap)', summary: summarize(await logLatency(stack, 100)) });
-
-  process.stderr.write('bench: dispatch latency (50 jobs, one at a time)\n');
-  const dispatch = await dispatchLatency(stack, 50);
-  rows.push({ what: 'submit → assigned to the node (Postgres clock)', target: 'p50 ≤ 2 ms, p99 ≤ 8 ms (roadmap)', summary: summarize(dispatch.assigned) });
-  rows.push({ what: 'submit → container started', target: '—', summary: summarize(dispatch.started) });
-
-  process.stderr.write('bench: cancel latency (10 jobs ignoring SIGTERM, grace 0s)\n');
-  const cancel = await cancelLatency(stack, 10);
-  rows.push({ what: 'cancel (grace 0s) → process dead', target: '≤ 300 ms (roadmap)', summary: summarize(cancel.gone) });
-  rows.push({ what: 'cancel (grace 0s) → job reads CANCELLED', target: '—', summary: summarize(cancel.cancelled) });
-} finally {
-  await stack.stop();
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    smoke: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    runs: { type: 'string' },
+    jobs: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(
+    `usage: npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N]\nscenarios: ${SCENARIOS.map((s) => `${s.name} (${s.about})`).join('; ')}\n`,
+  );
+  process.exit(0);
 }
+const count = (text: string | undefined, flag: string) => {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, not ${text}`);
+  return n;
+};
+const whole = positionals.length === 0;
+const out = values.out ? resolve(values.out) : whole && !values.smoke ? BENCHMARKS : undefined;
+if (values.smoke && out === BENCHMARKS) throw new Error('a smoke run measures nothing: it never writes BENCHMARKS.md (give --out another file)');
+const runs = count(values.runs, 'runs');
+const jobs = count(values.jobs, 'jobs');
 
-const table = [
-  '| what | samples | p50 ms | p90 ms | p99 ms | max ms | target |',
-  '|---|---:|---:|---:|---:|---:|---|',
-  ...rows.map((r) => `| ${r.what} | ${r.summary.samples} | ${ms(r.summary.p50)} | ${ms(r.summary.p90)} | ${ms(r.summary.p99)} | ${ms(r.summary.max)} | ${r.target} |`),
-].join('\n');
+const sections = await runScenarios(positionals, { smoke: values.smoke, runs, jobs });
+// The command that reproduces a section is the one that made it, flags included.
+const flags = [values.smoke ? '--smoke' : '', runs ? `--runs ${runs}` : '', jobs ? `--jobs ${jobs}` : ''].filter(Boolean).join(' ');
+for (const s of sections) if (flags) s.command = `${s.command} ${flags}`;
 
-writeFileSync(
-  OUT,
-  `# Benchmarks
-
-Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: one control plane and one agent
-(2 slots) as separate processes, a fresh database on the local PostgreSQL, real Docker containers.
-Percentiles are nearest-rank. Machine: ${describeMachine()}.
-
-${table}
-`,
-);
-process.stdout.write(table + '\n');
-process.stderr.write(`bench: written to ${OUT}\n`);
+const markdown = benchmarksMarkdown(sections, describeMachine(), new Date().toISOString().slice(0, 10), values.smoke);
+process.stdout.write(sections.map(sectionMarkdown).join('\n'));
+if (out) {
+  writeFileSync(out, markdown);
+  process.stderr.write(`bench: written to ${out}\n`);
+}
+// Exit 1 when anything FAILED, so a script or CI notices without reading the table.
+process.exit(sections.some((s) => s.figures.some((f) => f.failed)) ? 1 : 0);

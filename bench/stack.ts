@@ -15,22 +15,25 @@ export interface Stack {
 
 export async function startStack(agentArgs: string[]): Promise<Stack> {
   const db = await createTestDatabase();
-  const cp = await startControlPlane(db.url);
   const nodeId = `bench-${process.pid}`;
-  const agent = startAgent(cp.address, nodeId, agentArgs);
-  const api = clients(cp.address);
-  await waitForNodes(api, [nodeId]);
-  return {
-    db,
-    cp,
-    agent,
-    api,
-    nodeId,
-    async stop() {
-      api.close();
-      await agent.stop();
-      await cp.stop();
-      await db.drop();
-    },
+  let cp: ControlPlaneProcess | undefined;
+  let agent: RunningProcess | undefined;
+  let api: Clients | undefined;
+  // Whatever started is stopped, also when a later step fails: no database or process is left behind.
+  const stop = async () => {
+    api?.close();
+    await agent?.stop();
+    await cp?.stop();
+    await db.drop();
   };
+  try {
+    cp = await startControlPlane(db.url);
+    agent = startAgent(cp.address, nodeId, agentArgs);
+    api = clients(cp.address);
+    await waitForNodes(api, [nodeId]);
+    return { db, cp, agent, api, nodeId, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -26,3 +26,16 @@ export function summarize(samples: number[]): Summary {
     max: sorted[sorted.length - 1]!,
   };
 }
+
+export interface Spread {
+  runs: number;
+  min: number;
+  median: number;
+  max: number;
+}
+
+/** Min / median / max of repeated runs' figures (the median is nearest-rank: the lower middle of an even count). */
+export function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { runs: sorted.length, min: sorted[0]!, median: percentile(sorted, 50), max: sorted[sorted.length - 1]! };
+}

@@ -1,0 +1,56 @@
+// Every benchmark scenario by name, full-size or as a smoke (shrunk so that it
+// only shows it still works: CI runs that, test/e2e/bench-smoke.test.ts). A
+// scenario that throws becomes a FAILED section; the others still run.
+import { FULL as LATENCY_FULL, SMOKE as LATENCY_SMOKE, latencyScenario } from './real-agent-latency.js';
+import { failedSection, type Section } from './report.js';
+import { FULL as THROUGHPUT_FULL, SMOKE as THROUGHPUT_SMOKE, throughputScenario, type ThroughputOptions } from './throughput.js';
+
+export interface ScenarioOptions {
+  smoke: boolean;
+  /** Repetitions of each throughput figure (default 3; 1 in a smoke). */
+  runs?: number;
+  /** Jobs per throughput run (default 20,000; 200 in a smoke). */
+  jobs?: number;
+}
+
+interface Scenario {
+  name: string;
+  title: string;
+  about: string;
+  run(o: ScenarioOptions): Promise<Section>;
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'latency',
+    title: 'Latency: one real agent, real containers',
+    about: 'Output, dispatch and cancel latency with a real agent and Docker.',
+    run: (o) => latencyScenario(o.smoke ? LATENCY_SMOKE : LATENCY_FULL),
+  },
+  {
+    name: 'throughput',
+    title: 'Throughput: Grid with simulated agents against graphile-worker',
+    about: 'Issue 11: jobs/s, Postgres CPU per job and dispatch latency, Grid against graphile-worker.',
+    run: (o) => {
+      const base: ThroughputOptions = o.smoke ? THROUGHPUT_SMOKE : THROUGHPUT_FULL;
+      return throughputScenario({ ...base, runs: o.runs ?? base.runs, jobs: o.jobs ?? base.jobs });
+    },
+  },
+];
+
+export async function runScenarios(names: string[], o: ScenarioOptions): Promise<Section[]> {
+  const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
+  if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; there are: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  const chosen = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const sections: Section[] = [];
+  for (const s of chosen) {
+    process.stderr.write(`bench: scenario ${s.name}${o.smoke ? ' (smoke)' : ''}\n`);
+    try {
+      sections.push(await s.run(o));
+    } catch (err) {
+      process.stderr.write(`bench: scenario ${s.name} FAILED: ${(err as Error).message}\n`);
+      sections.push(failedSection({ scenario: s.name, title: s.title, command: `npm run bench -- ${s.name}`, about: s.about }, err));
+    }
+  }
+  return sections;
+}
