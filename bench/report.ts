@@ -71,6 +71,11 @@ export function benchmarksMarkdown(sections: Section[], machine: string, date: s
     'Percentiles are nearest-rank; repeated figures are min / median / max over the runs.',
     'A scenario or run that throws or fails its correctness check is written FAILED with the reason, not a figure.',
     '',
+    '`npm run bench` runs every scenario and rewrites this file whole. `npm run bench -- SCENARIO` (`latency`, `throughput`)',
+    'runs one and only prints its table (`--out FILE` writes it), so this file always holds one complete run; `--runs N` and',
+    '`--jobs N` (and `--agents 16,4,64`) resize the throughput runs; `--smoke` shrinks everything and never writes here. `GRID_BENCH_CONTROL_PLANE=PATH`',
+    '(a dist/control-plane/main.js) has the throughput scenario measure another build of the control plane.',
+    '',
     ...sections.map(sectionMarkdown),
   ]
     .filter((line, i, all) => line !== '' || all[i - 1] !== '')

@@ -1,4 +1,4 @@
-// npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N]
+// npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64]
 //
 // Measures Grid on this machine against the real stack (PostgreSQL, separate
 // processes over real sockets, Docker) and prints the figures. Tests never
@@ -45,12 +45,13 @@ const { values, positionals } = parseArgs({
     out: { type: 'string' },
     runs: { type: 'string' },
     jobs: { type: 'string' },
+    agents: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    `usage: npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N]\nscenarios: ${SCENARIOS.map((s) => `${s.name} (${s.about})`).join('; ')}\n`,
+    `usage: npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64]\nscenarios: ${SCENARIOS.map((s) => `${s.name} (${s.about})`).join('; ')}\n`,
   );
   process.exit(0);
 }
@@ -65,10 +66,13 @@ const out = values.out ? resolve(values.out) : whole && !values.smoke ? BENCHMAR
 if (values.smoke && out === BENCHMARKS) throw new Error('a smoke run measures nothing: it never writes BENCHMARKS.md (give --out another file)');
 const runs = count(values.runs, 'runs');
 const jobs = count(values.jobs, 'jobs');
+const agentCounts = values.agents?.split(',').map((n) => count(n, 'agents')!);
 
-const sections = await runScenarios(positionals, { smoke: values.smoke, runs, jobs });
+const sections = await runScenarios(positionals, { smoke: values.smoke, runs, jobs, agentCounts });
 // The command that reproduces a section is the one that made it, flags included.
-const flags = [values.smoke ? '--smoke' : '', runs ? `--runs ${runs}` : '', jobs ? `--jobs ${jobs}` : ''].filter(Boolean).join(' ');
+const flags = [values.smoke ? '--smoke' : '', runs ? `--runs ${runs}` : '', jobs ? `--jobs ${jobs}` : '', values.agents ? `--agents ${values.agents}` : '']
+  .filter(Boolean)
+  .join(' ');
 for (const s of sections) if (flags) s.command = `${s.command} ${flags}`;
 
 const markdown = benchmarksMarkdown(sections, describeMachine(), new Date().toISOString().slice(0, 10), values.smoke);

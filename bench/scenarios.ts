@@ -11,6 +11,8 @@ export interface ScenarioOptions {
   runs?: number;
   /** Jobs per throughput run (default 20,000; 200 in a smoke). */
   jobs?: number;
+  /** Simulated agents of each Grid throughput variant, the headline first (default 16, 4, 64). */
+  agentCounts?: number[];
 }
 
 interface Scenario {
@@ -33,7 +35,7 @@ export const SCENARIOS: readonly Scenario[] = [
     about: 'Issue 11: jobs/s, Postgres CPU per job and dispatch latency, Grid against graphile-worker.',
     run: (o) => {
       const base: ThroughputOptions = o.smoke ? THROUGHPUT_SMOKE : THROUGHPUT_FULL;
-      return throughputScenario({ ...base, runs: o.runs ?? base.runs, jobs: o.jobs ?? base.jobs });
+      return throughputScenario({ ...base, runs: o.runs ?? base.runs, jobs: o.jobs ?? base.jobs, agentCounts: o.agentCounts ?? base.agentCounts });
     },
   },
 ];
