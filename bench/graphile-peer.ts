@@ -65,6 +65,10 @@ async function startPeer(mode: GraphileMode, jobs: number): Promise<Peer> {
   const stop = async () => {
     await utils?.release();
     await runner?.stop();
+    // graphile-worker's pool may still be closing its connections when stop()
+    // resolves; dropping the database (WITH FORCE) under them would make the
+    // pool emit an error nobody listens to any more, and crash this process.
+    await waitForNoOtherSessions(db);
     await db.drop();
   };
   try {
@@ -89,6 +93,13 @@ async function startPeer(mode: GraphileMode, jobs: number): Promise<Peer> {
     await stop();
     throw err;
   }
+}
+
+async function waitForNoOtherSessions(db: TestDatabase, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  const others = async () =>
+    (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)[0]!.n;
+  while ((await others()) > 0 && performance.now() < deadline) await sleep(20);
 }
 
 async function jobsLeft(peer: Peer): Promise<number> {
