@@ -162,7 +162,7 @@ function report(
   }
 
   for (const v of graphile) {
-    const label = `graphile-worker 0.18.0, ${v.mode === 'batched' ? 'batched (local queue 500, batched completions)' : 'unbatched (defaults)'}`;
+    const label = `graphile-worker 0.18.0, ${v.mode === 'batched' ? 'batched (local queue 500, batched completions)' : 'unbatched (no local queue, no batching)'}`;
     if (v.failure) {
       figures.push(failed(`${label}: jobs/s`, v.failure));
       continue;
@@ -205,9 +205,9 @@ function report(
   }
   if (graphileLatency.ok) {
     const s: Summary = summarize(graphileLatency.value);
-    figures.push(measured('graphile-worker add → handler start, idle (defaults)', `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, max ${ms(s.max)} (${s.samples} samples)`));
+    figures.push(measured('graphile-worker add → handler start, idle (unbatched)', `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, max ${ms(s.max)} (${s.samples} samples)`));
   } else {
-    figures.push(failed('graphile-worker add → handler start, idle (defaults)', graphileLatency.reason));
+    figures.push(failed('graphile-worker add → handler start, idle (unbatched)', graphileLatency.reason));
   }
 
   return {
