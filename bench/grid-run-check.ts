@@ -35,7 +35,8 @@ export async function checkGridRun(sql: Sql, fleet: SimulatedFleet, submitted: n
   checks.push([
     'each attempt assigned exactly once to the simulated agents',
     notOnce === 0 && strays === 0,
-    `${notOnce} jobs whose attempt 1 was not assigned exactly once, ${strays} assignments of other attempts`,
+    `${notOnce} jobs whose attempt 1 was not assigned exactly once, ${strays} assignments of other attempts` +
+      (fleet.duplicates.length > 0 ? ` (e.g. ${fleet.duplicates.slice(0, 2).join('; ')})` : ''),
   ]);
   checks.push(['no refused report or broken stream', fleet.anomalies.length === 0, `simulated agents saw: ${fleet.anomalies.slice(0, 3).join('; ')}`]);
   return {

@@ -67,6 +67,8 @@ export interface SimulatedFleet {
   readonly cancels: ReadonlyMap<CancelCause, number>;
   /** What breaks a run: refused reports, unknown acks, broken streams. */
   readonly anomalies: string[];
+  /** Each Assignment of an attempt after its first, described (the first 100). */
+  readonly duplicates: string[];
   stop(): Promise<void>;
 }
 
@@ -96,6 +98,8 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
   const assignedAt = new Map<string, number>();
   const assignWaiters = new Map<string, (at: number) => void>();
   const anomalies: string[] = [];
+  const duplicates: string[] = [];
+  const firstNode = new Map<string, string>();
   const cancels = new Map<CancelCause, number>();
   const stats = { finished: 0, lastFinishedAt: 0 };
   const note = (what: string) => {
@@ -115,8 +119,13 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
     assignments.set(key, times);
     if (times === 1) {
       assignedAt.set(ref.jobId, now);
+      firstNode.set(key, agent.nodeId);
       assignWaiters.get(ref.jobId)?.(now);
       assignWaiters.delete(ref.jobId);
+    } else if (duplicates.length < MAX_ANOMALIES_KEPT) {
+      // Enough to tell a resend to the same node from a second claim elsewhere.
+      const held = agent.held.has(key) ? 'still held' : 'already finished here or elsewhere';
+      duplicates.push(`${key} assigned again (${times}×) to ${agent.nodeId}, ${(now - assignedAt.get(ref.jobId)!).toFixed(0)} ms after its first assignment to ${firstNode.get(key)}, ${held}`);
     }
     // A resend (reconciliation may send an attempt again): like the real agent,
     // never run an attempt twice. The count above is what the check reads.
@@ -259,6 +268,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
     },
     cancels,
     anomalies,
+    duplicates,
     async stop() {
       abort.abort();
       await Promise.all(loops);
