@@ -192,7 +192,10 @@ export function createJobTransitions(deps: {
           claimed.add(key);
         }
         // The attempt is over on the node, whatever became of the report.
-        if (r.kind === 'finished') freed = session.release(r.report.attempt) || freed;
+        if (r.kind === 'finished') {
+          freed = session.release(r.report.attempt) || freed;
+          session.endReported(r.report.attempt);
+        }
         if (outcome === 'stale') {
           log.warn({ node: session.nodeId, job_id: r.report.attempt.jobId, attempt: r.report.attempt.attempt }, 'refused report from a stale attempt');
           session.sendCancel(r.report.attempt, 0, CancelCause.CANCEL_CAUSE_STALE);

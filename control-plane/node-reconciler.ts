@@ -110,6 +110,7 @@ export function startNodeReconciler(deps: {
       active: read.rows.map((r) => ({ jobId: r.id, attempt: r.attempt, state: stateFromDb(r.state) })),
       held,
       counted: session.countedAttempts(),
+      reportedEnded: session.endsStillHeld(held),
       takenAt: read.takenAt,
     });
   }

@@ -4,6 +4,7 @@
 // job-transition owner holds and releases its slots.
 import { CancelCause, type AttemptRef, type Capacity, type ConnectResponse, type Task } from '../common/gen/grid/v1/agent.js';
 import { msToDuration } from '../common/units.js';
+import { attemptKeyOf } from '../common/attempt.js';
 import type { CountedAttempt } from './reconcile.js';
 
 /** An attempt this control plane counts against a node's capacity (what the agent holds is its own list). */
@@ -31,6 +32,8 @@ export class NodeSession {
   private isJudged = false;
   private unknownSince: number | undefined;
   private readonly counted = new Map<string, CountedSlot>();
+  /** Attempts whose end the agent reported on this stream, until a heartbeat no longer lists them. */
+  private readonly ended = new Map<string, AttemptRef>();
 
   constructor(
     readonly nodeId: string,
@@ -143,6 +146,21 @@ export class NodeSession {
     if (this.counted.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
     this.counted.delete(attempt.jobId);
     return true;
+  }
+
+  /** The agent reported this attempt's end on this stream (it holds it until the ack arrives). */
+  endReported(attempt: AttemptRef): void {
+    this.ended.set(attemptKeyOf(attempt), attempt);
+  }
+
+  /**
+   * The ends reported here that the agent still listed in its latest heartbeat
+   * (`held`); the others have had their ack and are forgotten.
+   */
+  endsStillHeld(held: AttemptRef[]): AttemptRef[] {
+    const listed = new Set(held.map(attemptKeyOf));
+    for (const key of this.ended.keys()) if (!listed.has(key)) this.ended.delete(key);
+    return [...this.ended.values()];
   }
 
   /** Whether this attempt is the one counted for its job. */

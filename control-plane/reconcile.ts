@@ -33,6 +33,12 @@ export interface NodeView {
   held: AttemptRef[];
   /** What this session counts against the node. */
   counted: CountedAttempt[];
+  /**
+   * Attempts whose end the agent reported on this session: it holds each until
+   * the acknowledgement reaches it, so a heartbeat that crossed that ack still
+   * lists it. Not stale; nothing to kill.
+   */
+  reportedEnded?: AttemptRef[];
   /** When the read of `active` was sent (performance.now()): an attempt counted since may be missing from it. */
   takenAt: number;
 }
@@ -40,7 +46,12 @@ export interface NodeView {
 export interface Reconciliation {
   /** Current attempts the agent holds: they count against its capacity. */
   keep: ActiveAttempt[];
-  /** Assigned but unknown to the agent: the assignment was lost in flight; send it again. */
+  /**
+   * Assigned but unknown to the agent, and not sent on this session: the claim's
+   * answer was lost (or it was made before this stream); send it. One sent on
+   * this session is never resent: the stream is ordered and reliable, and the
+   * heartbeat may simply have left the agent before the assignment arrived.
+   */
   resend: ActiveAttempt[];
   /** Running (or cancelling) but unknown to the agent: its container is gone; the attempt is lost. */
   lose: ActiveAttempt[];
@@ -61,12 +72,14 @@ export function reconcile(view: NodeView): Reconciliation {
     if (held.has(keyOf(a))) {
       result.keep.push(a);
       if (a.state === JobState.JOB_STATE_CANCELLING && !counted.get(keyOf(a))?.cancelSent) result.cancel.push(a);
-    } else if (a.state === JobState.JOB_STATE_ASSIGNED) result.resend.push(a);
-    else result.lose.push(a);
+    } else if (a.state === JobState.JOB_STATE_ASSIGNED) {
+      if (!counted.has(keyOf(a))) result.resend.push(a);
+    } else result.lose.push(a);
   }
   // Counted since the read: a claim newer than what Postgres showed, not a stale one.
   const newer = (a: AttemptRef) => (counted.get(keyOf(a))?.since ?? -Infinity) >= view.takenAt;
-  for (const h of view.held) if (!active.has(keyOf(h)) && !newer(h)) result.kill.push(h);
+  const ended = new Set((view.reportedEnded ?? []).map(keyOf));
+  for (const h of view.held) if (!active.has(keyOf(h)) && !newer(h) && !ended.has(keyOf(h))) result.kill.push(h);
   for (const c of view.counted) if (!active.has(keyOf(c)) && !newer(c)) result.release.push(c);
   return result;
 }

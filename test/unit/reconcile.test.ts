@@ -70,3 +70,20 @@ test('silence: only ready, unjudged sessions past the timeout are silent', (t) =
   const sessions = [s('fresh', 9_000), s('edge', 7_000), s('silent', 6_999), s('not-ready', 0, false), s('judged', 0, true, true)];
   t.deepEqual(silentSessions(sessions, now, 3000).map((x) => x.id), ['silent']);
 });
+
+test('continuously: an assignment sent on this session that the heartbeat does not list yet is in flight, not lost: never sent twice', (t) => {
+  // The heartbeat left the agent before the assignment arrived (the bench saw 58 such jobs sent twice).
+  const plan = reconcile({ active: [{ jobId: 'in-flight', attempt: 1, state: A }], held: [], counted: [counted('in-flight', 1, 10)], takenAt: 1000 });
+  t.deepEqual([plan.resend, plan.lose, plan.kill, plan.release], [[], [], [], []]);
+});
+
+test('continuously: an attempt whose end the agent reported here, listed by a heartbeat that crossed its ack, is not killed', (t) => {
+  const plan = reconcile({
+    active: [],
+    held: [{ jobId: 'just-ended', attempt: 1 }, { jobId: 'stale', attempt: 1 }],
+    counted: [],
+    reportedEnded: [{ jobId: 'just-ended', attempt: 1 }],
+    takenAt: 1000,
+  });
+  t.deepEqual(plan.kill, [{ jobId: 'stale', attempt: 1 }]);
+});
