@@ -14,7 +14,9 @@ import { isDatabaseUnavailable } from '../common/errors.js';
 import { ACTIVE_DB_STATES, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
-import { cancelGraceOf, getJobs, rowToJob } from './job-store.js';
+import { cancelGraceOf, getJobs, queueDepth, rowToJob } from './job-store.js';
+import { createSubmitPacer } from './submit-pacing.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { appendOutputs, type OutputReport } from './log-store.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { NodeSession } from './node-session.js';
@@ -22,6 +24,7 @@ import { createGroupCommit } from './group-commit.js';
 import { type ChangedJob } from './sql/changed-job.js';
 import { cancelJobs } from './sql/cancel-jobs.js';
 import { claimJobs, taskOf } from './sql/claim-jobs.js';
+import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
@@ -80,6 +83,9 @@ const ACTIVE = new Set(ACTIVE_DB_STATES);
 const CANCELLING = stateToDb(JobState.JOB_STATE_CANCELLING);
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 const MAX_GROUP = 1000;
+/** Under overload, how long a submitted job should wait for a node at most (about). */
+const QUEUE_DELAY_TARGET_MS = 1000;
+const HOLD_POLL_MS = 25;
 
 export function createJobTransitions(deps: {
   sql: Sql;
@@ -121,13 +127,29 @@ export function createJobTransitions(deps: {
     return true;
   }
 
+  // Backpressure: while dispatch runs, a submit waits rather than grow the
+  // queue past about a second of dispatch (submit-pacing.ts).
+  const pacer = createSubmitPacer({ targetDelayMs: QUEUE_DELAY_TARGET_MS, minHighWater: 1000, windowMs: 5000 });
+  let queued = 0;
+  async function untilQueueDrains(): Promise<void> {
+    let held = false;
+    while (pacer.shouldHold(queued, performance.now())) {
+      if (!held) log.debug({ queued, high_water: Math.round(pacer.highWater(performance.now())) }, 'queue past its high water; holding submits');
+      held = true;
+      await sleep(HOLD_POLL_MS);
+      queued = await queueDepth(sql);
+    }
+  }
+
   const submits = createGroupCommit<{ job: NewJob; maxQueued: number }, SubmitOutcome>({
     maxItems: MAX_GROUP,
     concurrency: 2,
     isolate: (err) => !transient(err),
     async run(items) {
+      await untilQueueDrains();
       // One limit per group: every caller of one server passes the same.
-      const outcomes = await insertJobs(sql, items.map((i) => i.job), Math.min(...items.map((i) => i.maxQueued)));
+      const { outcomes, queuedBefore } = await insertJobs(sql, items.map((i) => i.job), Math.min(...items.map((i) => i.maxQueued)));
+      if (queuedBefore !== undefined) queued = queuedBefore + outcomes.filter((o) => o.kind === 'created').length;
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
       const result = outcomes.map((o, i): SubmitOutcome => {
@@ -210,6 +232,45 @@ export function createJobTransitions(deps: {
     return results;
   }
 
+  /** One claim for the offered sessions' free slots; sends and counts what it claimed. */
+  async function claimFor(offered: NodeSession[], offers: NodeOffer[]): Promise<ClaimResult> {
+    let claim;
+    try {
+      claim = await claimJobs(sql, offers);
+    } catch (err) {
+      // The claim may have committed with its answer lost: until each node is
+      // reconciled, what it holds is unknown, and its slots are not offered.
+      for (const s of offered) s.capacityUnknown();
+      throw err;
+    }
+    const bySession = new Map(offered.map((s) => [s.nodeId, s]));
+    const undelivered: (AttemptRef & { nodeId: string })[] = [];
+    pacer.claimed(claim.rows.length, performance.now());
+    queued = Math.max(0, queued - claim.rows.length);
+    for (const row of claim.rows) {
+      const session = bySession.get(row.node_id!)!;
+      const attempt = { jobId: row.id, attempt: row.attempt };
+      const task: Task = taskOf(row);
+      // The stream may have ended, been judged or been replaced while the claim
+      // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
+      if (!registry.isCurrent(session) || !session.sendAssignment(attempt, task)) {
+        undelivered.push({ ...attempt, nodeId: session.nodeId });
+        continue;
+      }
+      session.hold(attempt, task);
+      log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
+    }
+    publish(claim.rows);
+    if (undelivered.length > 0) {
+      log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; requeueing them');
+      publish(await loseAttempts(sql, { attempts: undelivered }));
+      deps.kick('queued');
+    }
+    // Another replica took some of the jobs placed: read the queue again.
+    if (claim.raced) deps.kick('queued');
+    return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
+  }
+
   return {
     async submit(job, maxQueued) {
       return submits.add({ job, maxQueued });
@@ -223,39 +284,12 @@ export function createJobTransitions(deps: {
       const offered = sessions.filter((s) => s.live);
       const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() })).filter((o) => o.free.slots > 0);
       if (offers.length === 0) return { claimed: 0, exhausted: false };
-      let claim;
+      for (const s of offered) s.claimStarted();
       try {
-        claim = await claimJobs(sql, offers);
-      } catch (err) {
-        // The claim may have committed with its answer lost: until each node is
-        // reconciled, what it holds is unknown, and its slots are not offered.
-        for (const s of offered) s.capacityUnknown();
-        throw err;
+        return await claimFor(offered, offers);
+      } finally {
+        for (const s of offered) s.claimSettled();
       }
-      const bySession = new Map(offered.map((s) => [s.nodeId, s]));
-      const undelivered: (AttemptRef & { nodeId: string })[] = [];
-      for (const row of claim.rows) {
-        const session = bySession.get(row.node_id!)!;
-        const attempt = { jobId: row.id, attempt: row.attempt };
-        const task: Task = taskOf(row);
-        // The stream may have ended, been judged or been replaced while the claim
-        // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
-        if (!registry.isCurrent(session) || !session.sendAssignment(attempt, task)) {
-          undelivered.push({ ...attempt, nodeId: session.nodeId });
-          continue;
-        }
-        session.hold(attempt, task);
-        log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
-      }
-      publish(claim.rows);
-      if (undelivered.length > 0) {
-        log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; requeueing them');
-        publish(await loseAttempts(sql, { attempts: undelivered }));
-        deps.kick('queued');
-      }
-      // Another replica took some of the jobs placed: read the queue again.
-      if (claim.raced) deps.kick('queued');
-      return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
     },
 
     report(session, list) {

@@ -94,6 +94,8 @@ export function startNodeReconciler(deps: {
       // Read again: only attempts still assigned to this node are sent.
       const sent: AttemptRef[] = [];
       for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend)) {
+        // Sent meanwhile (by the claim that made it): never twice.
+        if (session.holds(key)) continue;
         if (session.judged || !session.sendAssignment(key, task)) break;
         session.hold(key, task);
         sent.push(key);
@@ -143,6 +145,9 @@ export function startNodeReconciler(deps: {
         // has ended since the read (its end freed it): not to be counted or lost again.
         keep: planned.keep.filter(counted),
         lose: planned.lose.filter(counted),
+        // A claim whose answer was still being handled when the read was sent
+        // may show jobs not counted yet: not lost, about to be sent.
+        resend: session.claimsSettledBefore(snapshot.takenAt) ? planned.resend : [],
       };
       const changes = plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
       if (changes === 0 && !session.capacityUnknownNow()) return;

@@ -32,6 +32,9 @@ export class NodeSession {
   private isJudged = false;
   private unknownSince: number | undefined;
   private readonly counted = new Map<string, CountedSlot>();
+  /** Claims for this node in flight, and when the last one settled (performance.now()). */
+  private claiming = 0;
+  private claimSettledAt = -Infinity;
   /** Attempts whose end the agent reported on this stream, until a heartbeat no longer lists them. */
   private readonly ended = new Map<string, AttemptRef>();
 
@@ -146,6 +149,26 @@ export class NodeSession {
     if (this.counted.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
     this.counted.delete(attempt.jobId);
     return true;
+  }
+
+  /** A claim for this node is sent: until it settles, Postgres may show jobs this session has not counted yet. */
+  claimStarted(): void {
+    this.claiming++;
+  }
+
+  /** That claim's answer was handled (its jobs counted and sent), or it failed. */
+  claimSettled(): void {
+    this.claiming--;
+    this.claimSettledAt = performance.now();
+  }
+
+  /**
+   * Whether every claim for this node settled before `readAt`: only then does an
+   * assigned attempt this session does not count mean a claim whose answer was
+   * lost, rather than one whose answer is still being handled.
+   */
+  claimsSettledBefore(readAt: number): boolean {
+    return this.claiming === 0 && this.claimSettledAt < readAt;
   }
 
   /** The agent reported this attempt's end on this stream (it holds it until the ack arrives). */

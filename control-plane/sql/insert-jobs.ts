@@ -33,12 +33,17 @@ export type InsertOutcome =
  * Stores the jobs in order while the queue has room for them (the room is read
  * once for the whole group). A job whose request id was seen before is not
  * stored again: its outcome names the job that id created, so a retried submit
- * is never a second job, inside one group or across groups.
+ * is never a second job, inside one group or across groups. Also returns the
+ * queue depth the statement read, for backpressure (submit-pacing.ts).
  */
-export async function insertJobs(sql: Sql, jobs: NewJob[], maxQueued: number): Promise<InsertOutcome[]> {
-  if (jobs.length === 0) return [];
+export async function insertJobs(
+  sql: Sql,
+  jobs: NewJob[],
+  maxQueued: number,
+): Promise<{ outcomes: InsertOutcome[]; queuedBefore: number | undefined }> {
+  if (jobs.length === 0) return { outcomes: [], queuedBefore: undefined };
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
-  const rows = await sql<(InsertedJob & { ord: number })[]>`
+  const rows = await sql<(InsertedJob & { ord: number; room: number })[]>`
     WITH input AS (
       SELECT * FROM unnest(
         ${col((j) => j.id)}::uuid[],
@@ -63,7 +68,7 @@ export async function insertJobs(sql: Sql, jobs: NewJob[], maxQueued: number): P
       ON CONFLICT (request_id) DO NOTHING
       RETURNING id, version, submitted_at
     )
-    SELECT inserted.*, input.ord FROM inserted JOIN input USING (id)`;
+    SELECT inserted.*, input.ord, (SELECT n FROM room) AS room FROM inserted JOIN input USING (id)`;
   const created = new Map(rows.map((r) => [r.ord, r]));
   const missing = jobs.filter((j, i) => !created.has(i + 1) && j.requestId).map((j) => j.requestId);
   const existing = new Map(
@@ -73,10 +78,12 @@ export async function insertJobs(sql: Sql, jobs: NewJob[], maxQueued: number): P
           (r) => [r.request_id, r.id],
         ),
   );
-  return jobs.map((job, i): InsertOutcome => {
+  const outcomes = jobs.map((job, i): InsertOutcome => {
     const row = created.get(i + 1);
     if (row) return { kind: 'created', row: { id: row.id, version: row.version, submitted_at: row.submitted_at } };
     const id = job.requestId ? existing.get(job.requestId) : undefined;
     return id ? { kind: 'existing', id } : { kind: 'full' };
   });
+  // The queue's depth as the statement read it (known only when it stored something).
+  return { outcomes, queuedBefore: rows.length > 0 ? maxQueued - Number(rows[0]!.room) : undefined };
 }

@@ -21,7 +21,7 @@ import { blackHoleProxy } from '../helpers/black-hole-proxy.js';
 
 async function submit(sql: Sql): Promise<string> {
   const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'] }), DEFAULT_SPEC_POLICY, runtimeTable(DEFAULT_RUNTIMES));
-  const [inserted] = await insertJobs(sql, [{ id: uuidv7(), spec, task, requestId: '' }], 1000);
+  const [inserted] = (await insertJobs(sql, [{ id: uuidv7(), spec, task, requestId: '' }], 1000)).outcomes;
   if (inserted!.kind !== 'created') throw new Error('queue full');
   return inserted!.row.id;
 }

@@ -81,7 +81,7 @@ async function submit(memoryBytes = 0n, requestId = '') {
     DEFAULT_SPEC_POLICY,
     runtimes,
   );
-  const [inserted] = await insertJobs(db.sql, [{ id: uuidv7(), spec, task, requestId }], 1_000_000);
+  const [inserted] = (await insertJobs(db.sql, [{ id: uuidv7(), spec, task, requestId }], 1_000_000)).outcomes;
   if (inserted!.kind === 'full') throw new Error('queue full');
   return inserted!.kind === 'created' ? { row: { id: inserted!.row.id }, created: true } : { row: { id: inserted!.id }, created: false };
 }
