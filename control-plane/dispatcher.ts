@@ -20,6 +20,8 @@ export interface Dispatcher {
 }
 
 const RETRY_AFTER_ERROR_MS = 1000;
+/** How often the reason queued jobs wait is brought up to date. */
+const WAITING_NOTE_MS = 5000;
 
 export function createDispatcher(deps: {
   sql: Sql;
@@ -78,6 +80,15 @@ export function createDispatcher(deps: {
   }
 
   const sweep = setInterval(() => kick('queued'), deps.sweepIntervalMs).unref();
+  // Jobs no node can take are passed over by every claim: say why they wait.
+  let noting: Promise<unknown> | undefined;
+  const note = setInterval(() => {
+    noting ??= deps
+      .transitions()
+      .noteWaiting()
+      .catch((err) => log.warn({ err }, 'cannot note why queued jobs wait'))
+      .finally(() => (noting = undefined));
+  }, WAITING_NOTE_MS).unref();
   const listening = sql.listen('grid_job_queued', () => kick('queued'), () => kick('queued')).catch((err) => {
     log.warn({ err }, 'cannot LISTEN for queued jobs; relying on the sweep');
     return undefined;
@@ -88,9 +99,11 @@ export function createDispatcher(deps: {
     async stop() {
       stopped = true;
       clearInterval(sweep);
+      clearInterval(note);
       clearTimeout(retryTimer);
       await (await listening)?.unlisten().catch(() => {});
       await running;
+      await noting;
     },
   };
 }

@@ -30,6 +30,7 @@ import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
 import { insertJobs, type NewJob } from './sql/insert-jobs.js';
 import { loseAttempts, loseNode } from './sql/lose-attempts.js';
+import { noteWaiting } from './sql/note-waiting.js';
 import { startAttempts, type StartReport } from './sql/start-attempts.js';
 
 export type { NewJob, StartReport, FinishReport, OutputReport };
@@ -73,6 +74,8 @@ export interface JobTransitions {
   expire(limit: number): Promise<ChangedJob[]>;
   /** Active attempts past their backstop. */
   backstop(limit: number): Promise<ChangedJob[]>;
+  /** Keeps why queued jobs wait (no node, none large enough) in their message. */
+  noteWaiting(): Promise<number>;
   /** Sends a committed CANCELLING row's cancel to its node if its stream is here and has not had it. */
   deliverCancel(row: ChangedJob): boolean;
   /** Waits for group commits in flight. */
@@ -347,6 +350,8 @@ export function createJobTransitions(deps: {
     },
 
     deliverCancel,
+
+    noteWaiting: () => noteWaiting(sql),
 
     async drain() {
       await Promise.all([submits.drain(), reports.drain()]);

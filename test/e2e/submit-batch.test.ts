@@ -85,3 +85,18 @@ test.serial('concurrent submits committed together: each request id is one job, 
   t.is(after, queued + byRequest.size);
   t.true(after <= 30);
 });
+
+test.serial('a job queued while no node is connected says so in its message, for status', async (t) => {
+  // The queue is full by now (the test before filled it): any of its jobs will do.
+  const [queued] = await db.sql<{ id: string }[]>`SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY id LIMIT 1`;
+  const job = { id: queued!.id };
+  const deadline = Date.now() + 15_000;
+  let message = '';
+  while (Date.now() < deadline && !message.startsWith('waiting: ')) {
+    message = (await api.jobs.getJob({ jobId: job!.id })).job!.message;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.is(message, 'waiting: no node is connected');
+  const after = (await api.jobs.getJob({ jobId: job!.id })).job!;
+  t.is(after.state, JobState.JOB_STATE_QUEUED);
+});

@@ -1,0 +1,33 @@
+// Why queued jobs wait, kept in their message for `status`: no node connected,
+// or no connected node large enough (such a job is passed over by claims, see
+// claim-jobs.ts, and would otherwise wait without a word). Not a state change:
+// the version is not bumped. A message this wrote is cleared once the job could
+// run; other messages (a requeue's "node … was lost") are left as they are.
+import { JobState } from '../../common/gen/grid/v1/job.js';
+import { stateToDb } from '../../common/job-state.js';
+import type { Sql } from '../db/connect.js';
+
+const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
+export const WAITING_PREFIX = 'waiting: ';
+
+/** Returns how many jobs' reasons changed. */
+export async function noteWaiting(sql: Sql): Promise<number> {
+  const rows = await sql`
+    WITH biggest AS (
+      SELECT max(cpus) AS cpus, max(memory_bytes) AS memory FROM nodes WHERE state = 'READY'
+    ), why AS (
+      SELECT j.id, CASE
+          WHEN b.cpus IS NULL THEN ${WAITING_PREFIX} || 'no node is connected'
+          WHEN j.cpus > b.cpus + 1e-9 OR j.memory_bytes > b.memory
+            THEN ${WAITING_PREFIX} || 'it asks for ' || j.cpus || CASE WHEN j.cpus = 1 THEN ' CPU' ELSE ' CPUs' END
+                 || ' and ' || pg_size_pretty(j.memory_bytes) || ' of memory; the largest connected node has '
+                 || b.cpus || CASE WHEN b.cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ' and ' || pg_size_pretty(b.memory)
+          ELSE '' END AS message
+      FROM jobs j CROSS JOIN biggest b
+      WHERE j.state = ${QUEUED} AND (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX}))
+    )
+    UPDATE jobs SET message = why.message FROM why
+    WHERE jobs.id = why.id AND jobs.state = ${QUEUED} AND jobs.message <> why.message
+    RETURNING jobs.id`;
+  return rows.length;
+}
