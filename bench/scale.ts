@@ -19,8 +19,10 @@
 // plane alone, which is this machine's hard limit (ulimit -Hn).
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NodeState } from '../common/gen/grid/v1/node.js';
-import { clients, type Clients } from '../test/helpers/grid.js';
+import { ChannelCredentials } from '@grpc/grpc-js';
+import { createChannel, createClient, type Client } from 'nice-grpc';
+import { NodeServiceDefinition, NodeState } from '../common/gen/grid/v1/node.js';
+import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/postgres.js';
 import { startControlPlaneAtDefaults, type BenchControlPlane } from './control-plane-at-defaults.js';
 import { postgresCpuMs, processCpuMs } from './process-cpu.js';
@@ -187,9 +189,23 @@ interface Stage {
   /** Every control plane of the stage (a restart adds one), for their logs. */
   cps: BenchControlPlane[];
   fleet: ScaleFleet;
-  api: Clients;
+  api: NodeApi;
   connectedMs: number;
   stopped?: boolean;
+}
+
+interface NodeApi {
+  nodes: Client<typeof NodeServiceDefinition>;
+  close(): void;
+}
+
+/**
+ * NodeService with Grid's own message limit (32 MiB): ListNodes of 20,000
+ * nodes is about 5 MiB, past grpc-js's default 4 MiB that test/helpers' client keeps.
+ */
+function nodeApi(address: string): NodeApi {
+  const channel = createChannel(address, ChannelCredentials.createInsecure(), CLIENT_OPTIONS);
+  return { nodes: createClient(NodeServiceDefinition, channel), close: () => channel.close() };
 }
 
 async function readyCount(db: TestDatabase, since?: Date): Promise<number> {
@@ -251,7 +267,7 @@ async function startStage(o: ScaleOptions, agents: number, prefix: string, args:
       agentsPerConnection: o.agentsPerConnection,
       connectPerSecond,
     });
-    const stage: Stage = { db, cp, cps: [cp], fleet, api: clients(cp.address), connectedMs: 0 };
+    const stage: Stage = { db, cp, cps: [cp], fleet, api: nodeApi(cp.address), connectedMs: 0 };
     fleet = undefined; // the stage owns it now
     try {
       await waitConnected(stage, agents, (agents / connectPerSecond) * 1000 + 60_000);
@@ -539,9 +555,18 @@ export async function scaleScenario(o: ScaleOptions): Promise<Section> {
     `Simulated agents (bench/fleet-process.ts) speak the real AgentService.Connect (hello, heartbeats at the welcome's interval, reconnect with the real agent's backoff) and run nothing; ` +
       `${o.processes} fleet processes, ${o.agentsPerConnection} streams per HTTP/2 connection. On this machine the fleet shares the 2 cores with the control plane and PostgreSQL.`,
   ];
-  await idle(o, figures, notes);
-  await storm(o, figures, notes);
-  for (const interval of o.curveIntervalsMs) await curvePoint(o, interval, figures, notes);
+  // A part that throws is one FAILED figure; the parts after it still run.
+  const part = async (what: string, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      log(`${what}: FAILED: ${(err as Error).message}`);
+      figures.push(failed(what, (err as Error).message));
+    }
+  };
+  await part(`Idle: ${n(o.idleAgents)} agents`, () => idle(o, figures, notes));
+  await part(`Reconnect storm: ${n(o.stormAgents)} agents`, () => storm(o, figures, notes));
+  for (const interval of o.curveIntervalsMs) await part(`Heartbeat ${seconds(interval)}`, () => curvePoint(o, interval, figures, notes));
   return {
     scenario: 'scale',
     title: 'Scale: idle agents, a reconnect storm, the heartbeat curve',
