@@ -36,12 +36,19 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startControlPlaneAtDefaults(databaseUrl: string): Promise<BenchControlPlane> {
+export interface ControlPlaneLaunch {
+  /** host:port to listen on (default 127.0.0.1:0, any free port); a restart passes the old address. */
+  listen?: string;
+  /** Flags a scenario sets on purpose (e.g. --heartbeat-interval); nothing else is passed. */
+  args?: string[];
+}
+
+export async function startControlPlaneAtDefaults(databaseUrl: string, launch: ControlPlaneLaunch = {}): Promise<BenchControlPlane> {
   const logFile = join(mkdtempSync(join(tmpdir(), 'grid-bench-')), 'control-plane.log');
   const fd = openSync(logFile, 'w');
   // Any GRID_* setting of the caller's environment would change a default.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GRID_')));
-  const child = spawn(process.execPath, [controlPlaneProgram(), '--listen', '127.0.0.1:0'], {
+  const child = spawn(process.execPath, [controlPlaneProgram(), '--listen', launch.listen ?? '127.0.0.1:0', ...(launch.args ?? [])], {
     env: { ...env, GRID_DATABASE_URL: databaseUrl },
     stdio: ['ignore', fd, fd],
   });

@@ -1,4 +1,4 @@
-// npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64]
+// npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64] [--idle-agents 20000]
 //
 // Measures Grid on this machine against the real stack (PostgreSQL, separate
 // processes over real sockets, Docker) and prints the figures. Tests never
@@ -46,12 +46,13 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string' },
     jobs: { type: 'string' },
     agents: { type: 'string' },
+    'idle-agents': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    `usage: npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64]\nscenarios: ${SCENARIOS.map((s) => `${s.name} (${s.about})`).join('; ')}\n`,
+    `usage: npm run bench [-- SCENARIO...] [--smoke] [--out FILE] [--runs N] [--jobs N] [--agents 16,4,64] [--idle-agents 20000]\nscenarios: ${SCENARIOS.map((s) => `${s.name} (${s.about})`).join('; ')}\n`,
   );
   process.exit(0);
 }
@@ -67,10 +68,11 @@ if (values.smoke && out === BENCHMARKS) throw new Error('a smoke run measures no
 const runs = count(values.runs, 'runs');
 const jobs = count(values.jobs, 'jobs');
 const agentCounts = values.agents?.split(',').map((n) => count(n, 'agents')!);
+const idleAgents = count(values['idle-agents'], 'idle-agents');
 
-const sections = await runScenarios(positionals, { smoke: values.smoke, runs, jobs, agentCounts });
+const sections = await runScenarios(positionals, { smoke: values.smoke, runs, jobs, agentCounts, idleAgents });
 // The command that reproduces a section is the one that made it, flags included.
-const flags = [values.smoke ? '--smoke' : '', runs ? `--runs ${runs}` : '', jobs ? `--jobs ${jobs}` : '', values.agents ? `--agents ${values.agents}` : '']
+const flags = [values.smoke ? '--smoke' : '', runs ? `--runs ${runs}` : '', jobs ? `--jobs ${jobs}` : '', values.agents ? `--agents ${values.agents}` : '', idleAgents ? `--idle-agents ${idleAgents}` : '']
   .filter(Boolean)
   .join(' ');
 for (const s of sections) if (flags) s.command = `${s.command} ${flags}`;

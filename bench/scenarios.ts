@@ -3,6 +3,7 @@
 // scenario that throws becomes a FAILED section; the others still run.
 import { FULL as LATENCY_FULL, SMOKE as LATENCY_SMOKE, latencyScenario } from './real-agent-latency.js';
 import { failedSection, type Section } from './report.js';
+import { FULL as SCALE_FULL, SMOKE as SCALE_SMOKE, scaleScenario } from './scale.js';
 import { FULL as THROUGHPUT_FULL, SMOKE as THROUGHPUT_SMOKE, throughputScenario, type ThroughputOptions } from './throughput.js';
 
 export interface ScenarioOptions {
@@ -13,6 +14,8 @@ export interface ScenarioOptions {
   jobs?: number;
   /** Simulated agents of each Grid throughput variant, the headline first (default 16, 4, 64). */
   agentCounts?: number[];
+  /** Idle simulated agents of the scale scenario (default 20,000; 200 in a smoke). */
+  idleAgents?: number;
 }
 
 interface Scenario {
@@ -36,6 +39,15 @@ export const SCENARIOS: readonly Scenario[] = [
     run: (o) => {
       const base: ThroughputOptions = o.smoke ? THROUGHPUT_SMOKE : THROUGHPUT_FULL;
       return throughputScenario({ ...base, runs: o.runs ?? base.runs, jobs: o.jobs ?? base.jobs, agentCounts: o.agentCounts ?? base.agentCounts });
+    },
+  },
+  {
+    name: 'scale',
+    title: 'Scale: idle agents, a reconnect storm, the heartbeat curve',
+    about: 'Issue 11: idle simulated agents on one control plane, a reconnect storm after a SIGKILL, heartbeat interval against CPU and LOST detection.',
+    run: (o) => {
+      const base = o.smoke ? SCALE_SMOKE : SCALE_FULL;
+      return scaleScenario({ ...base, idleAgents: o.idleAgents ?? base.idleAgents });
     },
   },
 ];

@@ -19,6 +19,8 @@ export const TARGETS = {
   idleP99: atMost(8, 'p99 ≤ 8 ms'),
   halfLoadP50: atMost(3, 'p50 ≤ 3 ms'),
   halfLoadP99: atMost(10, 'p99 ≤ 10 ms'),
+  idleCpuCores: atMost(1, '< 1 core'),
+  falseLost: atMost(0, '0'),
 };
 
 /** "met", or "missed: 8.2× short" / "missed: 3.1× over". */
@@ -28,5 +30,6 @@ export function verdict(value: number, target: Target): string {
     return value <= 0 ? 'missed' : `missed: ${(target.bound / value).toFixed(1)}× short`;
   }
   if (value <= target.bound) return 'met';
+  if (target.bound === 0) return `missed: ${value} over`;
   return `missed: ${(value / target.bound).toFixed(1)}× over`;
 }
