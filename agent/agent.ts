@@ -16,6 +16,7 @@ import { AsyncQueue } from '../common/async-queue.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { attemptKeyOf } from '../common/attempt.js';
@@ -60,6 +61,9 @@ export interface Agent {
 const MAX_ENDED_REMEMBERED = 10_000;
 
 export function startAgent(options: AgentOptions): Agent {
+  // Names this process on every stream it opens: a reconnect after a broken
+  // connection replaces its old stream instead of being refused as a second agent.
+  const agentInstance = randomUUID();
   const log = options.log.child({ node: options.nodeId });
   const channel: Channel = createChannel(options.server, undefined, CLIENT_OPTIONS);
   const client = createClient(AgentServiceDefinition, channel);
@@ -169,6 +173,7 @@ export function startAgent(options: AgentOptions): Agent {
           labels: options.labels,
           agentVersion: GRID_VERSION,
           attempts: attempts(),
+          agentInstance,
         },
       },
     });

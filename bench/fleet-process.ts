@@ -183,7 +183,8 @@ function start(m: FleetStart): void {
       seq: 0n,
       message: {
         $case: 'hello',
-        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [] },
+        // One simulated agent process per node id, the same on every reconnect.
+        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [], agentInstance: `${process.pid}/${nodeId}` },
       },
     }).finish();
     const a: Agent = {

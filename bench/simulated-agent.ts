@@ -208,6 +208,8 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
           labels: { simulated: 'true' },
           agentVersion: `${GRID_VERSION}-simulated`,
           attempts: [],
+          // One simulated agent process per node id, the same on every reconnect.
+          agentInstance: `${process.pid}/${agent.nodeId}`,
         },
       },
     });

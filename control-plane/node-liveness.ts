@@ -54,6 +54,8 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
 
   const checkEveryMs = Math.max(50, Math.min(250, options.heartbeatTimeoutMs / 4));
   let lastCheck = performance.now();
+  // When this process last came out of a stall (performance.now()).
+  let lastStallEnd = -Infinity;
   const check = setInterval(() => {
     const now = performance.now();
     const late = now - lastCheck - checkEveryMs;
@@ -63,6 +65,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
     // run before them. Silence seen now may be this process's own, so judge on
     // the next check, after they are read.
     if (late > options.heartbeatIntervalMs / 2) {
+      lastStallEnd = now;
       log.warn({ stalled_ms: Math.round(late) }, 'control plane was stalled; not judging silence until its streams are read');
       return;
     }
@@ -131,8 +134,12 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
       if (session.judged || !session.ready) return;
       const silentFor = Date.now() - session.lastSeenAt.getTime();
       // A stream that broke after the node had already gone quiet is a hung
-      // host found by keepalive, not a restart: no grace for it.
-      if (silentFor > 2 * options.heartbeatIntervalMs) {
+      // host found by keepalive, not a restart: no grace for it. Unless this
+      // process was stalled meanwhile: then the silence was its own (the
+      // heartbeats waited unread), and the break most likely the agent's
+      // keepalive giving up on it; the node gets the reconnect grace.
+      const stalledMeanwhile = performance.now() - lastStallEnd < silentFor + options.heartbeatTimeoutMs;
+      if (silentFor > 2 * options.heartbeatIntervalMs && !stalledMeanwhile) {
         session.judge();
         await declareLost(session.nodeId, session.generation, `stream ended after ${silentFor} ms of silence`);
         return;

@@ -22,9 +22,10 @@ interface NodeRow {
 /**
  * Records the new streams of many nodes in one statement (a reconnect storm
  * after a control-plane restart is a few statements, not one per agent) and
- * returns each one's generation, or undefined when another control plane holds
+ * returns each one's generation, or undefined when another agent process holds
  * a live stream for it (READY and heard from within `liveWithinMs`): never two
- * streams for one node, across replicas too. Node ids must be distinct.
+ * agents for one node, across replicas too. The same process reconnecting
+ * (Hello.agent_instance) takes the node over. Node ids must be distinct.
  */
 export async function recordNodesConnected(
   sql: Sql,
@@ -34,18 +35,22 @@ export async function recordNodesConnected(
   if (nodes.length === 0) return [];
   const col = <T>(f: (n: { nodeId: string; hello: Hello }) => T) => nodes.map(f);
   const rows = await sql<{ id: string; generation: number }[]>`
-    INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
-    SELECT id, name, 'READY', slots, cpus, memory_bytes, labels, agent_version, now(), now(), 1
+    INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, agent_instance, connected_at, last_seen_at, generation)
+    SELECT id, name, 'READY', slots, cpus, memory_bytes, labels, agent_version, agent_instance, now(), now(), 1
     FROM unnest(${col((n) => n.nodeId)}::text[], ${col((n) => n.hello.name)}::text[], ${col((n) => n.hello.capacity!.slots)}::int[],
                 ${col((n) => n.hello.capacity!.cpus)}::float8[], ${col((n) => Number(n.hello.capacity!.memoryBytes))}::int8[],
-                ${col((n) => JSON.stringify(n.hello.labels))}::jsonb[], ${col((n) => n.hello.agentVersion)}::text[])
-         AS n(id, name, slots, cpus, memory_bytes, labels, agent_version)
+                ${col((n) => JSON.stringify(n.hello.labels))}::jsonb[], ${col((n) => n.hello.agentVersion)}::text[],
+                ${col((n) => n.hello.agentInstance)}::text[])
+         AS n(id, name, slots, cpus, memory_bytes, labels, agent_version, agent_instance)
     ON CONFLICT (id) DO UPDATE SET
       name = EXCLUDED.name, state = 'READY', slots = EXCLUDED.slots, cpus = EXCLUDED.cpus,
       memory_bytes = EXCLUDED.memory_bytes, labels = EXCLUDED.labels,
-      agent_version = EXCLUDED.agent_version, connected_at = now(), last_seen_at = now(),
-      generation = nodes.generation + 1
+      agent_version = EXCLUDED.agent_version, agent_instance = EXCLUDED.agent_instance,
+      connected_at = now(), last_seen_at = now(), generation = nodes.generation + 1
+    -- Not while another stream of the node looks live, unless this is the same
+    -- agent process again: its old stream is dead, whatever it looks like.
     WHERE nodes.state <> 'READY' OR nodes.last_seen_at < now() - ${liveWithinMs} * interval '1 millisecond'
+       OR (EXCLUDED.agent_instance <> '' AND nodes.agent_instance = EXCLUDED.agent_instance)
     RETURNING id, generation`;
   const generations = new Map(rows.map((r) => [r.id, r.generation]));
   return nodes.map((n) => generations.get(n.nodeId));

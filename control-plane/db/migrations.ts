@@ -254,4 +254,14 @@ export const MIGRATIONS: readonly Migration[] = [
         REFERENCING NEW TABLE AS queued_jobs FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_job_queued();
     `,
   },
+  {
+    version: 9,
+    name: 'the agent process behind a node stream',
+    sql: `
+      -- Hello.agent_instance of the node's latest stream: a reconnect of that same
+      -- process takes the node over at once, even while its old stream still looks
+      -- live (a control plane that died, or a connection that broke in a stall).
+      ALTER TABLE nodes ADD COLUMN agent_instance text NOT NULL DEFAULT '';
+    `,
+  },
 ];

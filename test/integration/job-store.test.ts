@@ -43,7 +43,7 @@ test.before(async () => {
 const sessions = new Map<string, NodeSession>();
 function sessionOf(nodeId: string): NodeSession {
   let s = sessions.get(nodeId);
-  if (!s) sessions.set(nodeId, (s = new NodeSession(nodeId, nodeId, { slots: 1000, cpus: 1000, memoryBytes: 2n ** 50n }, () => true, () => {})));
+  if (!s) sessions.set(nodeId, (s = new NodeSession(nodeId, nodeId, { slots: 1000, cpus: 1000, memoryBytes: 2n ** 50n }, '', () => true, () => {})));
   return s;
 }
 async function claimJobs(_sql: unknown, node: { nodeId: string; slots: number; cpus: number; memoryBytes: number; size?: { cpus: number; memoryBytes: number } }) {

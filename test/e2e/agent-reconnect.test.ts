@@ -1,0 +1,128 @@
+// An agent whose connection broke reconnects before the control plane has seen
+// its old stream end (in a stall, or after a control plane died with the
+// node's row still looking live): the same agent process (Hello.agent_instance)
+// takes its node over at once, while a different process with the same node id
+// is still refused. Raw AgentService.Connect streams over a real socket.
+import test from 'ava';
+import { createChannel, createClient, ClientError, Status } from 'nice-grpc';
+import { AgentServiceDefinition, type ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
+import { AsyncQueue } from '../../common/async-queue.js';
+import { CLIENT_OPTIONS } from '../../common/grpc-options.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { JobState } from '../../common/gen/grid/v1/job.js';
+import { clients, commandSpec, freePort, sleep, startAgent, startControlPlane, waitForJob, waitForNodes } from '../helpers/grid.js';
+
+let db: TestDatabase;
+test.before(async () => {
+  db = await createTestDatabase();
+});
+test.after.always(async () => db?.drop());
+
+interface Stream {
+  /** The first answer: welcome, or the error that refused the stream. */
+  first: Promise<ConnectResponse | ClientError>;
+  /** Resolves when the server ends the stream. */
+  ended: Promise<void>;
+  close(): void;
+}
+
+function connect(address: string, nodeId: string, agentInstance: string): Stream {
+  const channel = createChannel(address, undefined, { ...CLIENT_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
+  const client = createClient(AgentServiceDefinition, channel);
+  const outgoing = new AsyncQueue<ConnectRequest>();
+  outgoing.push({
+    seq: 0n,
+    message: {
+      $case: 'hello',
+      value: { nodeId, name: nodeId, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance },
+    },
+  });
+  let firstResolve!: (r: ConnectResponse | ClientError) => void;
+  const first = new Promise<ConnectResponse | ClientError>((r) => (firstResolve = r));
+  const ended = (async () => {
+    try {
+      for await (const response of client.connect(outgoing)) firstResolve(response);
+    } catch (err) {
+      firstResolve(err as ClientError);
+    } finally {
+      firstResolve(new ClientError('/x', Status.UNKNOWN, 'ended without an answer'));
+      channel.close();
+    }
+  })();
+  return { first, ended, close: () => outgoing.end() };
+}
+
+const welcomed = (r: ConnectResponse | ClientError) => !(r instanceof ClientError) && r.message?.$case === 'welcome';
+
+test.serial('the same agent process reconnecting while its old stream is still open replaces it; another process is refused', async (t) => {
+  const cp = await startControlPlane(db.url);
+  try {
+    const a = connect(cp.address, 'flaky-net', 'process-1');
+    t.true(welcomed(await a.first));
+    // A different process claiming the node: refused, as before.
+    const twin = connect(cp.address, 'flaky-net', 'process-2');
+    const refused = await twin.first;
+    t.true(refused instanceof ClientError && refused.code === Status.ALREADY_EXISTS, String(refused));
+    // The first process again, on a new connection, the old stream still open here.
+    const again = connect(cp.address, 'flaky-net', 'process-1');
+    t.true(welcomed(await again.first), 'the reconnect is welcomed, not refused');
+    await a.ended; // the old stream is closed by the control plane
+    t.pass();
+    again.close();
+    await again.ended;
+  } finally {
+    await cp.stop();
+  }
+});
+
+test.serial('after a control plane dies, its agents are welcomed by the next one at once, though their rows still look live', async (t) => {
+  const listen = `127.0.0.1:${await freePort()}`;
+  let cp = await startControlPlane(db.url, ['--listen', listen, '--heartbeat-timeout', '30s']);
+  const first = connect(cp.address, 'survivor', 'process-9');
+  t.true(welcomed(await first.first));
+  cp.child.kill('SIGKILL');
+  await cp.stop();
+  await first.ended;
+  cp = await startControlPlane(db.url, ['--listen', listen, '--heartbeat-timeout', '30s']);
+  try {
+    const back = connect(cp.address, 'survivor', 'process-9');
+    t.true(welcomed(await back.first), 'welcomed at once, not refused for the 30 s the old row looks live');
+    const stranger = connect(cp.address, 'survivor', 'process-10');
+    const refused = await stranger.first;
+    t.true(refused instanceof ClientError && refused.code === Status.ALREADY_EXISTS, String(refused));
+    back.close();
+    await back.ended;
+  } finally {
+    await cp.stop();
+  }
+  await sleep(0);
+});
+
+test.serial('a control plane frozen long enough for its agents\' keepalive to give up loses no node: its own stall is not their silence', async (t) => {
+  const cp = await startControlPlane(db.url);
+  const node = `frozen-cp-${process.pid}`;
+  const agent = startAgent(cp.address, node, ['--slots', '1']);
+  const api = clients(cp.address);
+  try {
+    await waitForNodes(api, [node]);
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sleep', '30']), requestId: '' });
+    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
+    // A stall (as a burst of work or a GC pause makes one), long past the heartbeat
+    // timeout (3 s) and the agent's keepalive (2 s ping, 1 s timeout).
+    cp.child.kill('SIGSTOP');
+    await sleep(5000);
+    cp.child.kill('SIGCONT');
+    await waitForNodes(api, [node]);
+    await sleep(3000);
+    const lost = await db.sql`SELECT 1 FROM job_attempts WHERE job_id = ${job!.id} AND outcome = 'NODE_LOST'`;
+    t.is(lost.length, 0, `the node was judged lost:\n${cp.output().split('\n').filter((l) => /node lost|stalled/.test(l)).join('\n')}`);
+    const now = (await api.jobs.getJob({ jobId: job!.id })).job!;
+    t.deepEqual([JobState[now.state], now.attempt], [JobState[JobState.JOB_STATE_RUNNING], 1]);
+    await api.jobs.cancelJob({ jobId: job!.id, grace: undefined });
+    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_CANCELLED, 'the job is cancelled');
+  } finally {
+    api.close();
+    await agent.stop();
+    await cp.stop();
+  }
+});
