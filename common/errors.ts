@@ -57,3 +57,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+// Postgres aborted the statement for a reason that passes: a deadlock between
+// concurrent multi-row statements, or a serialization failure. Retrying works.
+const RETRYABLE_CODES = new Set(['40P01', '40001']);
+
+/** A database error worth retrying as it is: unreachable, or aborted by a deadlock or serialization failure. */
+export function isTransientDatabaseError(err: unknown): boolean {
+  if (isDatabaseUnavailable(err)) return true;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && RETRYABLE_CODES.has(code)) return true;
+  }
+  return false;
+}

@@ -1,5 +1,5 @@
 // The job state machine: which state may follow which, and which terminal state
-// an end reason leads to. Pure: the job store turns these tables into
+// an end reason leads to. Pure: control-plane/sql/ turns these tables into
 // compare-and-set updates, so Postgres enforces exactly what is unit-tested here.
 import { EndReason, JobState } from './gen/grid/v1/job.js';
 

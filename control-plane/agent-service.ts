@@ -1,10 +1,12 @@
 // AgentService.Connect: one bidirectional stream per agent. Any message counts as
 // a sign of life the moment it arrives; reports are then handled in stream order
 // (so a job's output is stored before its end): whatever is queued on the stream
-// goes to the job-transition owner as one group, committed with other streams'
-// groups in one transaction, each report fenced by its attempt and acknowledged
-// only once committed. While Postgres is unreachable, handling waits and retries
-// rather than dropping the stream: the agent keeps its place.
+// goes to the job-transition owner as one group, applied with other streams'
+// groups in one statement per kind, each report fenced by its attempt and
+// acknowledged only once committed. A malformed report is refused alone
+// (report-validation.ts). While Postgres is unreachable (or a statement is
+// aborted by a deadlock), handling waits and retries rather than dropping the
+// stream: the agent keeps its place.
 import type { CallContext } from 'nice-grpc';
 import type { Logger } from 'pino';
 import type {
@@ -12,20 +14,17 @@ import type {
   ConnectRequest,
   ConnectResponse,
   Hello,
-  JobFinished,
   JobImagePull,
-  JobOutputFiles,
 } from '../common/gen/grid/v1/agent.js';
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
-import { EndReason } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import type { AttemptRef } from '../common/attempt.js';
-import { alreadyExists, failedPrecondition, isDatabaseUnavailable } from '../common/errors.js';
+import { alreadyExists, failedPrecondition, isDatabaseUnavailable, isTransientDatabaseError, ServerError } from '../common/errors.js';
 import { GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { JobEventBus } from './job-events.js';
 import { isCurrentAttempt, recordOutputFiles } from './job-store.js';
-import type { JobTransitions, NodeReport, ReportOutcome } from './job-transitions.js';
+import type { JobTransitions, ReportOutcome } from './job-transitions.js';
+import { parseReport, type Queued } from './report-validation.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
@@ -55,10 +54,7 @@ const MAX_RETRY_DELAY_MS = 2000;
 const WELCOMES_AT_ONCE = 256;
 /** Reports of one stream taken into one group at most. */
 const MAX_GROUP = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A report as queued on its stream: its seq (for the ack) and what it says. */
-type Queued = { seq: bigint } & ({ kind: 'report'; report: NodeReport } | { kind: 'files'; attempt: AttemptRef; files: JobOutputFiles });
 
 export function createAgentService(deps: AgentServiceDeps): AgentServiceImplementation {
   // A reconnect storm (every agent of a restarted control plane at once) is
@@ -110,7 +106,16 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
               const m = next.value.message;
               if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
               else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
-              else if (m) queued.push(parse(next.value));
+              else if (m?.$case === 'hello') throw failedPrecondition('hello may only be the first message of a stream');
+              else if (m) {
+                const report = parseReport(next.value);
+                // A report Postgres could never take would come back on every
+                // stream, ahead of all the node's other reports: refuse it alone.
+                if (report.kind === 'invalid') {
+                  log.warn({ seq: String(report.seq), why: report.why }, 'refused a malformed report');
+                  session.sendAck(report.seq, false);
+                } else queued.push(report);
+              }
             }
           } finally {
             streamOver = true;
@@ -142,9 +147,14 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
             if (group.length > 0 && !over()) await handleGroup(session, group, over, log);
           }
         })();
-        Promise.all([reading, handling])
-          .catch((err) => log.warn({ err }, 'agent stream failed'))
-          .finally(() => outbox.end());
+        Promise.all([reading, handling]).then(
+          () => outbox.end(),
+          (err) => {
+            log.warn({ err }, 'agent stream failed');
+            // A refusal the agent should see as the call's status (a protocol error), not a silent end.
+            outbox.end(err instanceof ServerError ? err : undefined);
+          },
+        );
         // Not awaiting reading/handling after the outbox ends: once this returns the
         // call is over, and a client that never half-closes would otherwise hold it open.
         yield* outbox;
@@ -173,8 +183,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       try {
         return await attempt();
       } catch (err) {
-        if (!isDatabaseUnavailable(err) || session.judged || ended()) throw err;
-        log.warn({ err: (err as Error).message }, 'database unavailable; report will be retried');
+        if (!isTransientDatabaseError(err) || session.judged || ended()) throw err;
+        log.warn({ err: (err as Error).message }, 'database unavailable or statement aborted; report will be retried');
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
@@ -211,49 +221,4 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   function ack(session: NodeSession, seq: bigint, outcome: ReportOutcome): void {
     session.sendAck(seq, outcome !== 'stale');
   }
-}
-
-/** A report from the stream, checked: its attempt must be well formed before it goes near SQL. */
-function parse(request: ConnectRequest): Queued {
-  const m = request.message!;
-  const seq = request.seq;
-  switch (m.$case) {
-    case 'hello':
-      throw failedPrecondition('hello may only be the first message of a stream');
-    case 'jobStarted':
-      return { seq, kind: 'report', report: { kind: 'started', report: { attempt: attemptOf(m.value.attempt), startedAt: m.value.startedAt ?? new Date() } } };
-    case 'jobOutput':
-      return { seq, kind: 'report', report: { kind: 'output', report: { attempt: attemptOf(m.value.attempt), chunks: m.value.chunks } } };
-    case 'jobFinished':
-      return { seq, kind: 'report', report: finishedReport(m.value) };
-    case 'jobOutputFiles':
-      return { seq, kind: 'files', attempt: attemptOf(m.value.attempt), files: m.value };
-    default:
-      throw failedPrecondition(`unexpected message ${m.$case} on AgentService.Connect`);
-  }
-}
-
-function attemptOf(ref: AttemptRef | undefined): AttemptRef {
-  if (!ref) throw failedPrecondition('report without an attempt');
-  if (!UUID.test(ref.jobId)) throw failedPrecondition(`report for job id "${ref.jobId.slice(0, 64)}", which is not a job id`);
-  if (!Number.isInteger(ref.attempt) || ref.attempt < 1) throw failedPrecondition(`report for attempt ${ref.attempt}, which is not an attempt number`);
-  return { jobId: ref.jobId.toLowerCase(), attempt: ref.attempt };
-}
-
-function finishedReport(f: JobFinished): NodeReport {
-  if (f.reason === EndReason.END_REASON_UNSPECIFIED || EndReason[f.reason] === undefined) {
-    throw failedPrecondition(`job_finished for ${f.attempt?.jobId ?? 'no job'} has no end reason (${f.reason})`);
-  }
-  return {
-    kind: 'finished',
-    report: {
-      attempt: attemptOf(f.attempt),
-      reason: f.reason,
-      exitCode: f.exitCode,
-      message: f.message,
-      startedAt: f.startedAt,
-      endedAt: f.finishedAt ?? new Date(),
-      output: { stdoutBytes: Number(f.stdoutBytes), stderrBytes: Number(f.stderrBytes) },
-    },
-  };
 }

@@ -14,7 +14,7 @@ import {
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { invalidArgument, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
+import { invalidArgument, isTransientDatabaseError, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
 import { isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
@@ -74,6 +74,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     async submitJob(request) {
       const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
       if (outcome.kind === 'full') throw queueFull();
+      if (outcome.kind === 'failed') throw outcome.error;
       return { job: outcome.job };
     },
 
@@ -99,6 +100,13 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
           if (c.refused) return { outcome: { $case: 'refused' as const, value: c.refused } };
           const outcome: SubmitOutcome = outcomes[next++]!;
           if (outcome.kind === 'full') return { outcome: { $case: 'refused' as const, value: { code: Status.RESOURCE_EXHAUSTED, message: queueFull().details } } };
+          if (outcome.kind === 'failed') {
+            // Not stored: worth retrying if the database was only out of reach.
+            deps.log.warn({ err: outcome.error }, 'a job of a SubmitJobs call could not be stored');
+            const transient = isTransientDatabaseError(outcome.error);
+            const message = transient ? 'the job database is unreachable right now; retry this one' : 'internal error storing this job; details are in the control plane\'s log';
+            return { outcome: { $case: 'refused' as const, value: { code: transient ? Status.UNAVAILABLE : Status.INTERNAL, message } } };
+          }
           return { outcome: { $case: 'job' as const, value: outcome.job } };
         }),
       };

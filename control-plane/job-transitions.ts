@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
 import { JobState, type Job } from '../common/gen/grid/v1/job.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
-import { isDatabaseUnavailable } from '../common/errors.js';
+import { isTransientDatabaseError } from '../common/errors.js';
 import { ACTIVE_DB_STATES, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
@@ -48,7 +48,11 @@ export type NodeReport =
  */
 export type ReportOutcome = 'applied' | 'duplicate' | 'stale';
 
-export type SubmitOutcome = { kind: 'created' | 'existing'; job: Job } | { kind: 'full' };
+export type SubmitOutcome =
+  | { kind: 'created' | 'existing'; job: Job }
+  | { kind: 'full' }
+  /** Only from submitMany: this job's group commit failed (nothing of it stored). */
+  | { kind: 'failed'; error: unknown };
 
 export interface ClaimResult {
   claimed: number;
@@ -59,6 +63,7 @@ export interface ClaimResult {
 export interface JobTransitions {
   /** Stores validated jobs (group-committed with concurrent submits). */
   submit(job: NewJob, maxQueued: number): Promise<SubmitOutcome>;
+  /** Each job group-committed as submit() does; a failure is that job's outcome, not the call's. */
   submitMany(jobs: NewJob[], maxQueued: number): Promise<SubmitOutcome[]>;
   /** One claim for the free slots of all these sessions; assignments sent, capacity held. */
   claim(sessions: NodeSession[]): Promise<ClaimResult>;
@@ -89,6 +94,8 @@ const MAX_GROUP = 1000;
 /** Under overload, how long a submitted job should wait for a node at most (about). */
 const QUEUE_DELAY_TARGET_MS = 1000;
 const HOLD_POLL_MS = 25;
+/** A group of submits is held this long at most. */
+const HOLD_MAX_MS = 10_000;
 
 export function createJobTransitions(deps: {
   sql: Sql;
@@ -100,7 +107,7 @@ export function createJobTransitions(deps: {
   kick(why: 'queued' | 'capacity'): void;
 }): JobTransitions {
   const { sql, registry, events, log } = deps;
-  const transient = (err: unknown) => isDatabaseUnavailable(err) || (err as { code?: string }).code === '40P01';
+  const transient = isTransientDatabaseError;
 
   /** Watchers get the whole job: read (one statement) only for the changed jobs someone watches. */
   function publish(rows: { id: string }[]): void {
@@ -134,9 +141,19 @@ export function createJobTransitions(deps: {
   // queue past about a second of dispatch (submit-pacing.ts).
   const pacer = createSubmitPacer({ targetDelayMs: QUEUE_DELAY_TARGET_MS, minHighWater: 1000, windowMs: 5000 });
   let queued = 0;
-  async function untilQueueDrains(): Promise<void> {
+  // Whether the last claim left placeable work behind (every free slot taken):
+  // only then is the queue a backlog that dispatch is working through. Jobs no
+  // node can hold, or that wait for room, are not a reason to hold submits.
+  let backlog = false;
+  /**
+   * Holds a group of submits while dispatch is behind, at most HOLD_MAX_MS (then
+   * it goes in: the hold paces, --max-queued limits) and never once the queue
+   * is at `maxQueued` (those are refused at once, RESOURCE_EXHAUSTED).
+   */
+  async function untilQueueDrains(maxQueued: number): Promise<void> {
+    const until = performance.now() + HOLD_MAX_MS;
     let held = false;
-    while (pacer.shouldHold(queued, performance.now())) {
+    while (backlog && queued < maxQueued && performance.now() < until && pacer.shouldHold(queued, performance.now())) {
       if (!held) log.debug({ queued, high_water: Math.round(pacer.highWater(performance.now())) }, 'queue past its high water; holding submits');
       held = true;
       await sleep(HOLD_POLL_MS);
@@ -149,9 +166,10 @@ export function createJobTransitions(deps: {
     concurrency: 2,
     isolate: (err) => !transient(err),
     async run(items) {
-      await untilQueueDrains();
       // One limit per group: every caller of one server passes the same.
-      const { outcomes, queuedBefore } = await insertJobs(sql, items.map((i) => i.job), Math.min(...items.map((i) => i.maxQueued)));
+      const maxQueued = Math.min(...items.map((i) => i.maxQueued));
+      await untilQueueDrains(maxQueued);
+      const { outcomes, queuedBefore } = await insertJobs(sql, items.map((i) => i.job), maxQueued);
       if (queuedBefore !== undefined) queued = queuedBefore + outcomes.filter((o) => o.kind === 'created').length;
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
@@ -189,8 +207,13 @@ export function createJobTransitions(deps: {
     const stored = await appendOutputs(sql, outputs);
     const finished = await finishAttempts(sql, finishes);
     // The reports not applied: a duplicate if their attempt already ended, else stale.
-    const appliedJobs = new Set([...started, ...finished].map((r) => r.id));
-    const refused = [...new Set([...starts, ...finishes].map((r) => r.attempt.jobId).filter((id) => !appliedJobs.has(id)))];
+    const appliedKeys = new Set([...started, ...finished].map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const refused = [
+      ...new Set([
+        ...[...starts, ...finishes].filter((r) => !appliedKeys.has(attemptKeyOf(r.attempt))).map((r) => r.attempt.jobId),
+        ...outputs.filter((_, i) => stored[i] === undefined).map((r) => r.attempt.jobId),
+      ]),
+    ];
     const ended =
       refused.length === 0
         ? []
@@ -207,7 +230,8 @@ export function createJobTransitions(deps: {
         let outcome: ReportOutcome;
         if (r.kind === 'output') {
           const chunks = stored[output++];
-          outcome = chunks ? 'applied' : 'stale';
+          // Output of an attempt that has ended: a resend after a lost ack, not a stale attempt.
+          outcome = chunks ? 'applied' : over.has(attemptKeyOf(r.report.attempt)) ? 'duplicate' : 'stale';
           for (const chunk of chunks ?? []) events.publish(r.report.attempt.jobId, { kind: 'log', jobId: r.report.attempt.jobId, chunk });
         } else {
           // Only the first of several reports of one attempt's start (or end) in this commit applied it.
@@ -250,6 +274,7 @@ export function createJobTransitions(deps: {
     const undelivered: (AttemptRef & { nodeId: string })[] = [];
     pacer.claimed(claim.rows.length, performance.now());
     queued = Math.max(0, queued - claim.rows.length);
+    backlog = !claim.exhausted && claim.rows.length > 0;
     for (const row of claim.rows) {
       const session = bySession.get(row.node_id!)!;
       const attempt = { jobId: row.id, attempt: row.attempt };
@@ -280,18 +305,25 @@ export function createJobTransitions(deps: {
     },
 
     async submitMany(jobs, maxQueued) {
-      return Promise.all(jobs.map((job) => submits.add({ job, maxQueued })));
+      // Each job's own outcome: one call's jobs may span two group commits, and
+      // one failing must not hide that the others were stored.
+      const settled = await Promise.allSettled(jobs.map((job) => submits.add({ job, maxQueued })));
+      return settled.map((s): SubmitOutcome => (s.status === 'fulfilled' ? s.value : { kind: 'failed', error: s.reason }));
     },
 
     async claim(sessions) {
       const offered = sessions.filter((s) => s.live);
-      const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() })).filter((o) => o.free.slots > 0);
-      if (offers.length === 0) return { claimed: 0, exhausted: false };
-      for (const s of offered) s.claimStarted();
+      // Full nodes are offered too (with no free slot): a job only they can hold
+      // then waits for them instead of looking like nothing is left to place.
+      const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
+      if (!offers.some((o) => o.free.slots > 0)) return { claimed: 0, exhausted: false };
+      // Only a node that can be given jobs by this claim has one in flight.
+      const receiving = offered.filter((_, i) => offers[i]!.free.slots > 0);
+      for (const s of receiving) s.claimStarted();
       try {
         return await claimFor(offered, offers);
       } finally {
-        for (const s of offered) s.claimSettled();
+        for (const s of receiving) s.claimSettled();
       }
     },
 

@@ -17,5 +17,23 @@ export function identifyNode(hello: Hello, _ctx: CallContext): string {
   if (!c || c.slots < 1 || !(c.cpus > 0) || !(c.memoryBytes > 0)) {
     throw invalidArgument('hello.capacity needs at least 1 slot, some CPU and some memory');
   }
+  checkText('hello.name', hello.name, 256);
+  checkText('hello.agent_version', hello.agentVersion, 128);
+  checkText('hello.agent_instance', hello.agentInstance, 128);
+  const labels = Object.entries(hello.labels);
+  if (labels.length > 64) throw invalidArgument(`hello.labels has ${labels.length} labels: at most 64`);
+  for (const [key, value] of labels) {
+    checkText('a key of hello.labels', key, 128);
+    checkText(`hello.labels["${key.slice(0, 64)}"]`, value, 256);
+  }
+  // Postgres holds memory in a bigint, and a double all the arithmetic here.
+  if (c.memoryBytes > BigInt(Number.MAX_SAFE_INTEGER) || !Number.isFinite(c.cpus) || c.cpus > 1e6 || c.slots > 1e6) {
+    throw invalidArgument('hello.capacity is out of range');
+  }
   return hello.nodeId;
+}
+
+function checkText(field: string, text: string, maxChars: number): void {
+  if (text.length > maxChars) throw invalidArgument(`${field} is ${text.length} characters: at most ${maxChars}`);
+  if (text.includes('\0')) throw invalidArgument(`${field} holds a NUL character`);
 }

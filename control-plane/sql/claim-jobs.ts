@@ -16,7 +16,7 @@ export interface ClaimedJob extends ChangedJob {
 }
 
 /**
- * Claims queued jobs for the offered nodes, oldest first, as many as their free
+ * Claims queued jobs for the offered nodes (every live one, full ones too), oldest first, as many as their free
  * slots, CPUs and memory take (see placeJobs: a job no node could ever hold is
  * passed over, one that waits for room holds its place). Returns the claimed
  * rows with their tasks (`node_id` says which node each is for), and whether
@@ -33,13 +33,16 @@ export interface ClaimedJob extends ChangedJob {
 export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean }> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
   if (slots === 0) return { rows: [], exhausted: false, raced: false };
-  const maxCpus = Math.max(...offers.map((o) => o.size.cpus));
-  const maxMemory = Math.max(...offers.map((o) => o.size.memoryBytes));
-  // Jobs larger than every node are left out here: they would fill the window
-  // and hold back every job behind them.
+  // Jobs no offered node could hold even empty are left out here: they would
+  // fill the window and hold back every job behind them. Each job is compared
+  // with each node (not with the largest CPUs and memory, which may be two
+  // different nodes'). Full nodes are offered too, so that a job only they can
+  // hold is seen waiting for them.
   const head = await sql<QueuedJob[]>`
     SELECT id, cpus, memory_bytes FROM jobs
-    WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)} AND cpus <= ${maxCpus} + 1e-9 AND memory_bytes <= ${maxMemory}
+    WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
+      AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
+                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)
     ORDER BY id
     LIMIT ${slots}`;
   const { placed, waiting } = placeJobs(head, offers);

@@ -1,5 +1,5 @@
 // Submit: many validated jobs stored as QUEUED in one statement (one commit for
-// a group of concurrent submits, see submit-batcher.ts). Admission reads the
+// a group of concurrent submits, see group-commit.ts). Admission reads the
 // queue depth the triggers of migration 7 keep, never a count of the queue.
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';

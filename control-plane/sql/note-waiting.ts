@@ -9,6 +9,7 @@ import type { Sql } from '../db/connect.js';
 
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 export const WAITING_PREFIX = 'waiting: ';
+const BATCH = 1000;
 
 /** Returns how many jobs' reasons changed. */
 export async function noteWaiting(sql: Sql): Promise<number> {
@@ -18,16 +19,21 @@ export async function noteWaiting(sql: Sql): Promise<number> {
     ), why AS (
       SELECT j.id, CASE
           WHEN b.cpus IS NULL THEN ${WAITING_PREFIX} || 'no node is connected'
-          WHEN j.cpus > b.cpus + 1e-9 OR j.memory_bytes > b.memory
+          -- Node by node: the most CPUs and the most memory may be two different nodes'.
+          WHEN NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes)
             THEN ${WAITING_PREFIX} || 'it asks for ' || j.cpus || CASE WHEN j.cpus = 1 THEN ' CPU' ELSE ' CPUs' END
-                 || ' and ' || pg_size_pretty(j.memory_bytes) || ' of memory; the largest connected node has '
-                 || b.cpus || CASE WHEN b.cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ' and ' || pg_size_pretty(b.memory)
+                 || ' and ' || pg_size_pretty(j.memory_bytes) || ' of memory; no connected node has both (the most any has: '
+                 || b.cpus || CASE WHEN b.cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ', ' || pg_size_pretty(b.memory) || ')'
           ELSE '' END AS message
       FROM jobs j CROSS JOIN biggest b
       WHERE j.state = ${QUEUED} AND (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX}))
+    ), changed AS (
+      -- A bounded batch, oldest first: when the first node connects, a full queue
+      -- is rewritten over several passes, not in one statement holding every row.
+      SELECT why.* FROM why JOIN jobs USING (id) WHERE jobs.message <> why.message ORDER BY id LIMIT ${BATCH}
     )
-    UPDATE jobs SET message = why.message FROM why
-    WHERE jobs.id = why.id AND jobs.state = ${QUEUED} AND jobs.message <> why.message
+    UPDATE jobs SET message = changed.message FROM changed
+    WHERE jobs.id = changed.id AND jobs.state = ${QUEUED}
     RETURNING jobs.id`;
   return rows.length;
 }

@@ -5,7 +5,7 @@
 // is still refused. Raw AgentService.Connect streams over a real socket.
 import test from 'ava';
 import { createChannel, createClient, ClientError, Status } from 'nice-grpc';
-import { AgentServiceDefinition, type ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
+import { AgentServiceDefinition, ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../../common/async-queue.js';
 import { CLIENT_OPTIONS } from '../../common/grpc-options.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -23,10 +23,13 @@ interface Stream {
   first: Promise<ConnectResponse | ClientError>;
   /** Resolves when the server ends the stream. */
   ended: Promise<void>;
+  /** Every answer after the first, as it comes. */
+  later: ConnectResponse[];
+  send(request: ConnectRequest): void;
   close(): void;
 }
 
-function connect(address: string, nodeId: string, agentInstance: string): Stream {
+function connect(address: string, nodeId: string, agentInstance: string, name = nodeId): Stream {
   const channel = createChannel(address, undefined, { ...CLIENT_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
   const client = createClient(AgentServiceDefinition, channel);
   const outgoing = new AsyncQueue<ConnectRequest>();
@@ -34,14 +37,20 @@ function connect(address: string, nodeId: string, agentInstance: string): Stream
     seq: 0n,
     message: {
       $case: 'hello',
-      value: { nodeId, name: nodeId, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance },
+      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance },
     },
   });
   let firstResolve!: (r: ConnectResponse | ClientError) => void;
   const first = new Promise<ConnectResponse | ClientError>((r) => (firstResolve = r));
+  const later: ConnectResponse[] = [];
+  let answered = false;
   const ended = (async () => {
     try {
-      for await (const response of client.connect(outgoing)) firstResolve(response);
+      for await (const response of client.connect(outgoing)) {
+        if (answered) later.push(response);
+        answered = true;
+        firstResolve(response);
+      }
     } catch (err) {
       firstResolve(err as ClientError);
     } finally {
@@ -49,7 +58,7 @@ function connect(address: string, nodeId: string, agentInstance: string): Stream
       channel.close();
     }
   })();
-  return { first, ended, close: () => outgoing.end() };
+  return { first, ended, later, send: (r) => outgoing.push(r), close: () => outgoing.end() };
 }
 
 const welcomed = (r: ConnectResponse | ClientError) => !(r instanceof ClientError) && r.message?.$case === 'welcome';
@@ -123,6 +132,31 @@ test.serial('a control plane frozen long enough for its agents\' keepalive to gi
   } finally {
     api.close();
     await agent.stop();
+    await cp.stop();
+  }
+});
+
+test.serial('a malformed report is refused alone (acked, not accepted) and the stream goes on; a bad hello gets INVALID_ARGUMENT', async (t) => {
+  const cp = await startControlPlane(db.url);
+  try {
+    const s = connect(cp.address, 'sloppy-agent', 'process-3');
+    t.true(welcomed(await s.first));
+    // A finish whose output count no database column holds: it used to fail its statement on every resend.
+    s.send(ConnectRequest.fromPartial({ seq: 5n, message: { $case: 'jobFinished', value: { attempt: { jobId: '0190a3c2-0000-7000-8000-000000000001', attempt: 1 }, reason: 1, stdoutBytes: 2n ** 62n } } }));
+    for (let i = 0; i < 100 && !s.later.some((r) => r.message?.$case === 'ack'); i++) await sleep(20);
+    const ack = s.later.find((r) => r.message?.$case === 'ack');
+    t.deepEqual(ack?.message?.$case === 'ack' ? [ack.message.value.seq, ack.message.value.accepted] : undefined, [5n, false]);
+    s.send({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: 1 } } });
+    await sleep(200);
+    t.false(cp.output().includes('agent stream failed'), 'the stream was not ended');
+    s.close();
+    await s.ended;
+    // A 9 MB name made ListNodes fail for everyone (issue 12): refused at the door.
+    const bad = connect(cp.address, 'long-name', 'process-4', 'x'.repeat(10_000));
+    const refused = await bad.first;
+    t.true(refused instanceof ClientError && refused.code === Status.INVALID_ARGUMENT && /hello\.name is 10000 characters: at most 256/.test(refused.details), String(refused));
+    await bad.ended;
+  } finally {
     await cp.stop();
   }
 });

@@ -360,3 +360,53 @@ test.serial('a claim passes over a job larger than the whole node, but not one t
   for (const r of claimed) await finishAttempt(db.sql, { jobId: r.id, attempt: 1 }, done);
   await cancelJob(db.sql, huge.row.id, 0, 5000);
 });
+
+test.serial('a claim compares each job with each node: jobs too big for every node, though within the largest CPUs and the largest memory, do not strand a small one', async (t) => {
+  const gib = 1024 ** 3;
+  const sized = (cpus: number, memoryBytes: number) => validateSubmission(
+    JobSpec.fromPartial({ command: ['true'], resources: { cpus, memoryBytes: BigInt(memoryBytes) } }), DEFAULT_SPEC_POLICY, runtimes);
+  // 8 CPUs / 32 GiB: more memory than the 8-CPU node, more CPUs than the 64 GiB one.
+  const wide = [];
+  for (let i = 0; i < 4; i++) {
+    const { spec, task } = sized(8, 32 * gib);
+    const [r] = (await insertJobs(db.sql, [{ id: uuidv7(), spec, task, requestId: '' }], 1_000_000)).outcomes;
+    wide.push(r!.kind === 'created' ? r!.row.id : '');
+  }
+  const small = await submit(BigInt(gib));
+  const offers = [
+    { nodeId: 'cpu-rich', free: { slots: 2, cpus: 8, memoryBytes: 16 * gib }, size: { cpus: 8, memoryBytes: 16 * gib } },
+    { nodeId: 'memory-rich', free: { slots: 2, cpus: 2, memoryBytes: 64 * gib }, size: { cpus: 2, memoryBytes: 64 * gib } },
+  ];
+  const claim = await claimFor(db.sql, offers);
+  t.deepEqual(claim.rows.map((r) => r.id), [small.row.id], 'the small job is claimed; none of the four that fit no node');
+  for (const r of claim.rows) await finishAttempt(db.sql, { jobId: r.id, attempt: 1 }, done);
+  for (const id of wide) await cancelJob(db.sql, id, 0, 5000);
+});
+
+test.serial('a job only a full node can hold waits for it: the claim does not call the queue exhausted, so its freed slot dispatches it', async (t) => {
+  const gib = 1024 ** 3;
+  const big = await submit(BigInt(8 * gib));
+  const live = (id: string, slots: number, memory: number) => {
+    const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: BigInt(memory) }, '', () => true, () => {});
+    s.markReady();
+    return s;
+  };
+  const full = live('big-but-full', 1, 16 * gib);
+  full.hold({ jobId: uuidv7(), attempt: 1 }, { cpus: 1, memoryBytes: gib });
+  const idle = live('small-and-idle', 4, 2 * gib);
+  const claim = await owner.claim([full, idle]);
+  t.is(claim.claimed, 0);
+  t.false(claim.exhausted, 'work is left that the full node\'s freed slot must dispatch');
+  await cancelJob(db.sql, big.row.id, 0, 5000);
+});
+
+test.serial('output resent for an attempt that has ended is a duplicate, not a stale attempt to kill', async (t) => {
+  await submit();
+  const [row] = await claimJobs(db.sql, { ...big, nodeId: 'resend-output', slots: 1 });
+  const key = { jobId: row!.id, attempt: 1 };
+  const chunk = { stream: LogStream.LOG_STREAM_STDOUT, offset: 0n, data: Buffer.from('hi'), time: new Date(), attempt: 1 };
+  const session = await nodeOf(key);
+  t.deepEqual(await owner.report(session, [{ kind: 'output', report: { attempt: key, chunks: [chunk] } }]), ['applied']);
+  await finishAttempt(db.sql, key, done);
+  t.deepEqual(await owner.report(session, [{ kind: 'output', report: { attempt: key, chunks: [chunk] } }]), ['duplicate']);
+});
