@@ -142,7 +142,7 @@ function judgeHistory(job: JobRecord, attempts: AttemptRecord[]): string[] {
     return found;
   }
   // A job cancelled while queued again, or while CANCELLING on a node that was
-  // lost (job-store.ts loseAttempts), ends CANCELLED after a lost attempt.
+  // lost (sql/lose-attempts.ts), ends CANCELLED after a lost attempt.
   const lostThenCancelled = job.end_reason === 'CANCELLED' && last.outcome === 'NODE_LOST';
   if (last.outcome !== job.end_reason && !lostThenCancelled) {
     found.push(`${name} ended ${job.end_reason} but its last attempt (${last.attempt}) has outcome ${last.outcome}`);
