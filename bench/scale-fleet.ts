@@ -21,18 +21,8 @@ export interface ScaleFleetOptions {
   prefix: string;
 }
 
-export interface FleetTotals {
-  open: number;
-  welcomes: number;
-  lastWelcomeAt: number;
-  dropped: number;
-  droppedWhy: Record<string, number>;
-  failedAttempts: number;
-  failedWhy: Record<string, number>;
-  heartbeatsSent: number;
-  /** Worst event-loop delay of any fleet process in its last report, ms. */
-  maxLoopDelayMs: number;
-}
+/** The fleet's processes' stats added up; maxLoopDelayMs is the worst of any process in its last report. */
+export type FleetTotals = FleetProcessStats;
 
 export interface SilencedAgent {
   nodeId: string;

@@ -18,7 +18,7 @@ import type {
 } from '../common/gen/grid/v1/agent.js';
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { alreadyExists, failedPrecondition, isDatabaseUnavailable, isTransientDatabaseError, ServerError } from '../common/errors.js';
+import { alreadyExists, failedPrecondition, isTransientDatabaseError, ServerError } from '../common/errors.js';
 import { GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { JobEventBus } from './job-events.js';
@@ -64,7 +64,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   const connects = createGroupCommit<{ nodeId: string; hello: Hello }, number | undefined>({
     maxItems: 1000,
     concurrency: 1,
-    isolate: (err) => !isDatabaseUnavailable(err),
+    isolate: (err) => !isTransientDatabaseError(err),
     run: (items) => recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs),
   });
   return {

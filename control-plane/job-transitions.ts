@@ -8,10 +8,10 @@
 // job API) make one call and read its outcome.
 import type { Logger } from 'pino';
 import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
-import { JobState, type Job } from '../common/gen/grid/v1/job.js';
+import { Job, JobState } from '../common/gen/grid/v1/job.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
 import { isTransientDatabaseError } from '../common/errors.js';
-import { ACTIVE_DB_STATES, stateToDb } from '../common/job-state.js';
+import { stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { cancelGraceOf, getJobs, queueDepth, rowToJob } from './job-store.js';
@@ -87,7 +87,6 @@ export interface JobTransitions {
   drain(): Promise<void>;
 }
 
-const ACTIVE = new Set(ACTIVE_DB_STATES);
 const CANCELLING = stateToDb(JobState.JOB_STATE_CANCELLING);
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 const MAX_GROUP = 1000;
@@ -107,7 +106,6 @@ export function createJobTransitions(deps: {
   kick(why: 'queued' | 'capacity'): void;
 }): JobTransitions {
   const { sql, registry, events, log } = deps;
-  const transient = isTransientDatabaseError;
 
   /** Watchers get the whole job: read (one statement) only for the changed jobs someone watches. */
   function publish(rows: { id: string }[]): void {
@@ -118,13 +116,6 @@ export function createJobTransitions(deps: {
       // Watchers re-read on their own within their recheck interval.
       (err) => log.warn({ err }, 'cannot read changed jobs for their watchers'),
     );
-  }
-
-  /** Frees what the session counted for attempts that are over; true if anything was freed. */
-  function releaseOn(session: NodeSession | undefined, rows: ChangedJob[]): boolean {
-    let freed = false;
-    for (const row of rows) if (session && !ACTIVE.has(row.state)) freed = session.release({ jobId: row.id, attempt: row.attempt }) || freed;
-    return freed;
   }
 
   function deliverCancel(row: ChangedJob): boolean {
@@ -164,7 +155,7 @@ export function createJobTransitions(deps: {
   const submits = createGroupCommit<{ job: NewJob; maxQueued: number }, SubmitOutcome>({
     maxItems: MAX_GROUP,
     concurrency: 2,
-    isolate: (err) => !transient(err),
+    isolate: (err) => !isTransientDatabaseError(err),
     async run(items) {
       // One limit per group: every caller of one server passes the same.
       const maxQueued = Math.min(...items.map((i) => i.maxQueued));
@@ -188,7 +179,7 @@ export function createJobTransitions(deps: {
   const reports = createGroupCommit<{ session: NodeSession; reports: NodeReport[] }, ReportOutcome[]>({
     maxItems: MAX_GROUP,
     concurrency: 2,
-    isolate: (err) => !transient(err),
+    isolate: (err) => !isTransientDatabaseError(err),
     run: applyReports,
   });
 
@@ -206,11 +197,13 @@ export function createJobTransitions(deps: {
     const started = await startAttempts(sql, starts, deps.backstopMarginMs);
     const stored = await appendOutputs(sql, outputs);
     const finished = await finishAttempts(sql, finishes);
+    const keysOf = (rows: { id: string; attempt: number }[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const applied = { started: keysOf(started), finished: keysOf(finished) };
     // The reports not applied: a duplicate if their attempt already ended, else stale.
-    const appliedKeys = new Set([...started, ...finished].map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const wasApplied = (key: string) => applied.started.has(key) || applied.finished.has(key);
     const refused = [
       ...new Set([
-        ...[...starts, ...finishes].filter((r) => !appliedKeys.has(attemptKeyOf(r.attempt))).map((r) => r.attempt.jobId),
+        ...[...starts, ...finishes].filter((r) => !wasApplied(attemptKeyOf(r.attempt))).map((r) => r.attempt.jobId),
         ...outputs.filter((_, i) => stored[i] === undefined).map((r) => r.attempt.jobId),
       ]),
     ];
@@ -219,26 +212,25 @@ export function createJobTransitions(deps: {
         ? []
         : await sql<{ id: string; attempt: number }[]>`SELECT id, attempt FROM jobs WHERE id = ANY(${refused}::uuid[]) AND end_reason IS NOT NULL`;
 
-    const keysOf = (rows: ChangedJob[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
-    const applied = { started: keysOf(started), finished: keysOf(finished) };
-    const over = new Set(ended.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
+    const over = keysOf(ended);
     const claimed = new Set<string>();
     let output = 0;
     let freed = false;
     const results = groups.map(({ session, reports }) =>
       reports.map((r): ReportOutcome => {
+        const key = attemptKeyOf(r.report.attempt);
         let outcome: ReportOutcome;
         if (r.kind === 'output') {
           const chunks = stored[output++];
           // Output of an attempt that has ended: a resend after a lost ack, not a stale attempt.
-          outcome = chunks ? 'applied' : over.has(attemptKeyOf(r.report.attempt)) ? 'duplicate' : 'stale';
+          outcome = chunks ? 'applied' : over.has(key) ? 'duplicate' : 'stale';
           for (const chunk of chunks ?? []) events.publish(r.report.attempt.jobId, { kind: 'log', jobId: r.report.attempt.jobId, chunk });
         } else {
           // Only the first of several reports of one attempt's start (or end) in this commit applied it.
-          const key = `${r.kind}/${attemptKeyOf(r.report.attempt)}`;
-          const wasApplied = applied[r.kind].has(attemptKeyOf(r.report.attempt));
-          outcome = wasApplied && !claimed.has(key) ? 'applied' : wasApplied || over.has(attemptKeyOf(r.report.attempt)) ? 'duplicate' : 'stale';
-          claimed.add(key);
+          const first = !claimed.has(`${r.kind}/${key}`);
+          claimed.add(`${r.kind}/${key}`);
+          const applies = applied[r.kind].has(key);
+          outcome = applies && first ? 'applied' : applies || over.has(key) ? 'duplicate' : 'stale';
         }
         // The attempt is over on the node, whatever became of the report.
         if (r.kind === 'finished') {
@@ -372,7 +364,7 @@ export function createJobTransitions(deps: {
         log.warn({ job_id: row.id, attempt: row.attempt, node: row.node_id, reason: row.end_reason }, 'ended by the backstop');
         const session = row.node_id ? registry.get(row.node_id) : undefined;
         if (!session) continue;
-        freed = releaseOn(session, [row]) || freed;
+        freed = session.release({ jobId: row.id, attempt: row.attempt }) || freed;
         // The attempt is over as far as Grid is concerned: its container must go.
         session.sendCancel({ jobId: row.id, attempt: row.attempt }, 0, CancelCause.CANCEL_CAUSE_STALE);
       }
@@ -393,22 +385,5 @@ export function createJobTransitions(deps: {
 
 /** The job a submit created, as stored: built from what was inserted, without reading it back. */
 function queuedJob(job: NewJob, row: { id: string; submitted_at: Date }): Job {
-  return {
-    id: row.id,
-    state: JobState.JOB_STATE_QUEUED,
-    endReason: 0,
-    spec: job.spec,
-    attempt: 0,
-    maxAttempts: job.spec.maxAttempts,
-    nodeId: '',
-    exitCode: undefined,
-    message: '',
-    submittedAt: row.submitted_at,
-    assignedAt: undefined,
-    startedAt: undefined,
-    endedAt: undefined,
-    output: undefined,
-    outputFiles: [],
-    outputFilesError: '',
-  };
+  return Job.fromPartial({ id: row.id, state: JobState.JOB_STATE_QUEUED, spec: job.spec, maxAttempts: job.spec.maxAttempts, submittedAt: row.submitted_at });
 }
