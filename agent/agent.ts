@@ -45,6 +45,8 @@ export interface AgentOptions {
   outboxMemoryBytes: number;
   /** Least time between two pull progress messages of one attempt. */
   pullProgressIntervalMs: number;
+  /** How long a report waits for others to share its message batch (see ReportOutbox). */
+  reportWindowMs: number;
 }
 
 export interface Agent {
@@ -75,6 +77,7 @@ export function startAgent(options: AgentOptions): Agent {
   const reports = new ReportOutbox({
     memoryLimitBytes: options.outboxMemoryBytes,
     spillFile: join(options.stateDir, 'outbox.spill'),
+    windowMs: options.reportWindowMs,
   });
   const abort = new AbortController();
   let heartbeatMs = options.heartbeatIntervalMs;

@@ -28,6 +28,8 @@ export interface AgentSettings {
   outboxMemoryBytes?: number;
 }
 
+const REPORT_WINDOW_MS = 20;
+
 export async function launchAgent(settings: AgentSettings, log: Logger): Promise<Agent> {
   const driver = createDockerDriver({
     socketPath: settings.dockerSocket,
@@ -59,6 +61,9 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     stateDir: settings.stateDir,
     outboxMemoryBytes: settings.outboxMemoryBytes ?? 32 * 1024 * 1024,
     pullProgressIntervalMs: 250,
+    // Short enough not to be seen (a container takes ~300 ms to start), long
+    // enough that a task ending at once is one report, not two.
+    reportWindowMs: REPORT_WINDOW_MS,
   });
 }
 

@@ -3,6 +3,11 @@
 // pending is sent again, in order, on the next stream. The control plane treats
 // resends as duplicates, so at-least-once here is exactly-once in Postgres.
 // Memory is bounded: past `memoryLimitBytes`, output and file reports wait in a spill file.
+// Reports go out after a short window (`windowMs`), and an attempt that starts
+// and ends within it, or while no stream is up, is reported once: its
+// jobFinished (which carries the start time) replaces a jobStarted not yet sent.
+// The control plane accepts that (ASSIGNED → ended is a transition of
+// common/job-state.ts), and it saves a message, an ack and a row update per job.
 import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConnectRequest } from '../common/gen/grid/v1/agent.js';
@@ -21,6 +26,8 @@ export interface ReportOutboxOptions {
   memoryLimitBytes: number;
   /** Where output reports beyond the memory limit wait; none means no spilling. */
   spillFile?: string;
+  /** How long a report waits for others to go out with it; 0 sends each at once. */
+  windowMs?: number;
 }
 
 interface Entry {
@@ -30,6 +37,7 @@ interface Entry {
   attempt: string;
   /** Seq on the current stream, once sent on it. */
   seq: number | undefined;
+  /** Settles the report's promise (and those of the reports it replaced). */
   acked: () => void;
 }
 
@@ -43,6 +51,7 @@ export class ReportOutbox {
   private spillFd: number | undefined;
   private spillEnd = 0;
   private waiters: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ReportOutboxOptions = { memoryLimitBytes: Infinity }) {}
 
@@ -55,6 +64,8 @@ export class ReportOutbox {
 
   detach(): void {
     this.stream = undefined;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     for (const entry of this.entries) entry.seq = undefined;
   }
 
@@ -71,8 +82,11 @@ export class ReportOutbox {
     } else {
       this.memoryBytes += bytes;
     }
+    if (report.$case === 'jobFinished') this.replaceStart(entry, report.value);
     this.entries.push(entry);
-    if (this.stream) this.transmit(entry);
+    if (!this.stream) return settled;
+    if (!this.options.windowMs) this.transmit(entry);
+    else this.flushTimer ??= setTimeout(() => this.flush(), this.options.windowMs);
     return settled;
   }
 
@@ -111,6 +125,31 @@ export class ReportOutbox {
   drained(): Promise<void> {
     if (this.entries.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Sends what waits for the window, in order. */
+  private flush(): void {
+    this.flushTimer = undefined;
+    if (!this.stream) return;
+    for (const entry of this.entries) if (entry.seq === undefined) this.transmit(entry);
+  }
+
+  /**
+   * An attempt's jobStarted that is not on the current stream yet is dropped:
+   * its jobFinished says the same (with the start time, filled in if missing)
+   * and settles both once acknowledged.
+   */
+  private replaceStart(finished: Entry, report: Extract<Report, { $case: 'jobFinished' }>['value']): void {
+    const i = this.entries.findIndex((e) => e.seq === undefined && e.attempt === finished.attempt && e.report?.$case === 'jobStarted');
+    if (i < 0) return;
+    const [start] = this.entries.splice(i, 1);
+    this.memoryBytes -= start!.bytes;
+    if (start!.report?.$case === 'jobStarted') report.startedAt ??= start!.report.value.startedAt;
+    const ackFinished = finished.acked;
+    finished.acked = () => {
+      start!.acked();
+      ackFinished();
+    };
   }
 
   private transmit(entry: Entry): void {

@@ -1,8 +1,9 @@
 // SIMULATED agents, for benchmarks only: they speak the real
 // grid.v1.AgentService/Connect stream over real sockets, exactly as agent/agent.ts
 // does (hello, welcome, heartbeats listing held attempts, reports with seq and
-// acks), but run nothing: each Assignment is reported started and finished at
-// once, succeeded with exit code 0 and no output. What is left to measure is
+// acks), but run nothing: each Assignment is reported finished at once (one
+// report, as the real agent sends a task that ends within its report window),
+// succeeded with exit code 0 and no output. What is left to measure is
 // the control plane and PostgreSQL.
 //
 // Cheap enough for thousands in one process: state per agent is its stream, a
@@ -22,11 +23,14 @@ import { GRID_VERSION } from '../common/version.js';
 
 /**
  * How a simulated agent reports an attempt:
+ * - 'finished-only' (the default): only jobFinished, with its start time, as
+ *   the real agent's outbox sends an attempt that starts and ends within one
+ *   report window (agent/report-outbox.ts; ASSIGNED → SUCCEEDED is a
+ *   transition of common/job-state.ts): one report per job. A simulated task
+ *   takes no time; a real container of `true` takes ~190 ms from its start
+ *   report to its end report, past the 20 ms window, and is reported twice.
  * - 'started-and-finished': jobStarted then jobFinished, both at once, as the
- *   real agent does for a container that exits at once.
- * - 'finished-only': only jobFinished (with its start time). The protocol
- *   allows it (ASSIGNED → SUCCEEDED is a transition of common/job-state.ts, for
- *   a job that ends before its start is reported): one report per job.
+ *   real agent reports a task that runs longer than its report window.
  */
 export type ReportMode = 'started-and-finished' | 'finished-only';
 
@@ -88,7 +92,7 @@ const MAX_ANOMALIES_KEPT = 100;
 export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedFleet {
   const slots = options.slots ?? 8;
   const capacity = { slots, cpus: options.cpus ?? slots, memoryBytes: options.memoryBytes ?? BigInt(slots) * 2n ** 30n };
-  const reportMode = options.reports ?? 'started-and-finished';
+  const reportMode = options.reports ?? 'finished-only';
   const perConnection = Math.max(1, options.agentsPerConnection ?? 1);
   const prefix = options.nodeIdPrefix ?? `simulated-agent-${process.pid}`;
   const abort = new AbortController();

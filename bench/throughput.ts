@@ -216,7 +216,7 @@ function report(
     command: 'npm run bench -- throughput',
     about: [
       `${o.jobs.toLocaleString('en-US')} trivial jobs (busybox \`true\`) per run, ${o.runs} run${o.runs === 1 ? '' : 's'}, Grid and graphile-worker interleaved in each, on one PostgreSQL, each run in its own fresh database.`,
-      `Grid: the control plane as its own process at its defaults; SIMULATED agents (bench/simulated-agent.ts: the real AgentService.Connect stream over real sockets, 8 slots each, every Assignment reported started and finished at once) in the benchmark process;`,
+      `Grid: the control plane as its own process at its defaults; SIMULATED agents (bench/simulated-agent.ts: the real AgentService.Connect stream over real sockets, 8 slots each, every Assignment reported finished at once in one report, as the real agent reports a task that ends within its 20 ms report window; a real container takes longer and is reported started, then finished) in the benchmark process;`,
       `${o.callers} concurrent SubmitJob callers. jobs/s = jobs / (first submit → last jobFinished acknowledged).`,
       `graphile-worker 0.18.0 in this process, a no-op task, concurrency ${GRAPHILE_CONCURRENCY} (pool ${GRAPHILE_CONCURRENCY + 2}), jobs added ${o.batchSize.toLocaleString('en-US')} per addJobs call by up to ${o.callers} callers; jobs/s = jobs / (first add → queue empty).`,
       'Postgres CPU per job = utime + stime of every PostgreSQL server process over the run (postmaster children that exited included) / jobs:',

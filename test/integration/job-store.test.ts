@@ -109,6 +109,22 @@ test.serial('concurrent claims hand every job out exactly once', async (t) => {
   }
 });
 
+test.serial('an end reported without a start (the one report the agent sends for a task that ended at once) ends the job with the start time it carries', async (t) => {
+  const { row } = await submit();
+  const [claimed] = await claimJobs(db.sql, { ...big, nodeId: 'once', slots: 1 });
+  t.is(claimed!.id, row.id);
+  const startedAt = new Date(Date.now() - 50);
+  const ended = await finishAttempt(db.sql, { jobId: row.id, attempt: 1 }, { ...done, startedAt, endedAt: new Date() });
+  t.is(ended.kind, 'applied');
+  const job = (await getJob(db.sql, row.id))!;
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.started_at?.getTime(), startedAt.getTime());
+  const [attempt] = await db.sql<{ started_at: Date; outcome: string }[]>`SELECT started_at, outcome FROM job_attempts WHERE job_id = ${row.id}`;
+  t.is(attempt!.started_at.getTime(), startedAt.getTime(), "the attempt's history keeps its start");
+  t.is(attempt!.outcome, 'SUCCEEDED');
+  t.is((await markStarted(db.sql, { jobId: row.id, attempt: 1 }, startedAt, 5000)).kind, 'duplicate', 'a late start of the same attempt changes nothing');
+});
+
 test.serial('a claim never overcommits a node\'s memory', async (t) => {
   const mib = 1024 * 1024;
   for (let i = 0; i < 3; i++) await submit(BigInt(300 * mib));

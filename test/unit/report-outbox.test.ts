@@ -10,6 +10,10 @@ function started(jobId: string): Report {
   return { $case: 'jobStarted', value: { attempt: { jobId, attempt: 1 }, containerId: `c-${jobId}`, startedAt: undefined } };
 }
 
+function startedAt(jobId: string, at: Date): Report {
+  return { $case: 'jobStarted', value: { attempt: { jobId, attempt: 1 }, containerId: `c-${jobId}`, startedAt: at } };
+}
+
 function finished(jobId: string): Report {
   return {
     $case: 'jobFinished',
@@ -44,7 +48,7 @@ test('reports sent while detached are buffered, then sent on attach in order wit
   const outbox = new ReportOutbox();
   outbox.send(started('a'));
   outbox.send(started('b'));
-  outbox.send(finished('a'));
+  outbox.send(finished('c'));
   t.is(outbox.pending, 3);
 
   const q = new AsyncQueue<ConnectRequest>();
@@ -54,7 +58,7 @@ test('reports sent while detached are buffered, then sent on attach in order wit
   t.deepEqual(await drain(q), [
     [1n, 'jobStarted:a'],
     [2n, 'jobStarted:b'],
-    [3n, 'jobFinished:a'],
+    [3n, 'jobFinished:c'],
   ]);
   t.is(outbox.pending, 3, 'sending is not acknowledging');
 });
@@ -190,5 +194,90 @@ test('pending counts reports until they are acked', (t) => {
   outbox.ack(1n);
   t.is(outbox.pending, 1);
   outbox.ack(2n);
+  t.is(outbox.pending, 0);
+});
+
+// An attempt that starts and ends within one report window is reported once.
+
+test('a start and an end within the window go out as one jobFinished that carries the start time', async (t) => {
+  const outbox = new ReportOutbox({ memoryLimitBytes: Infinity, windowMs: 5 });
+  const q = new AsyncQueue<ConnectRequest>();
+  outbox.attach(q);
+  const at = new Date('2026-12-02T00:00:00Z');
+  const startAcked = outbox.send(startedAt('a', at));
+  const endAcked = outbox.send(finished('a'));
+  t.is(q.size, 0, 'nothing goes out before the window closes');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(q.size, 1);
+  t.is(outbox.pending, 1);
+  outbox.ack(1n);
+  await Promise.all([startAcked, endAcked]);
+  t.is(outbox.pending, 0, 'acking the end settles the start it replaced');
+  t.deepEqual(await drain(q), [[1n, 'jobFinished:a']]);
+});
+
+test('the merged jobFinished keeps its own start time and takes the start report\'s when it has none', async (t) => {
+  const outbox = new ReportOutbox();
+  const at = new Date('2026-12-02T00:00:00Z');
+  outbox.send(startedAt('a', at));
+  outbox.send(finished('a'));
+  const own = new Date('2026-12-02T00:00:01Z');
+  outbox.send(startedAt('b', at));
+  const b = finished('b');
+  if (b.$case === 'jobFinished') b.value.startedAt = own;
+  outbox.send(b);
+  const q = new AsyncQueue<ConnectRequest>();
+  outbox.attach(q);
+  q.end();
+  const sent: ConnectRequest[] = [];
+  for await (const req of q) sent.push(req);
+  t.deepEqual(
+    sent.map((r) => [r.message?.$case, r.message?.$case === 'jobFinished' ? r.message.value.startedAt?.toISOString() : undefined]),
+    [
+      ['jobFinished', at.toISOString()],
+      ['jobFinished', own.toISOString()],
+    ],
+  );
+});
+
+test('reports of an attempt that ended while no stream was up go out as its end alone, after its output', async (t) => {
+  const outbox = new ReportOutbox();
+  outbox.send(started('a'));
+  outbox.send(started('b'));
+  outbox.send({ $case: 'jobOutput', value: { attempt: { jobId: 'a', attempt: 1 }, chunks: [] } });
+  outbox.send(finished('a'));
+  t.is(outbox.pending, 3);
+  const q = new AsyncQueue<ConnectRequest>();
+  outbox.attach(q);
+  t.deepEqual(await drain(q), [
+    [1n, 'jobStarted:b'],
+    [2n, 'jobOutput:a'],
+    [3n, 'jobFinished:a'],
+  ]);
+});
+
+test('a start already on the stream is not replaced: both go out', async (t) => {
+  const outbox = new ReportOutbox();
+  const q = new AsyncQueue<ConnectRequest>();
+  outbox.attach(q);
+  outbox.send(started('a'));
+  outbox.send(finished('a'));
+  t.deepEqual(await drain(q), [
+    [1n, 'jobStarted:a'],
+    [2n, 'jobFinished:a'],
+  ]);
+});
+
+test('a start sent on a stream that broke, unacknowledged, is replaced by an end that comes before the next stream', async (t) => {
+  const outbox = new ReportOutbox();
+  outbox.attach(new AsyncQueue<ConnectRequest>());
+  const startAcked = outbox.send(started('a'));
+  outbox.detach();
+  outbox.send(finished('a'));
+  const q = new AsyncQueue<ConnectRequest>();
+  outbox.attach(q);
+  t.deepEqual(await drain(q), [[1n, 'jobFinished:a']]);
+  outbox.ack(1n);
+  await startAcked;
   t.is(outbox.pending, 0);
 });
