@@ -34,8 +34,14 @@ export interface ThroughputRun {
   controlPlaneCpuMsPerJob: number;
   /** This process: callers and simulated agents. */
   benchCpuMsPerJob: number;
-  /** Submit → Assignment of every job, under this load (queueing included). */
+  /** Submit (the call's start) → Assignment of every job, under this load (queueing included). */
   submitToAssignment: Summary;
+  /**
+   * Stored → assigned of every job (Postgres clock): the time in the queue,
+   * which backpressure bounds. A SubmitJobs job also waits, before it is
+   * stored, behind the other jobs its callers asked for at once.
+   */
+  storedToAssigned: Summary;
   check: RunCheck;
   /** What reconciliation repaired during the run (from the control plane's log). */
   repairs: Repairs;
@@ -56,6 +62,9 @@ export async function gridThroughputRun(options: GridThroughputOptions): Promise
     const check = await checkGridRun(grid.db.sql, grid.fleet, options.jobs);
     requireCorrect(check);
     const delays = [...submittedAt].map(([id, at]) => grid.fleet.assignedAt.get(id)! - at);
+    const queued = await grid.db.sql<{ ms: number }[]>`
+      SELECT extract(epoch FROM a.assigned_at - j.submitted_at)::float8 * 1000 AS ms
+      FROM job_attempts a JOIN jobs j ON j.id = a.job_id`;
     return {
       jobsPerSecond: options.jobs / seconds,
       seconds,
@@ -63,6 +72,7 @@ export async function gridThroughputRun(options: GridThroughputOptions): Promise
       controlPlaneCpuMsPerJob: spent.controlPlaneMs / options.jobs,
       benchCpuMsPerJob: spent.benchMs / options.jobs,
       submitToAssignment: summarize(delays),
+      storedToAssigned: summarize(queued.map((r) => r.ms)),
       check,
       repairs: repairsInLog(grid.cp.logFile),
     };

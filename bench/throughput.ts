@@ -156,7 +156,8 @@ function report(
     notes.push(
       `${label}, median run: control plane ${median.controlPlaneCpuMsPerJob.toFixed(2)} ms CPU/job, ` +
         `benchmark process (callers + simulated agents) ${median.benchCpuMsPerJob.toFixed(2)} ms CPU/job; ` +
-        `submit → Assignment under this load p50 ${ms(median.submitToAssignment.p50)} ms, p99 ${ms(median.submitToAssignment.p99)} ms; ` +
+        `submit → Assignment under this load p50 ${ms(median.submitToAssignment.p50)} ms, p99 ${ms(median.submitToAssignment.p99)} ms ` +
+        `(stored → assigned, Postgres clock: p50 ${ms(median.storedToAssigned.p50)} ms, p99 ${ms(median.storedToAssigned.p99)} ms); ` +
         `reconciliation repairs (all runs): ${describeRepairs(sumRepairs(v.runs))}.`,
     );
   }

@@ -136,20 +136,25 @@ export function createJobTransitions(deps: {
   // only then is the queue a backlog that dispatch is working through. Jobs no
   // node can hold, or that wait for room, are not a reason to hold submits.
   let backlog = false;
+  // Jobs of groups let through and not yet stored: a group held behind them
+  // counts them, or two groups in flight would both pass the same high water.
+  let admitted = 0;
   /**
    * Holds a group of submits while dispatch is behind, at most HOLD_MAX_MS (then
    * it goes in: the hold paces, --max-queued limits) and never once the queue
-   * is at `maxQueued` (those are refused at once, RESOURCE_EXHAUSTED).
+   * is at `maxQueued` (those are refused at once, RESOURCE_EXHAUSTED). Returns
+   * once the group may go in, counted in `admitted` until the caller stores it.
    */
-  async function untilQueueDrains(maxQueued: number): Promise<void> {
+  async function admit(count: number, maxQueued: number): Promise<void> {
     const until = performance.now() + HOLD_MAX_MS;
     let held = false;
-    while (backlog && queued < maxQueued && performance.now() < until && pacer.shouldHold(queued, performance.now())) {
-      if (!held) log.debug({ queued, high_water: Math.round(pacer.highWater(performance.now())) }, 'queue past its high water; holding submits');
+    while (backlog && queued < maxQueued && performance.now() < until && pacer.shouldHold(queued + admitted, performance.now())) {
+      if (!held) log.debug({ queued, admitted, high_water: Math.round(pacer.highWater(performance.now())) }, 'queue past its high water; holding submits');
       held = true;
       await sleep(HOLD_POLL_MS);
       queued = await queueDepth(sql);
     }
+    admitted += count;
   }
 
   const submits = createGroupCommit<{ job: NewJob; maxQueued: number }, SubmitOutcome>({
@@ -159,8 +164,14 @@ export function createJobTransitions(deps: {
     async run(items) {
       // One limit per group: every caller of one server passes the same.
       const maxQueued = Math.min(...items.map((i) => i.maxQueued));
-      await untilQueueDrains(maxQueued);
-      const { outcomes, queuedBefore } = await insertJobs(sql, items.map((i) => i.job), maxQueued);
+      await admit(items.length, maxQueued);
+      let inserted;
+      try {
+        inserted = await insertJobs(sql, items.map((i) => i.job), maxQueued);
+      } finally {
+        admitted -= items.length;
+      }
+      const { outcomes, queuedBefore } = inserted;
       if (queuedBefore !== undefined) queued = queuedBefore + outcomes.filter((o) => o.kind === 'created').length;
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
