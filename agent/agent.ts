@@ -20,6 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { attemptKeyOf } from '../common/attempt.js';
+import { requestBatches, unbatchResponse } from '../common/message-batches.js';
 import { ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
@@ -84,6 +85,8 @@ export function startAgent(options: AgentOptions): Agent {
   let welcomed = deferred();
   let startHeartbeats: (() => void) | undefined;
   let stream: AsyncQueue<ConnectRequest> | undefined;
+  /** Whether this stream's control plane takes batched messages (its welcome says). */
+  let peerTakesBatches = false;
 
   const runnerDeps = {
     driver: options.driver,
@@ -138,6 +141,7 @@ export function startAgent(options: AgentOptions): Agent {
     switch (m.$case) {
       case 'welcome':
         heartbeatMs = durationToMs(m.value.heartbeatInterval) || heartbeatMs;
+        peerTakesBatches = m.value.acceptsBatches;
         log.info({ server: options.server, server_version: m.value.serverVersion }, 'connected to control plane');
         welcomed.resolve();
         startHeartbeats?.();
@@ -177,6 +181,7 @@ export function startAgent(options: AgentOptions): Agent {
           agentVersion: GRID_VERSION,
           attempts: attempts(),
           agentInstance,
+          acceptsBatches: true,
         },
       },
     });
@@ -197,8 +202,14 @@ export function startAgent(options: AgentOptions): Agent {
       }, heartbeatMs);
     };
     try {
-      for await (const response of client.connect(outgoing, { signal: abort.signal })) handle(response);
+      // Reports go out several to a message once the welcome says the control plane takes that.
+      for await (const response of client.connect(requestBatches(outgoing, () => peerTakesBatches), { signal: abort.signal })) {
+        const messages = unbatchResponse(response);
+        if (messages) messages.forEach(handle);
+        else log.warn('ignored a batch inside a batch from the control plane');
+      }
     } finally {
+      peerTakesBatches = false;
       clearInterval(heartbeat);
       startHeartbeats = undefined;
       stream = undefined;

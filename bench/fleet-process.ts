@@ -184,7 +184,7 @@ function start(m: FleetStart): void {
       message: {
         $case: 'hello',
         // One simulated agent process per node id, the same on every reconnect.
-        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [], agentInstance: `${process.pid}/${nodeId}` },
+        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [], agentInstance: `${process.pid}/${nodeId}`, acceptsBatches: false },
       },
     }).finish();
     const a: Agent = {

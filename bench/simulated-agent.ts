@@ -13,6 +13,7 @@
 import { ChannelCredentials } from '@grpc/grpc-js';
 import { ClientError, createChannel, createClient, type Channel } from 'nice-grpc';
 import { AsyncQueue } from '../common/async-queue.js';
+import { requestBatches, unbatchResponse } from '../common/message-batches.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
 import { setMaxListeners } from 'node:events';
 import { AgentServiceDefinition, CancelCause, type ConnectRequest, type ConnectResponse } from '../common/gen/grid/v1/agent.js';
@@ -79,6 +80,8 @@ export interface SimulatedFleet {
 interface AgentState {
   nodeId: string;
   outgoing: AsyncQueue<ConnectRequest>;
+  /** The control plane's welcome said it takes batched messages. */
+  peerTakesBatches: boolean;
   nextSeq: bigint;
   /** Attempts held: assigned and not yet acked as finished (what heartbeats list). */
   held: Map<string, AttemptRef>;
@@ -177,6 +180,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
     const m = response.message;
     switch (m?.$case) {
       case 'welcome': {
+        agent.peerTakesBatches = m.value.acceptsBatches;
         const intervalMs = durationToMs(m.value.heartbeatInterval) || 1000;
         clearInterval(agent.heartbeat);
         agent.heartbeat = setInterval(() => {
@@ -214,11 +218,16 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
           attempts: [],
           // One simulated agent process per node id, the same on every reconnect.
           agentInstance: `${process.pid}/${agent.nodeId}`,
+          // As the real agent: several messages to one, both ways (common/message-batches.ts).
+          acceptsBatches: true,
         },
       },
     });
     try {
-      for await (const response of client.connect(agent.outgoing, { signal: abort.signal })) handle(agent, response, welcome);
+      const outgoing = requestBatches(agent.outgoing, () => agent.peerTakesBatches);
+      for await (const response of client.connect(outgoing, { signal: abort.signal })) {
+        for (const one of unbatchResponse(response) ?? []) handle(agent, one, welcome);
+      }
       if (!abort.signal.aborted) note(`${agent.nodeId}: the control plane closed the stream`);
     } catch (err) {
       if (abort.signal.aborted) return;
@@ -242,6 +251,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
     const agent: AgentState = {
       nodeId: `${prefix}-${i}`,
       outgoing: new AsyncQueue(),
+      peerTakesBatches: false,
       nextSeq: 1n,
       held: new Map(),
       awaitingAck: new Map(),

@@ -35,6 +35,7 @@ import type { NodeReconciler } from './node-reconciler.js';
 import { recordNodesConnected } from './node-store.js';
 import { createGroupCommit } from './group-commit.js';
 import { createSemaphore } from '../common/semaphore.js';
+import { responseBatches, unbatchRequest } from '../common/message-batches.js';
 
 export interface AgentServiceDeps {
   sql: Sql;
@@ -97,25 +98,30 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         }
 
         const queued = new AsyncQueue<Queued>();
+        const read = (request: ConnectRequest) => {
+          const m = request.message;
+          if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
+          else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
+          else if (m?.$case === 'hello') throw failedPrecondition('hello may only be the first message of a stream');
+          else if (m) {
+            const report = parseReport(request);
+            // A report Postgres could never take would come back on every
+            // stream, ahead of all the node's other reports: refuse it alone.
+            if (report.kind === 'invalid') {
+              log.warn({ seq: String(report.seq), why: report.why }, 'refused a malformed report');
+              session.sendAck(report.seq, false);
+            } else queued.push(report);
+          }
+        };
         let streamOver = false;
         const over = () => streamOver || outbox.isEnded;
         const reading = (async () => {
           try {
             for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
               session.heard();
-              const m = next.value.message;
-              if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
-              else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
-              else if (m?.$case === 'hello') throw failedPrecondition('hello may only be the first message of a stream');
-              else if (m) {
-                const report = parseReport(next.value);
-                // A report Postgres could never take would come back on every
-                // stream, ahead of all the node's other reports: refuse it alone.
-                if (report.kind === 'invalid') {
-                  log.warn({ seq: String(report.seq), why: report.why }, 'refused a malformed report');
-                  session.sendAck(report.seq, false);
-                } else queued.push(report);
-              }
+              const requests = unbatchRequest(next.value);
+              if (!requests) throw failedPrecondition('a batch may not hold another batch');
+              for (const request of requests) read(request);
             }
           } finally {
             streamOver = true;
@@ -157,7 +163,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         );
         // Not awaiting reading/handling after the outbox ends: once this returns the
         // call is over, and a client that never half-closes would otherwise hold it open.
-        yield* outbox;
+        // What is queued for the agent goes out as one message, if it takes batches.
+        yield* responseBatches(outbox, hello.acceptsBatches);
       } finally {
         deps.registry.remove(session);
         log.info('node stream ended');

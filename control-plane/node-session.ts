@@ -220,9 +220,9 @@ export class NodeSession {
     this.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
   }
 
-  /** Welcomes the node on its stream. */
+  /** Welcomes the node on its stream (this control plane takes batched messages, see common/message-batches.ts). */
   sendWelcome(heartbeatIntervalMs: number, serverVersion: string): void {
-    this.send({ message: { $case: 'welcome', value: { heartbeatInterval: msToDuration(heartbeatIntervalMs), serverVersion } } });
+    this.send({ message: { $case: 'welcome', value: { heartbeatInterval: msToDuration(heartbeatIntervalMs), serverVersion, acceptsBatches: true } } });
   }
 
   /** Acknowledges a report once its change is committed (or refused). */

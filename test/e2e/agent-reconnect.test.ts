@@ -25,6 +25,8 @@ interface Stream {
   ended: Promise<void>;
   /** Every answer after the first, as it comes. */
   later: ConnectResponse[];
+  /** The error that ended the stream, once it has (after the first answer). */
+  failure(): ClientError | undefined;
   send(request: ConnectRequest): void;
   close(): void;
 }
@@ -37,13 +39,14 @@ function connect(address: string, nodeId: string, agentInstance: string, name = 
     seq: 0n,
     message: {
       $case: 'hello',
-      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance },
+      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance, acceptsBatches: false },
     },
   });
   let firstResolve!: (r: ConnectResponse | ClientError) => void;
   const first = new Promise<ConnectResponse | ClientError>((r) => (firstResolve = r));
   const later: ConnectResponse[] = [];
   let answered = false;
+  let failure: ClientError | undefined;
   const ended = (async () => {
     try {
       for await (const response of client.connect(outgoing)) {
@@ -52,13 +55,14 @@ function connect(address: string, nodeId: string, agentInstance: string, name = 
         firstResolve(response);
       }
     } catch (err) {
+      failure = err as ClientError;
       firstResolve(err as ClientError);
     } finally {
       firstResolve(new ClientError('/x', Status.UNKNOWN, 'ended without an answer'));
       channel.close();
     }
   })();
-  return { first, ended, later, send: (r) => outgoing.push(r), close: () => outgoing.end() };
+  return { first, ended, later, failure: () => failure, send: (r) => outgoing.push(r), close: () => outgoing.end() };
 }
 
 const welcomed = (r: ConnectResponse | ClientError) => !(r instanceof ClientError) && r.message?.$case === 'welcome';
@@ -156,6 +160,32 @@ test.serial('a malformed report is refused alone (acked, not accepted) and the s
     const refused = await bad.first;
     t.true(refused instanceof ClientError && refused.code === Status.INVALID_ARGUMENT && /hello\.name is 10000 characters: at most 256/.test(refused.details), String(refused));
     await bad.ended;
+  } finally {
+    await cp.stop();
+  }
+});
+
+test.serial('a batch of reports is handled as its reports one by one; an agent that takes no batches is answered one message at a time; a batch in a batch is refused', async (t) => {
+  const cp = await startControlPlane(db.url);
+  try {
+    const s = connect(cp.address, 'batching-agent', 'process-5');
+    t.true(welcomed(await s.first));
+    const welcome = await s.first;
+    t.true(!(welcome instanceof ClientError) && welcome.message?.$case === 'welcome' && welcome.message.value.acceptsBatches, 'the welcome says batches are taken');
+    // Two reports no database column holds, in one batch: each is refused alone, in order.
+    const malformed = (seq: bigint) =>
+      ConnectRequest.fromPartial({ seq, message: { $case: 'jobFinished', value: { attempt: { jobId: '0190a3c2-0000-7000-8000-000000000002', attempt: 1 }, reason: 1, stdoutBytes: 2n ** 62n } } });
+    s.send({ seq: 0n, message: { $case: 'batch', value: { messages: [malformed(6n), malformed(7n)] } } });
+    for (let i = 0; i < 100 && s.later.filter((r) => r.message?.$case === 'ack').length < 2; i++) await sleep(20);
+    t.deepEqual(
+      s.later.map((r) => (r.message?.$case === 'ack' ? `ack ${r.message.value.seq} ${r.message.value.accepted}` : r.message?.$case)),
+      ['ack 6 false', 'ack 7 false'],
+      'two acks, not one batch: this agent said it takes none',
+    );
+    s.send({ seq: 0n, message: { $case: 'batch', value: { messages: [{ seq: 0n, message: { $case: 'batch', value: { messages: [] } } }] } } });
+    await s.ended;
+    t.is(s.failure()?.code, Status.FAILED_PRECONDITION);
+    t.regex(s.failure()?.details ?? '', /a batch may not hold another batch/);
   } finally {
     await cp.stop();
   }
