@@ -57,7 +57,12 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
                       attempt = jobs.attempt + 1, node_id = placed.node_id,
                       assigned_at = now(), started_at = NULL, exit_code = NULL, backstop_at = NULL
       FROM placed
-      WHERE jobs.id = placed.id AND jobs.state = ANY(${guardKeys(CLAIM)}::text[])
+      -- The ids again, as the only index condition: joined to the unnest alone,
+      -- or with the guard written as state = ANY (which the state indexes
+      -- serve), the planner may read every queued job, whose count its
+      -- statistics miss after a burst (test/integration/statement-plans.test.ts).
+      WHERE jobs.id = ANY(${placed.map((p) => p.id)}::uuid[]) AND jobs.id = placed.id
+        AND array_position(${guardKeys(CLAIM)}::text[], jobs.state) IS NOT NULL
       RETURNING ${changedColumns(sql)}, jobs.task, jobs.assigned_at
     ), history AS (
       INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)

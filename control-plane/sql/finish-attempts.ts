@@ -61,7 +61,9 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FinishR
       FROM input
       -- Only an active attempt can be ended by its node: a requeued job keeps its
       -- attempt number until claimed again, and must not be ended by the lost one.
-      WHERE jobs.id = input.id AND jobs.attempt = input.attempt AND ${key} = ANY(${guardKeys(FINISH)}::text[])
+      -- The ids again, as an index condition (see claim-jobs.ts).
+      WHERE jobs.id = ANY(${col((r) => r.attempt.jobId)}::uuid[]) AND jobs.id = input.id AND jobs.attempt = input.attempt
+        AND ${key} = ANY(${guardKeys(FINISH)}::text[])
       RETURNING ${changedColumns(db)}, jobs.started_at, jobs.ended_at
     ), history AS (
       UPDATE job_attempts a SET outcome = f.end_reason, exit_code = f.exit_code, started_at = f.started_at, ended_at = f.ended_at

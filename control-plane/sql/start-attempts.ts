@@ -35,7 +35,9 @@ export async function startAttempts(sql: Sql | TransactionSql, reports: StartRep
                            ELSE jobs.backstop_at END,
         state = ${running}
       FROM input
-      WHERE jobs.id = input.id AND jobs.attempt = input.attempt AND jobs.state = ANY(${guardKeys(START)}::text[])
+      -- The ids again, as the only index condition (see claim-jobs.ts).
+      WHERE jobs.id = ANY(${reports.map((r) => r.attempt.jobId)}::uuid[]) AND jobs.id = input.id AND jobs.attempt = input.attempt
+        AND array_position(${guardKeys(START)}::text[], jobs.state) IS NOT NULL
       RETURNING ${changedColumns(sql as Sql)}, jobs.started_at
     ), history AS (
       UPDATE job_attempts a SET started_at = coalesce(a.started_at, s.started_at)

@@ -1,0 +1,99 @@
+// The set-based statements of the hot path look their rows up by id. Joined to
+// an unnest of their input, Postgres was free to read every queued or active
+// job (or the whole table) and hash it, once per statement: O(jobs) per claim
+// and per report commit instead of O(the rows in hand), which grows with the
+// history a production table keeps. Each statement is EXPLAINed here, as it is
+// sent (captured with postgres.js's debug hook), over a table with a history.
+import test from 'ava';
+import postgres from 'postgres';
+import { v7 as uuidv7 } from 'uuid';
+import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
+import { migrate } from '../../control-plane/db/migrate.js';
+import type { Sql } from '../../control-plane/db/connect.js';
+import { claimJobs } from '../../control-plane/sql/claim-jobs.js';
+import { finishAttempts } from '../../control-plane/sql/finish-attempts.js';
+import { insertJobs } from '../../control-plane/sql/insert-jobs.js';
+import { startAttempts } from '../../control-plane/sql/start-attempts.js';
+import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
+import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+
+let db: TestDatabase;
+let traced: Sql;
+let captured: { query: string; params: unknown[] }[] = [];
+test.before(async () => {
+  db = await createTestDatabase();
+  await migrate(db.sql);
+  traced = postgres(db.url, {
+    max: 1,
+    onnotice: () => {},
+    types: { bigint: { to: 20, from: [20], serialize: (n: number) => String(n), parse: (s: string) => Number(s) } },
+    debug: (_conn: number, query: string, params: unknown[]) => captured.push({ query, params }),
+  }) as unknown as Sql;
+  // A history: 4,000 jobs, 3,000 of them ended, 500 queued, 500 running.
+  const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'] }), DEFAULT_SPEC_POLICY, runtimeTable(DEFAULT_RUNTIMES));
+  for (let i = 0; i < 4; i++) await insertJobs(db.sql, Array.from({ length: 1000 }, () => ({ id: uuidv7(), spec, task, requestId: '' })), 1e9);
+  const offer = (n: number) => [{ nodeId: 'history', free: { slots: n, cpus: 1e6, memoryBytes: 2 ** 60 }, size: { cpus: 1e6, memoryBytes: 2 ** 60 } }];
+  const claimed = (await claimJobs(db.sql, offer(3500))).rows;
+  const done = claimed.slice(0, 3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }));
+  for (let i = 0; i < done.length; i += 500) await finishAttempts(db.sql, done.slice(i, i + 500));
+  await startAttempts(db.sql, claimed.slice(3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, startedAt: new Date() })), 5000);
+  // Statistics as a table that grows fast has them (none yet): autovacuum would analyse it at any moment.
+  await db.sql`ALTER TABLE jobs SET (autovacuum_enabled = false)`;
+  await db.sql`ALTER TABLE job_attempts SET (autovacuum_enabled = false)`;
+});
+test.after.always(async () => {
+  await traced?.end({ timeout: 1 });
+  await db?.drop();
+});
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Index Cond'?: string;
+  'Recheck Cond'?: string;
+  Plans?: PlanNode[];
+}
+
+/** How each statement the call sent reads the jobs table: "Seq Scan", or an index scan and its condition. */
+async function jobsScansOf(call: () => Promise<unknown>): Promise<string[]> {
+  captured = [];
+  await call();
+  const scans: string[] = [];
+  for (const { query, params } of captured.filter((c) => /UPDATE jobs/.test(c.query))) {
+    const [row] = await db.sql.unsafe(`EXPLAIN (FORMAT JSON) ${query}`, params as never[]);
+    const walk = (n: PlanNode) => {
+      if (n['Relation Name'] === 'jobs' && n['Node Type'] !== 'ModifyTable') {
+        const cond = n['Index Cond'] ?? n['Recheck Cond'];
+        scans.push(`${n['Node Type']}${cond ? ` ${n['Index Name'] ?? ''} (${cond})` : ''}`);
+      }
+      n.Plans?.forEach(walk);
+    };
+    walk((row as unknown as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0]!.Plan);
+  }
+  return scans;
+}
+
+/** An index lookup of the ids in hand: `id = ANY(...)`, or `id = <input>.id` once per input row. */
+const byId = (scan: string) => /^(Index Scan|Index Only Scan|Bitmap Heap Scan).*\(\(?id = (ANY|\w+\.id\b)/.test(scan);
+
+for (const stats of ['before the table is analysed', 'once it is analysed'] as const) {
+  test.serial(`a claim, a start and a finish each read only the jobs they name, ${stats}`, async (t) => {
+    if (stats === 'once it is analysed') await db.sql`ANALYZE jobs`;
+    const queued = await db.sql<{ id: string }[]>`SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY id LIMIT 10`;
+    t.is(queued.length, 10);
+    const claimScans = await jobsScansOf(() =>
+      claimJobs(traced, [{ nodeId: 'n', free: { slots: 10, cpus: 1e6, memoryBytes: 2 ** 60 }, size: { cpus: 1e6, memoryBytes: 2 ** 60 } }]),
+    );
+    t.true(claimScans.length > 0 && claimScans.every(byId), `claim: ${claimScans.join('; ')}`);
+    const assigned = await db.sql<{ id: string; attempt: number }[]>`SELECT id, attempt FROM jobs WHERE state = 'ASSIGNED' ORDER BY id LIMIT 10`;
+    const refs = assigned.map((r) => ({ jobId: r.id, attempt: r.attempt }));
+    const startScans = await jobsScansOf(() => startAttempts(traced, refs.map((attempt) => ({ attempt, startedAt: new Date() })), 5000));
+    t.true(startScans.length > 0 && startScans.every(byId), `start: ${startScans.join('; ')}`);
+    const finishScans = await jobsScansOf(() =>
+      finishAttempts(traced, refs.map((attempt) => ({ attempt, reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }))),
+    );
+    t.true(finishScans.length > 0 && finishScans.every(byId), `finish: ${finishScans.join('; ')}`);
+  });
+}
