@@ -1,5 +1,6 @@
 // The one owner of job transitions on the control plane, as Nomad's alloc
-// runner owns an allocation: submit, claim, start, finish (with output), cancel,
+// runner owns an allocation: submit (placed at once on a free node when nothing
+// is queued, submit-placement.ts), claim, start, finish (with output), cancel,
 // lose, expire and backstop. Each is a set-based compare-and-set (control-plane/sql/,
 // guards from common/job-state.ts) over many rows at once, and each does every
 // follow-up of what it committed here, in one place: publish to watchers, free
@@ -11,7 +12,7 @@ import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
 import { Job, JobState } from '../common/gen/grid/v1/job.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
 import { isTransientDatabaseError } from '../common/errors.js';
-import { stateToDb } from '../common/job-state.js';
+import { stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { cancelGraceOf, getJobs, queueDepth, rowToJob } from './job-store.js';
@@ -28,10 +29,11 @@ import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
-import { insertJobs, type NewJob } from './sql/insert-jobs.js';
+import { insertJobs, type InsertedJob, type NewJob } from './sql/insert-jobs.js';
 import { loseAttempts, loseNode } from './sql/lose-attempts.js';
 import { noteWaiting } from './sql/note-waiting.js';
 import { startAttempts, type StartReport } from './sql/start-attempts.js';
+import { placeOnArrival } from './submit-placement.js';
 
 export type { NewJob, StartReport, FinishReport, OutputReport };
 
@@ -165,24 +167,43 @@ export function createJobTransitions(deps: {
       // One limit per group: every caller of one server passes the same.
       const maxQueued = Math.min(...items.map((i) => i.maxQueued));
       await admit(items.length, maxQueued);
+      const jobs = items.map((i) => i.job);
+      const placement = placeOnArrival(registry, jobs);
       let inserted;
       try {
-        inserted = await insertJobs(sql, items.map((i) => i.job), maxQueued);
+        inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
+      } catch (err) {
+        placement?.release();
+        // It may have committed with its answer lost, as a claim can (see claimFor).
+        for (const s of placement?.sessions ?? []) s.capacityUnknown();
+        throw err;
       } finally {
         admitted -= items.length;
       }
       const { outcomes, queuedBefore } = inserted;
-      if (queuedBefore !== undefined) queued = queuedBefore + outcomes.filter((o) => o.kind === 'created').length;
+      const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));
+      const assigned = created.filter((r) => r.state !== QUEUED);
+      if (queuedBefore !== undefined) queued = queuedBefore + created.length - assigned.length;
+      // Held for the insert; now held again for what it stored ASSIGNED, and sent.
+      placement?.release();
+      if (assigned.length > 0) {
+        const tasks = new Map(jobs.map((j) => [j.id, j.task]));
+        pacer.claimed(assigned.length, performance.now());
+        await deliver(
+          assigned.map((r) => ({ id: r.id, attempt: r.attempt, node_id: r.node_id!, task: tasks.get(r.id)! })),
+          new Map(placement!.sessions.map((s) => [s.nodeId, s])),
+        );
+      }
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
       const result = outcomes.map((o, i): SubmitOutcome => {
         if (o.kind === 'full') return o;
         if (o.kind === 'existing') return { kind: 'existing', job: rowToJob(rows.get(o.id)!) };
         const { job } = items[i]!;
-        log.debug({ job_id: o.row.id, image: job.task.image }, 'job submitted');
-        return { kind: 'created', job: queuedJob(job, o.row) };
+        log.debug({ job_id: o.row.id, image: job.task.image, node: o.row.node_id ?? undefined }, 'job submitted');
+        return { kind: 'created', job: createdJob(job, o.row) };
       });
-      if (outcomes.some((o) => o.kind === 'created')) deps.kick('queued');
+      if (created.length > assigned.length) deps.kick('queued');
       return result;
     },
   });
@@ -273,33 +294,43 @@ export function createJobTransitions(deps: {
       for (const s of offered) s.capacityUnknown();
       throw err;
     }
-    const bySession = new Map(offered.map((s) => [s.nodeId, s]));
-    const undelivered: (AttemptRef & { nodeId: string })[] = [];
     pacer.claimed(claim.rows.length, performance.now());
     queued = Math.max(0, queued - claim.rows.length);
     backlog = !claim.exhausted && claim.rows.length > 0;
-    for (const row of claim.rows) {
-      const session = bySession.get(row.node_id!)!;
+    const undelivered = await deliver(
+      claim.rows.map((row) => ({ id: row.id, attempt: row.attempt, node_id: row.node_id!, task: taskOf(row) })),
+      new Map(offered.map((s) => [s.nodeId, s])),
+    );
+    // Another replica took some of the jobs placed: read the queue again.
+    if (claim.raced) deps.kick('queued');
+    return { claimed: claim.rows.length - undelivered, exhausted: claim.exhausted };
+  }
+
+  /**
+   * Sends committed assignments (of a claim, or of a submit placed at once) to
+   * their nodes and holds their room; returns how many could not be sent.
+   */
+  async function deliver(rows: { id: string; attempt: number; node_id: string; task: Task }[], bySession: Map<string, NodeSession>): Promise<number> {
+    const undelivered: (AttemptRef & { nodeId: string })[] = [];
+    for (const row of rows) {
+      const session = bySession.get(row.node_id)!;
       const attempt = { jobId: row.id, attempt: row.attempt };
-      const task: Task = taskOf(row);
-      // The stream may have ended, been judged or been replaced while the claim
-      // was in flight; such a claim must not stay ASSIGNED to a node that never hears of it.
-      if (!registry.isCurrent(session) || !session.sendAssignment(attempt, task)) {
+      // The stream may have ended, been judged or been replaced while the statement
+      // was in flight; such a job must not stay ASSIGNED to a node that never hears of it.
+      if (!registry.isCurrent(session) || !session.sendAssignment(attempt, row.task)) {
         undelivered.push({ ...attempt, nodeId: session.nodeId });
         continue;
       }
-      session.hold(attempt, task);
+      session.hold(attempt, row.task);
       log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
     }
-    publish(claim.rows);
+    publish(rows);
     if (undelivered.length > 0) {
       log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; requeueing them');
       publish(await loseAttempts(sql, { attempts: undelivered }));
       deps.kick('queued');
     }
-    // Another replica took some of the jobs placed: read the queue again.
-    if (claim.raced) deps.kick('queued');
-    return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
+    return undelivered.length;
   }
 
   return {
@@ -394,7 +425,16 @@ export function createJobTransitions(deps: {
   };
 }
 
-/** The job a submit created, as stored: built from what was inserted, without reading it back. */
-function queuedJob(job: NewJob, row: { id: string; submitted_at: Date }): Job {
-  return Job.fromPartial({ id: row.id, state: JobState.JOB_STATE_QUEUED, spec: job.spec, maxAttempts: job.spec.maxAttempts, submittedAt: row.submitted_at });
+/** The job a submit created, as stored (QUEUED, or ASSIGNED at once): built from what was inserted, without reading it back. */
+function createdJob(job: NewJob, row: InsertedJob): Job {
+  return Job.fromPartial({
+    id: row.id,
+    state: stateFromDb(row.state),
+    spec: job.spec,
+    attempt: row.attempt,
+    maxAttempts: job.spec.maxAttempts,
+    nodeId: row.node_id ?? '',
+    submittedAt: row.submitted_at,
+    assignedAt: row.assigned_at ?? undefined,
+  });
 }

@@ -164,6 +164,11 @@ export class NodeSession {
     this.claimSettledAt = performance.now();
   }
 
+  /** A claim (or a submit placed at once) for this node is in flight: its room is being decided. */
+  get claimInFlight(): boolean {
+    return this.claiming > 0;
+  }
+
   /**
    * Whether every claim for this node settled before `readAt`: only then does an
    * assigned attempt this session does not count mean a claim whose answer was

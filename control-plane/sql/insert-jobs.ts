@@ -1,10 +1,14 @@
 // Submit: many validated jobs stored as QUEUED in one statement (one commit for
 // a group of concurrent submits, see group-commit.ts). Admission reads the
 // queue depth the triggers of migration 7 keep, never a count of the queue.
+// A job the caller placed on a node (a free slot, nothing queued) is stored
+// ASSIGNED to it at once, claimed in the same statement: QUEUED → ASSIGNED
+// without the queue's two round trips, but only while the queue is empty as
+// this statement reads it, so it never passes a job that waits.
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
-import { stateToDb } from '../../common/job-state.js';
+import { claimTargetOf, stateToDb } from '../../common/job-state.js';
 import { durationToMs } from '../../common/units.js';
 import type { Sql } from '../db/connect.js';
 
@@ -20,7 +24,15 @@ export interface InsertedJob {
   id: string;
   version: number;
   submitted_at: Date;
+  /** QUEUED, or ASSIGNED to `node_id` (attempt 1) when it was placed and the queue was empty. */
+  state: string;
+  node_id: string | null;
+  attempt: number;
+  assigned_at: Date | null;
 }
+
+const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
+const ASSIGNED = stateToDb(claimTargetOf(JobState.JOB_STATE_QUEUED)!.state);
 
 export type InsertOutcome =
   | { kind: 'created'; row: InsertedJob }
@@ -40,9 +52,12 @@ export async function insertJobs(
   sql: Sql,
   jobs: NewJob[],
   maxQueued: number,
+  /** Job id → the node it was placed on (see above); the rest are queued. */
+  placed: ReadonlyMap<string, string> = new Map(),
 ): Promise<{ outcomes: InsertOutcome[]; queuedBefore: number | undefined }> {
   if (jobs.length === 0) return { outcomes: [], queuedBefore: undefined };
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
+  const direct = sql`(input.node_id IS NOT NULL AND (SELECT queued FROM room) = 0)`;
   const rows = await sql<(InsertedJob & { ord: number; room: number })[]>`
     WITH input AS (
       SELECT * FROM unnest(
@@ -53,22 +68,26 @@ export async function insertJobs(
         ${col((j) => Number(j.task.memoryBytes))}::int8[], ${col((j) => j.requestId || null)}::text[],
         ${col((j) => j.spec.maxAttempts)}::int[], ${col((j) => durationToMs(j.spec.queueTimeout))}::int8[],
         ${col((j) => durationToMs(j.task.timeout))}::int8[], ${col((j) => durationToMs(j.task.stopGrace))}::int[],
-        ${col((j) => Number(j.task.outputCapBytes))}::int8[]
+        ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
-                             timeout_ms, stop_grace_ms, output_cap_bytes, ord)
+                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, ord)
     ), room AS (
-      SELECT ${maxQueued}::int8 - coalesce((SELECT sum(queued) FROM queue_depth), 0) AS n
+      SELECT coalesce((SELECT sum(queued) FROM queue_depth), 0) AS queued
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes)
-      SELECT id, ${stateToDb(JobState.JOB_STATE_QUEUED)}, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-             now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes
-      FROM input WHERE ord <= (SELECT n FROM room)
+                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at)
+      SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
+             now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
+             CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END
+      FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING
-      RETURNING id, version, submitted_at
+      RETURNING id, version, submitted_at, state, node_id, attempt, assigned_at
+    ), history AS (
+      INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)
+      SELECT id, attempt, node_id, assigned_at FROM inserted WHERE state = ${ASSIGNED}
     )
-    SELECT inserted.*, input.ord, (SELECT n FROM room) AS room FROM inserted JOIN input USING (id)`;
+    SELECT inserted.*, input.ord, ${maxQueued}::int8 - (SELECT queued FROM room) AS room FROM inserted JOIN input USING (id)`;
   const created = new Map(rows.map((r) => [r.ord, r]));
   const missing = jobs.filter((j, i) => !created.has(i + 1) && j.requestId).map((j) => j.requestId);
   const existing = new Map(
@@ -80,7 +99,10 @@ export async function insertJobs(
   );
   const outcomes = jobs.map((job, i): InsertOutcome => {
     const row = created.get(i + 1);
-    if (row) return { kind: 'created', row: { id: row.id, version: row.version, submitted_at: row.submitted_at } };
+    if (row) {
+      const { id, version, submitted_at, state, node_id, attempt, assigned_at } = row;
+      return { kind: 'created', row: { id, version, submitted_at, state, node_id, attempt, assigned_at } };
+    }
     const id = job.requestId ? existing.get(job.requestId) : undefined;
     return id ? { kind: 'existing', id } : { kind: 'full' };
   });

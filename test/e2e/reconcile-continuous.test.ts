@@ -8,7 +8,9 @@
 // runs: same attempt, not requeued, and exactly once. A node that reconnects
 // meanwhile is sent it on connect; and until the node is reconciled its free
 // capacity is unknown, so no other job takes the slot the lost claim holds.
+// The same holds for a submit placed at once (its insert is its claim).
 import test from 'ava';
+import { ClientError, Status } from 'nice-grpc';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase } from '../helpers/postgres.js';
 import { startPgCuttingProxy } from '../helpers/pg-cutting-proxy.js';
@@ -24,15 +26,19 @@ test('a claim committed whose reply was lost: the connected node is sent the job
   const api = clients(cp.address);
   try {
     await waitForNodes(api, [node]);
-    // Only a claim that returns a row is cut: the dispatch of this job.
+    // The node's one slot is taken (placed at submit), so this job is queued and
+    // dispatched by a claim when it frees: only that claim is cut.
+    await holdTheSlot(api);
     proxy.arm();
     const cutting = proxy.nextCut(10_000);
     const { job } = await api.jobs.submitJob({ spec: commandSpec(['echo', 'hi']), requestId: '' });
+    t.is(job!.state, JobState.JOB_STATE_QUEUED);
     const cut = await cutting;
 
     // The claim that was cut returned this job and committed: Postgres (read
     // directly, not through the proxy) has it ASSIGNED to the node, attempt 1.
     t.is(cut.rows, 1);
+    t.is(cut.kind, 'claim');
     t.true(cut.reply.includes(Buffer.from(job!.id)), 'the withheld reply is the claim of this job');
     const [row] = await db.sql`SELECT state, node_id, attempt FROM jobs WHERE id = ${job!.id}`;
     t.deepEqual([row!.state, row!.node_id, row!.attempt], ['ASSIGNED', node, 1], 'the claim committed');
@@ -57,6 +63,18 @@ test('a claim committed whose reply was lost: the connected node is sent the job
     await db.drop();
   }
 });
+
+/** Takes a one-slot node's slot for a moment: a job submitted now queues, and a claim dispatches it. */
+async function holdTheSlot(api: ReturnType<typeof clients>): Promise<void> {
+  const { job } = await api.jobs.submitJob({ spec: commandSpec(['sleep', '1']), requestId: '' });
+  // Placed at submit, or claimed an instant later.
+  for (let i = 0; i < 100; i++) {
+    const { job: now } = await api.jobs.getJob({ jobId: job!.id });
+    if (now!.state !== JobState.JOB_STATE_QUEUED) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('the job meant to take the slot was not dispatched within 2 s');
+}
 
 /** A control plane reaching Postgres through the cutting proxy, and a one-slot agent. */
 async function cutClaimGrid(cpArgs: string[] = []) {
@@ -89,6 +107,7 @@ test('a lost claim\'s job is sent on connect when its node reconnects before any
   // No continuous pass within the test: only the reconcile of the agent's hello can send it.
   const grid = await cutClaimGrid(['--reconcile-interval', '1h']);
   try {
+    await holdTheSlot(grid.api);
     grid.proxy.arm();
     const cutting = grid.proxy.nextCut(10_000);
     const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['echo', 'sent on connect']), requestId: '' });
@@ -106,6 +125,7 @@ test('a lost claim\'s job is sent on connect when its node reconnects before any
 test('the slot a lost claim holds is not given to another job: on a one-slot node the two never run at once', async (t) => {
   const grid = await cutClaimGrid();
   try {
+    await holdTheSlot(grid.api);
     grid.proxy.arm();
     const cutting = grid.proxy.nextCut(10_000);
     const first = (await grid.api.jobs.submitJob({ spec: commandSpec(['sleep', '2']), requestId: '' })).job!;
@@ -117,6 +137,36 @@ test('the slot a lost claim holds is not given to another job: on a one-slot nod
     const overlap = Math.min(a.endedAt!.getTime(), b.endedAt!.getTime()) - Math.max(a.startedAt!.getTime(), b.startedAt!.getTime());
     t.log(`the lost claim's job ran ${a.startedAt!.toISOString()}–${a.endedAt!.toISOString()}, the next one ${b.startedAt!.toISOString()}–${b.endedAt!.toISOString()}`);
     t.true(overlap <= 0, `the two jobs ran at once for ${overlap} ms on a one-slot node`);
+  } finally {
+    await grid.close();
+  }
+});
+
+test('a submit placed at once whose reply was lost: the node is sent the job anyway, attempt 1, and a retry of the submit answers that job', async (t) => {
+  const grid = await cutClaimGrid();
+  try {
+    // The slot is free: the submit's own insert stores the job ASSIGNED, and that
+    // reply is cut. (Not while the pass the node's connect started is in flight:
+    // a node being claimed for is not placed on.)
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    grid.proxy.arm();
+    const cutting = grid.proxy.nextCut(10_000);
+    const spec = commandSpec(['echo', 'placed at once']);
+    const submitted = grid.api.jobs.submitJob({ spec, requestId: 'placed-and-cut' });
+    const cut = await cutting;
+    t.is(cut.kind, 'insert');
+    const refused = await submitted.then(() => undefined, (err: ClientError) => err);
+    t.is(refused?.code, Status.UNAVAILABLE, 'the caller is told to retry');
+    const { job } = await grid.api.jobs.submitJob({ spec, requestId: 'placed-and-cut' });
+    t.true(cut.reply.includes(Buffer.from(job!.id)), 'the withheld reply is the insert of this job');
+    const final = await jobWhenEnded(grid.api, job!.id, 15_000);
+    t.is(JobState[final.state], JobState[JobState.JOB_STATE_SUCCEEDED]);
+    t.is(final.attempt, 1, 'the same attempt was sent, not requeued as a new one');
+    t.is(final.nodeId, grid.node);
+    t.is((await gridctl(grid.cp.address, ['logs', job!.id])).stdout.toString(), 'placed at once\n');
+    const attempts = await grid.db.sql`SELECT attempt, node_id, outcome FROM job_attempts WHERE job_id = ${job!.id}`;
+    t.deepEqual(attempts.map((a) => [a.attempt, a.node_id, a.outcome]), [[1, grid.node, 'SUCCEEDED']]);
+    t.is((await grid.db.sql`SELECT count(*)::int AS n FROM jobs`)[0]!.n, 1, 'one job, though submitted twice');
   } finally {
     await grid.close();
   }

@@ -20,9 +20,17 @@
 // destroyed instead of forwarding what was held. Once per arm; everything else passes unchanged.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
-/** SQL that is the dispatch claim: claimJobs' statement and no other. */
+/**
+ * SQL that claims jobs: claimJobs' statement, and insertJobs' (a submit placed
+ * at once stores its job ASSIGNED, control-plane/submit-placement.ts). An
+ * insert's reply counts only for its rows that were stored ASSIGNED.
+ */
 const CLAIM_MARKERS = ['claimed AS (', 'INSERT INTO job_attempts'];
-const isClaim = (sql: string) => CLAIM_MARKERS.every((m) => sql.includes(m));
+const INSERT_MARKERS = ['INSERT INTO jobs (id, state', 'INSERT INTO job_attempts'];
+type Claiming = 'claim' | 'insert';
+const claimingOf = (sql: string): Claiming | undefined =>
+  CLAIM_MARKERS.every((m) => sql.includes(m)) ? 'claim' : INSERT_MARKERS.every((m) => sql.includes(m)) ? 'insert' : undefined;
+const PLACED = Buffer.from('ASSIGNED');
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -31,6 +39,8 @@ const [DATA_ROW, READY_FOR_QUERY] = ['D', 'Z'].map((c) => c.charCodeAt(0));
 const IDLE = 'I'.charCodeAt(0);
 
 export interface ClaimCut {
+  /** Which statement it was: a dispatch claim, or the insert of a submit placed at once. */
+  kind: 'claim' | 'insert';
   /** The reply that was withheld; its DataRows hold the claimed rows, as text. */
   reply: Buffer;
   /** How many rows the claim returned. */
@@ -42,7 +52,7 @@ export interface PgCuttingProxy {
   port: number;
   /** A database URL of the upstream server, rewritten to go through the proxy. */
   urlFor(databaseUrl: string): string;
-  /** Cut the next claim that returns at least one row (then disarm). */
+  /** Cut the next claim (or submit placed at once) that returns at least one claimed row (then disarm). */
   arm(): void;
   disarm(): void;
   /** Every cut so far. */
@@ -74,8 +84,8 @@ export async function startPgCuttingProxy(upstream: { host: string; port: number
     let startup = true;
     let singleByteReplies = 0;
     // Client side: prepared statements that are the claim, and the reply segments answering one.
-    const claimStatements = new Set<string>();
-    const claimSegments = new Set<number>();
+    const claimStatements = new Map<string, Claiming>();
+    const claimSegments = new Map<number, Claiming>();
     let clientSegment = 1; // segment 0 is the startup's, ended by the first 'Z'
     let serverSegment = 0;
     let held: Buffer[] = [];
@@ -87,20 +97,24 @@ export async function startPgCuttingProxy(upstream: { host: string; port: number
       switch (type) {
         case 'P': {
           const [name, query] = cstrings(body, 2);
-          if (isClaim(query!)) claimStatements.add(name!);
+          const kind = claimingOf(query!);
+          if (kind) claimStatements.set(name!, kind);
           else claimStatements.delete(name!);
           return;
         }
         case 'B': {
           const [, statement] = cstrings(body, 2);
           // Marked as soon as the Bind passes, before the server can answer its Execute.
-          if (claimStatements.has(statement!)) claimSegments.add(clientSegment);
+          const kind = claimStatements.get(statement!);
+          if (kind) claimSegments.set(clientSegment, kind);
           return;
         }
-        case 'Q':
-          if (isClaim(cstrings(body, 1)[0]!)) claimSegments.add(clientSegment);
+        case 'Q': {
+          const kind = claimingOf(cstrings(body, 1)[0]!);
+          if (kind) claimSegments.set(clientSegment, kind);
           clientSegment++;
           return;
+        }
         case 'S':
           clientSegment++;
           return;
@@ -163,20 +177,21 @@ export async function startPgCuttingProxy(upstream: { host: string; port: number
           continue;
         }
         held.push(message);
-        if (type === DATA_ROW) heldRows++;
+        const kind = claimSegments.get(serverSegment)!;
+        if (type === DATA_ROW && (kind === 'claim' || message.includes(PLACED))) heldRows++;
         if (type !== READY_FOR_QUERY) continue;
         claimSegments.delete(serverSegment);
         serverSegment++;
         // A claim inside a transaction has committed only at the next ReadyForQuery
         // that says idle ('I'): hold what comes until then, as part of this reply.
         if (armed && heldRows > 0 && message[5] !== IDLE) {
-          claimSegments.add(serverSegment);
+          claimSegments.set(serverSegment, kind);
           continue;
         }
         if (armed && heldRows > 0) {
           // Committed, and the control plane will never know what it claimed.
           armed = false;
-          const cut: ClaimCut = { reply: Buffer.concat(held), rows: heldRows, at: Date.now() };
+          const cut: ClaimCut = { kind, reply: Buffer.concat(held), rows: heldRows, at: Date.now() };
           cuts.push(cut);
           client.destroy();
           db.destroy();

@@ -33,13 +33,14 @@ test('two groups of submits in flight at once do not both pass the high water', 
   const registry = new NodeRegistry();
   const node = new NodeSession('pacing', 'pacing', { slots: 10, cpus: 1000, memoryBytes: 2n ** 50n }, '', () => true, () => {});
   node.markReady();
-  registry.add(node);
   const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
   const maxQueued = 1_000_000;
 
-  // 1,000 queued and a claim of 10 that left the rest behind: dispatch is
-  // behind, at 10 jobs per 5 s, so the high water is its floor of 1,000 jobs.
+  // 1,000 queued (before the node is here: none is placed at submit) and a
+  // claim of 10 that left the rest behind: dispatch is behind, at 10 jobs per
+  // 5 s, so the high water is its floor of 1,000 jobs.
   await owner.submitMany(jobs(1000), maxQueued);
+  registry.add(node);
   const claim = await owner.claim(registry.live());
   t.is(claim.claimed, 10);
   t.false(claim.exhausted);

@@ -1,0 +1,51 @@
+// Placement at submit: a job that a live node here can take now need not wait
+// in the queue for a dispatch pass (its insert, a NOTIFY, a read of the queue's
+// head and a claim: four round trips). The submit's own insert stores it
+// ASSIGNED to the node (sql/insert-jobs.ts), if the queue is empty as that
+// statement reads it, so no job that waits is passed. The room it takes is held
+// on the node before the insert, as a claim's would be after it: a dispatch
+// pass meanwhile sees it taken. A node with a claim (or another placement) in
+// flight is not offered: that claim's room is not held until it answers. The
+// job-transition owner delivers what was stored ASSIGNED.
+import type { Task } from '../common/gen/grid/v1/agent.js';
+import type { NodeRegistry } from './node-registry.js';
+import type { NodeSession } from './node-session.js';
+import { placeJobs } from './scheduler.js';
+
+export interface SubmitPlacement {
+  /** Job id → node id, for the insert. */
+  readonly nodeOf: ReadonlyMap<string, string>;
+  readonly sessions: readonly NodeSession[];
+  /** Lets go of every hold (the insert answered, or failed); each session's claim is settled. */
+  release(): void;
+}
+
+/** Places what fits the live nodes' free room now, holding it; undefined when nothing fits. */
+export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task: Task }[]): SubmitPlacement | undefined {
+  const live = registry.live().filter((s) => !s.claimInFlight && s.freeCapacity().slots > 0);
+  if (live.length === 0) return undefined;
+  const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
+  const { placed } = placeJobs(
+    jobs.map((j) => ({ id: j.id, cpus: j.task.cpus, memory_bytes: Number(j.task.memoryBytes) })),
+    offers,
+  );
+  if (placed.length === 0) return undefined;
+  const byNode = new Map(live.map((s) => [s.nodeId, s]));
+  const tasks = new Map(jobs.map((j) => [j.id, j.task]));
+  const sessions = [...new Set(placed.map((p) => byNode.get(p.nodeId)!))];
+  // A claim in flight for the node: the reconciler must not take the job that
+  // Postgres may already show ASSIGNED, and the agent not yet have, for a lost one.
+  for (const s of sessions) s.claimStarted();
+  for (const p of placed) byNode.get(p.nodeId)!.hold({ jobId: p.id, attempt: 1 }, tasks.get(p.id)!);
+  let released = false;
+  return {
+    nodeOf: new Map(placed.map((p) => [p.id, p.nodeId])),
+    sessions,
+    release() {
+      if (released) return;
+      released = true;
+      for (const p of placed) byNode.get(p.nodeId)!.release({ jobId: p.id, attempt: 1 });
+      for (const s of sessions) s.claimSettled();
+    },
+  };
+}

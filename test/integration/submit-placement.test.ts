@@ -1,0 +1,99 @@
+// Placement at submit against real PostgreSQL, through the owner of job
+// transitions: a job a live node can take now is stored ASSIGNED to it by the
+// submit's own insert, never past a job that waits in the queue, and its room
+// is counted on the node exactly as a claim's would be.
+import test from 'ava';
+import { v7 as uuidv7 } from 'uuid';
+import { pino } from 'pino';
+import type { ConnectResponse } from '../../common/gen/grid/v1/agent.js';
+import { JobSpec, JobState } from '../../common/gen/grid/v1/job.js';
+import { migrate } from '../../control-plane/db/migrate.js';
+import { createLocalEventBus } from '../../control-plane/job-events.js';
+import { createJobTransitions, type JobTransitions, type NewJob } from '../../control-plane/job-transitions.js';
+import { NodeRegistry } from '../../control-plane/node-registry.js';
+import { NodeSession } from '../../control-plane/node-session.js';
+import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
+import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+
+let db: TestDatabase;
+test.before(async () => {
+  db = await createTestDatabase();
+  await migrate(db.sql);
+});
+test.after.always(async () => db?.drop());
+
+const runtimes = runtimeTable(DEFAULT_RUNTIMES);
+function job(requestId = '', memoryBytes = 0n): NewJob {
+  const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'], resources: { memoryBytes } }), DEFAULT_SPEC_POLICY, runtimes);
+  return { id: uuidv7(), spec, task, requestId };
+}
+
+function setUp(slots: number, open = true): { owner: JobTransitions; registry: NodeRegistry; node: NodeSession; sent: ConnectResponse[] } {
+  const registry = new NodeRegistry();
+  const sent: ConnectResponse[] = [];
+  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots, cpus: 64, memoryBytes: 64n << 30n }, '', (m) => (open ? (sent.push(m), true) : false), () => {});
+  node.markReady();
+  registry.add(node);
+  const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  return { owner, registry, node, sent };
+}
+
+const rowOf = async (id: string) =>
+  (await db.sql<{ state: string; node_id: string | null; attempt: number }[]>`SELECT state, node_id, attempt FROM jobs WHERE id = ${id}`)[0]!;
+
+test.serial('with room on a live node and nothing queued, a submit is stored ASSIGNED to it at once and sent', async (t) => {
+  const { owner, node, sent } = setUp(2);
+  const [a, b, c] = await owner.submitMany([job(), job(), job()], 1_000_000);
+  const outcomes = [a!, b!, c!].map((o) => (o.kind === 'created' ? o.job : undefined));
+  t.deepEqual(outcomes.map((j) => j?.state), [JobState.JOB_STATE_ASSIGNED, JobState.JOB_STATE_ASSIGNED, JobState.JOB_STATE_QUEUED], 'two slots: two placed, the third queued');
+  t.deepEqual(outcomes.map((j) => j?.attempt), [1, 1, 0]);
+  for (const j of outcomes.slice(0, 2)) {
+    t.like(await rowOf(j!.id), { state: 'ASSIGNED', node_id: node.nodeId, attempt: 1 });
+    const [history] = await db.sql<{ node_id: string }[]>`SELECT node_id FROM job_attempts WHERE job_id = ${j!.id} AND attempt = 1`;
+    t.is(history?.node_id, node.nodeId, 'the attempt is in the history, as a claim writes it');
+  }
+  t.like(await rowOf(outcomes[2]!.id), { state: 'QUEUED', node_id: null, attempt: 0 });
+  t.deepEqual(
+    sent.map((m) => (m.message?.$case === 'assignment' ? m.message.value.attempt?.jobId : m.message?.$case)),
+    [outcomes[0]!.id, outcomes[1]!.id],
+  );
+  t.is(node.freeCapacity().slots, 0, 'their room is held');
+  t.true(node.holds({ jobId: outcomes[0]!.id, attempt: 1 }));
+  // Clean up: the queued one is for the next test's queue.
+  await owner.cancel([outcomes[2]!.id], 0);
+});
+
+test.serial('a submit is never placed past a job that waits in the queue', async (t) => {
+  const { owner } = setUp(4);
+  // A job waiting in the queue: submitted to a replica with no node.
+  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  const [waiting] = await empty.submitMany([job()], 1_000_000);
+  t.is(waiting!.kind === 'created' && waiting!.job.state, JobState.JOB_STATE_QUEUED);
+  const [later] = await owner.submitMany([job()], 1_000_000);
+  t.is(later!.kind === 'created' && later!.job.state, JobState.JOB_STATE_QUEUED, 'queued behind it, for the dispatcher to take in order');
+  const ids = [waiting!, later!].map((o) => (o.kind === 'created' ? o.job.id : ''));
+  await owner.cancel(ids, 0);
+});
+
+test.serial('a resubmit with the same request id places nothing and holds no room', async (t) => {
+  const { owner, node } = setUp(1);
+  const first = job('same-request');
+  const [created] = await owner.submitMany([first], 1_000_000);
+  t.is(created!.kind === 'created' && created!.job.state, JobState.JOB_STATE_ASSIGNED);
+  node.release({ jobId: first.id, attempt: 1 });
+  const [again] = await owner.submitMany([job('same-request')], 1_000_000);
+  t.is(again!.kind, 'existing');
+  t.is(node.freeCapacity().slots, 1, 'the hold taken for the insert was let go');
+});
+
+test.serial('a job placed on a stream that ended during the insert is queued again, not left ASSIGNED to it', async (t) => {
+  const { owner, node } = setUp(1, false);
+  const [created] = await owner.submitMany([job()], 1_000_000);
+  const id = created!.kind === 'created' ? created!.job.id : '';
+  t.like(await rowOf(id), { state: 'QUEUED', node_id: null });
+  const [history] = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${id} AND attempt = 1`;
+  t.is(history?.outcome, 'NODE_LOST');
+  t.is(node.freeCapacity().slots, 1);
+  await owner.cancel([id], 0);
+});

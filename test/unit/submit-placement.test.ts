@@ -1,0 +1,43 @@
+// Placement at submit, without servers: what fits is held on the live nodes,
+// a node being claimed for is left alone, and release lets every hold go.
+import test from 'ava';
+import { Task } from '../../common/gen/grid/v1/agent.js';
+import { NodeRegistry } from '../../control-plane/node-registry.js';
+import { NodeSession } from '../../control-plane/node-session.js';
+import { placeOnArrival } from '../../control-plane/submit-placement.js';
+
+function node(registry: NodeRegistry, id: string, slots: number): NodeSession {
+  const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: 8n << 30n }, '', () => true, () => {});
+  s.markReady();
+  registry.add(s);
+  return s;
+}
+const job = (id: string, cpus = 1) => ({ id, task: Task.fromPartial({ cpus, memoryBytes: 1n << 30n }) });
+
+test('jobs that fit are placed on the roomiest nodes and held there until released', (t) => {
+  const registry = new NodeRegistry();
+  const a = node(registry, 'a', 2);
+  const b = node(registry, 'b', 1);
+  const placement = placeOnArrival(registry, [job('j1'), job('j2'), job('j3'), job('j4')])!;
+  t.deepEqual([...placement.nodeOf].sort(), [['j1', 'a'], ['j2', 'b'], ['j3', 'a']].sort(), 'three slots, three placed; the fourth is queued');
+  t.is(a.freeCapacity().slots, 0);
+  t.is(b.freeCapacity().slots, 0);
+  t.true(a.claimInFlight && b.claimInFlight, 'the reconciler waits for the insert');
+  placement.release();
+  t.is(a.freeCapacity().slots, 2);
+  t.false(a.claimInFlight || b.claimInFlight);
+  placement.release();
+  t.is(a.freeCapacity().slots, 2, 'a second release changes nothing');
+});
+
+test('a node with a claim in flight, or no room, is not placed on; nothing placed is undefined', (t) => {
+  const registry = new NodeRegistry();
+  const busy = node(registry, 'busy', 4);
+  busy.claimStarted();
+  t.is(placeOnArrival(registry, [job('j1')]), undefined);
+  busy.claimSettled();
+  t.is(placeOnArrival(registry, [job('too-big', 8)]), undefined, 'a job larger than every node waits in the queue');
+  const placed = placeOnArrival(registry, [job('j1')])!;
+  t.deepEqual([...placed.nodeOf], [['j1', 'busy']]);
+  t.is(placeOnArrival(registry, [job('j2')]), undefined, 'the node is being placed on already');
+});
