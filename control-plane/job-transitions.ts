@@ -33,7 +33,7 @@ import { insertJobs, type InsertedJob, type NewJob } from './sql/insert-jobs.js'
 import { loseAttempts, loseNode } from './sql/lose-attempts.js';
 import { noteWaiting } from './sql/note-waiting.js';
 import { startAttempts, type StartReport } from './sql/start-attempts.js';
-import { placeOnArrival } from './submit-placement.js';
+import { placeOnArrival, type SubmitPlacement } from './submit-placement.js';
 
 export type { NewJob, StartReport, FinishReport, OutputReport };
 
@@ -168,9 +168,13 @@ export function createJobTransitions(deps: {
       const maxQueued = Math.min(...items.map((i) => i.maxQueued));
       await admit(items.length, maxQueued);
       const jobs = items.map((i) => i.job);
-      const placement = placeOnArrival(registry, jobs);
+      let placement: SubmitPlacement | undefined;
       let inserted;
       try {
+        // Only while no other group is between admission and its commit: that
+        // group's queued jobs (uncommitted, so not in this insert's queue depth)
+        // would otherwise be passed by this one's placed jobs.
+        if (admitted === items.length) placement = placeOnArrival(registry, jobs);
         inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
       } catch (err) {
         placement?.release();
@@ -186,22 +190,30 @@ export function createJobTransitions(deps: {
       if (queuedBefore !== undefined) queued = queuedBefore + created.length - assigned.length;
       // Held for the insert; now held again for what it stored ASSIGNED, and sent.
       placement?.release();
+      let lost: string[] = [];
       if (assigned.length > 0) {
         const tasks = new Map(jobs.map((j) => [j.id, j.task]));
         pacer.claimed(assigned.length, performance.now());
-        await deliver(
+        lost = await deliver(
           assigned.map((r) => ({ id: r.id, attempt: r.attempt, node_id: r.node_id!, task: tasks.get(r.id)! })),
           new Map(placement!.sessions.map((s) => [s.nodeId, s])),
         );
       }
+      // Room held for jobs the insert did not place (the queue was not empty, a
+      // repeated request id, the queue full) is free again: a pass meanwhile saw it taken.
+      if (placement && placement.nodeOf.size > assigned.length - lost.length) deps.kick('capacity');
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
+      // Placed jobs whose stream ended meanwhile were queued again (or ended):
+      // answered as they are now, if that can be read (they are stored either way).
+      const moved = new Map((await getJobs(sql, lost).catch(() => [])).map((r) => [r.id, r]));
       const result = outcomes.map((o, i): SubmitOutcome => {
         if (o.kind === 'full') return o;
         if (o.kind === 'existing') return { kind: 'existing', job: rowToJob(rows.get(o.id)!) };
         const { job } = items[i]!;
         log.debug({ job_id: o.row.id, image: job.task.image, node: o.row.node_id ?? undefined }, 'job submitted');
-        return { kind: 'created', job: createdJob(job, o.row) };
+        const now = moved.get(o.row.id);
+        return { kind: 'created', job: now ? rowToJob(now) : createdJob(job, o.row) };
       });
       if (created.length > assigned.length) deps.kick('queued');
       return result;
@@ -303,14 +315,15 @@ export function createJobTransitions(deps: {
     );
     // Another replica took some of the jobs placed: read the queue again.
     if (claim.raced) deps.kick('queued');
-    return { claimed: claim.rows.length - undelivered, exhausted: claim.exhausted };
+    return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
   }
 
   /**
    * Sends committed assignments (of a claim, or of a submit placed at once) to
-   * their nodes and holds their room; returns how many could not be sent.
+   * their nodes and holds their room; returns the ids of the jobs that could not
+   * be sent (their attempts are lost). Never throws: what it was given is committed.
    */
-  async function deliver(rows: { id: string; attempt: number; node_id: string; task: Task }[], bySession: Map<string, NodeSession>): Promise<number> {
+  async function deliver(rows: { id: string; attempt: number; node_id: string; task: Task }[], bySession: Map<string, NodeSession>): Promise<string[]> {
     const undelivered: (AttemptRef & { nodeId: string })[] = [];
     for (const row of rows) {
       const session = bySession.get(row.node_id)!;
@@ -326,11 +339,17 @@ export function createJobTransitions(deps: {
     }
     publish(rows);
     if (undelivered.length > 0) {
-      log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; requeueing them');
-      publish(await loseAttempts(sql, { attempts: undelivered }));
+      log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; their attempts are lost');
+      try {
+        publish(await loseAttempts(sql, { attempts: undelivered }));
+      } catch (err) {
+        // Still ASSIGNED to a node whose stream ended: its liveness verdict (or
+        // the reconcile of its next stream) settles them.
+        log.warn({ err }, 'cannot lose the undelivered attempts now; the node\'s verdict will');
+      }
       deps.kick('queued');
     }
-    return undelivered.length;
+    return undelivered.map((a) => a.jobId);
   }
 
   return {

@@ -148,6 +148,9 @@ export function startNodeReconciler(deps: {
         // A claim whose answer was still being handled when the read was sent
         // may show jobs not counted yet: not lost, about to be sent.
         resend: session.claimsSettledBefore(snapshot.takenAt) ? planned.resend : [],
+        // A submit placed at once counts its job before its insert commits: a read
+        // sent meanwhile does not show it, and its room must not be freed for another.
+        release: session.claimsSettledBefore(snapshot.takenAt) ? planned.release : [],
       };
       const changes = plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
       if (changes === 0 && !session.capacityUnknownNow()) return;

@@ -98,7 +98,8 @@ export class NodeSession {
   }
 
   /**
-   * A claim for this node failed without an answer: it may have committed, so
+   * A claim for this node (or the insert of a submit placed on it) failed
+   * without an answer: it may have committed, so
    * what the node holds is unknown, and it is offered no work until a
    * reconciliation read sent after this moment has counted it again.
    */
@@ -153,7 +154,11 @@ export class NodeSession {
     return true;
   }
 
-  /** A claim for this node is sent: until it settles, Postgres may show jobs this session has not counted yet. */
+  /**
+   * A claim for this node is sent (or a submit placed on it): until it settles,
+   * Postgres may show jobs this session has not counted yet, and (a placement)
+   * this session may count jobs Postgres does not show yet.
+   */
   claimStarted(): void {
     this.claiming++;
   }

@@ -6,7 +6,11 @@
 // on the node before the insert, as a claim's would be after it: a dispatch
 // pass meanwhile sees it taken. A node with a claim (or another placement) in
 // flight is not offered: that claim's room is not held until it answers. The
-// job-transition owner delivers what was stored ASSIGNED.
+// job-transition owner delivers what was stored ASSIGNED. While any job is
+// queued (even one no node can hold) every submit is queued: the insert only
+// knows the queue's depth, and the claim alone decides what may pass what.
+// The reconciler frees no counted room while such an insert is in flight
+// (NodeSession.claimsSettledBefore), since its read may not show the job yet.
 import type { Task } from '../common/gen/grid/v1/agent.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { NodeSession } from './node-session.js';

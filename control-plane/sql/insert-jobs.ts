@@ -1,10 +1,12 @@
-// Submit: many validated jobs stored as QUEUED in one statement (one commit for
-// a group of concurrent submits, see group-commit.ts). Admission reads the
+// Submit: many validated jobs stored in one statement (one commit for a group
+// of concurrent submits, see group-commit.ts), QUEUED unless placed (below). Admission reads the
 // queue depth the triggers of migration 7 keep, never a count of the queue.
 // A job the caller placed on a node (a free slot, nothing queued) is stored
 // ASSIGNED to it at once, claimed in the same statement: QUEUED → ASSIGNED
 // without the queue's two round trips, but only while the queue is empty as
-// this statement reads it, so it never passes a job that waits.
+// this statement reads it, so it never passes a committed job that waits (one
+// that another replica is inserting at the same moment can be passed, as by
+// any claim).
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';

@@ -97,3 +97,35 @@ test.serial('a job placed on a stream that ended during the insert is queued aga
   t.is(node.freeCapacity().slots, 1);
   await owner.cancel([id], 0);
 });
+
+test.serial('a group in flight with queued jobs is not passed by a later group placed at once', async (t) => {
+  const { owner, node } = setUp(4);
+  // 4 GiB of the node's 64 GiB held: a job of 61 GiB fits the node but not its free room, and waits.
+  node.hold({ jobId: uuidv7(), attempt: 1 }, { cpus: 1, memoryBytes: 4n << 30n });
+  const big = Array.from({ length: 1000 }, () => job('', 61n << 30n));
+  const small = job();
+  // The queue depth's rows locked: an insert of queued jobs waits at its count
+  // trigger, uncommitted, as a slow one would; an insert of only placed jobs
+  // changes no count and goes through.
+  let unlock!: () => void;
+  const locked = new Promise<void>((resolve) => (unlock = resolve));
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const lock = db.sql.begin(async (tx) => {
+    await tx`SELECT * FROM queue_depth FOR UPDATE`;
+    holding();
+    await locked;
+  });
+  await held;
+  // One call, two groups flushed at once: the 1,000 waiting jobs, then the small one.
+  const submitted = owner.submitMany([...big, small], 1_000_000);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const [early] = await db.sql<{ state: string }[]>`SELECT state FROM jobs WHERE id = ${small.id}`;
+  unlock();
+  await lock;
+  const outcomes = await submitted;
+  t.true(early === undefined, 'the small job was not stored ASSIGNED while the 1,000 before it were being queued');
+  const states = outcomes.map((o) => (o.kind === 'created' ? JobState[o.job.state] : o.kind));
+  t.is(states.filter((s) => s === 'JOB_STATE_QUEUED').length, 1001, 'the small job waits its turn behind them');
+  await owner.cancel([...big, small].map((j) => j.id), 0);
+});
