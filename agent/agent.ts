@@ -205,8 +205,9 @@ export function startAgent(options: AgentOptions): Agent {
       // Reports go out several to a message once the welcome says the control plane takes that.
       for await (const response of client.connect(requestBatches(outgoing, () => peerTakesBatches), { signal: abort.signal })) {
         const messages = unbatchResponse(response);
-        if (messages) messages.forEach(handle);
-        else log.warn('ignored a batch inside a batch from the control plane');
+        // Not something a control plane sends: end this stream (the next one starts clean).
+        if (!messages) throw new Error('the control plane sent a batch inside a batch');
+        messages.forEach(handle);
       }
     } finally {
       peerTakesBatches = false;

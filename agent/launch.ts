@@ -61,8 +61,9 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     stateDir: settings.stateDir,
     outboxMemoryBytes: settings.outboxMemoryBytes ?? 32 * 1024 * 1024,
     pullProgressIntervalMs: 250,
-    // Short enough not to be seen (a container takes ~300 ms to start), long
-    // enough that a task ending at once is one report, not two.
+    // Short enough not to be seen (a container takes ~300 ms to start). A task
+    // that ends within it is one report, not two; a container of `true` takes
+    // ~190 ms from its start report to its end report, so it still sends two.
     reportWindowMs: REPORT_WINDOW_MS,
   });
 }

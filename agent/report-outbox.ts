@@ -86,7 +86,7 @@ export class ReportOutbox {
     this.entries.push(entry);
     if (!this.stream) return settled;
     if (!this.options.windowMs) this.transmit(entry);
-    else this.flushTimer ??= setTimeout(() => this.flush(), this.options.windowMs);
+    else this.flushTimer ??= setTimeout(() => this.flush(), this.options.windowMs).unref();
     return settled;
   }
 
