@@ -20,45 +20,7 @@ import { ConnectRequest, ConnectResponse } from '../common/gen/grid/v1/agent.js'
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
 import { GRID_VERSION } from '../common/version.js';
-
-export interface FleetStart {
-  type: 'start';
-  address: string;
-  /** Node ids are `${prefix}-${i}` for i in [from, from + count). */
-  prefix: string;
-  from: number;
-  count: number;
-  agentsPerConnection: number;
-  /** Hellos sent per second by this process (a ramp, so that starting is not a storm). */
-  connectPerSecond: number;
-  slots: number;
-}
-
-export type ToFleet = FleetStart | { type: 'silence'; nodeIds: string[] } | { type: 'stop' };
-
-export interface FleetProcessStats {
-  /** Agents whose stream is open and welcomed now. */
-  open: number;
-  /** Welcomes received, ever (reconnects included). */
-  welcomes: number;
-  /** performance.timeOrigin + now of the last welcome (Date.now() clock). */
-  lastWelcomeAt: number;
-  /** Streams that had been welcomed and then ended without this process asking. */
-  dropped: number;
-  droppedWhy: Record<string, number>;
-  /** Connect attempts that ended before a welcome (control plane away, refused...). */
-  failedAttempts: number;
-  failedWhy: Record<string, number>;
-  heartbeatsSent: number;
-  /** Worst event-loop delay of this process since the last stats, ms. */
-  maxLoopDelayMs: number;
-}
-
-export type FromFleet =
-  | { type: 'stats'; stats: FleetProcessStats }
-  | { type: 'silenced'; agents: { nodeId: string; lastHeartbeatAt: number; silencedAt: number }[] }
-  | { type: 'silent-closed'; nodeId: string; at: number; why: string }
-  | { type: 'stopped' };
+import { emptyFleetStats, type FleetProcessStats, type FleetStart, type FromFleet, type ToFleet } from './fleet-protocol.js';
 
 const PATH = '/grid.v1.AgentService/Connect';
 const RECONNECT_MIN_MS = 200; // agent/launch.ts
@@ -84,17 +46,7 @@ const byId = new Map<string, Agent>();
 const clients: Client[] = [];
 let stopping = false;
 let heartbeatBytes: Buffer;
-const stats: FleetProcessStats = {
-  open: 0,
-  welcomes: 0,
-  lastWelcomeAt: 0,
-  dropped: 0,
-  droppedWhy: {},
-  failedAttempts: 0,
-  failedWhy: {},
-  heartbeatsSent: 0,
-  maxLoopDelayMs: 0,
-};
+const stats: FleetProcessStats = emptyFleetStats();
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 

@@ -5,7 +5,7 @@
 // too: on a 2-core machine the fleet competes with the control plane it measures.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { FleetProcessStats, FromFleet, ToFleet } from './fleet-process.js';
+import { emptyFleetStats, type FleetProcessStats, type FromFleet, type ToFleet } from './fleet-protocol.js';
 import { processCpuMs } from './process-cpu.js';
 
 export interface ScaleFleetOptions {
@@ -53,18 +53,6 @@ process.once('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-const EMPTY: FleetProcessStats = {
-  open: 0,
-  welcomes: 0,
-  lastWelcomeAt: 0,
-  dropped: 0,
-  droppedWhy: {},
-  failedAttempts: 0,
-  failedWhy: {},
-  heartbeatsSent: 0,
-  maxLoopDelayMs: 0,
-};
-
 function add(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
@@ -88,7 +76,7 @@ export async function startScaleFleet(o: ScaleFleetOptions): Promise<ScaleFleet>
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     live.add(child);
     children.push(child);
-    latest.push({ ...EMPTY });
+    latest.push(emptyFleetStats());
     silencedWaiters.push([]);
     exited.push(new Promise((resolve) => child.once('exit', () => resolve())));
     child.once('exit', (code, signal) => {
@@ -116,7 +104,7 @@ export async function startScaleFleet(o: ScaleFleetOptions): Promise<ScaleFleet>
   }
 
   const totals = (): FleetTotals => {
-    const t: FleetTotals = { ...EMPTY, droppedWhy: {}, failedWhy: {} };
+    const t: FleetTotals = emptyFleetStats();
     for (const s of latest) {
       t.open += s.open;
       t.welcomes += s.welcomes;

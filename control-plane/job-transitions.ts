@@ -188,20 +188,7 @@ export function createJobTransitions(deps: {
       const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));
       const assigned = created.filter((r) => r.state !== QUEUED);
       if (queuedBefore !== undefined) queued = queuedBefore + created.length - assigned.length;
-      // Held for the insert; now held again for what it stored ASSIGNED, and sent.
-      placement?.release();
-      let lost: string[] = [];
-      if (assigned.length > 0) {
-        const tasks = new Map(jobs.map((j) => [j.id, j.task]));
-        pacer.claimed(assigned.length, performance.now());
-        lost = await deliver(
-          assigned.map((r) => ({ id: r.id, attempt: r.attempt, node_id: r.node_id!, task: tasks.get(r.id)! })),
-          new Map(placement!.sessions.map((s) => [s.nodeId, s])),
-        );
-      }
-      // Room held for jobs the insert did not place (the queue was not empty, a
-      // repeated request id, the queue full) is free again: a pass meanwhile saw it taken.
-      if (placement && placement.nodeOf.size > assigned.length - lost.length) deps.kick('capacity');
+      const lost = placement ? await deliverPlaced(placement, jobs, assigned) : [];
       const existing = outcomes.flatMap((o) => (o.kind === 'existing' ? [o.id] : []));
       const rows = new Map((await getJobs(sql, existing)).map((r) => [r.id, r]));
       // Placed jobs whose stream ended meanwhile were queued again (or ended):
@@ -219,6 +206,28 @@ export function createJobTransitions(deps: {
       return result;
     },
   });
+
+  /**
+   * A placed group's insert answered: its held room is let go, and held again
+   * (and sent) for the jobs it stored ASSIGNED. Returns the ids of those whose
+   * stream ended meanwhile (lost, see deliver).
+   */
+  async function deliverPlaced(placement: SubmitPlacement, jobs: NewJob[], assigned: InsertedJob[]): Promise<string[]> {
+    placement.release();
+    let lost: string[] = [];
+    if (assigned.length > 0) {
+      const tasks = new Map(jobs.map((j) => [j.id, j.task]));
+      pacer.claimed(assigned.length, performance.now());
+      lost = await deliver(
+        assigned.map((r) => ({ id: r.id, attempt: r.attempt, node_id: r.node_id!, task: tasks.get(r.id)! })),
+        new Map(placement.sessions.map((s) => [s.nodeId, s])),
+      );
+    }
+    // Room held for jobs the insert did not place (the queue was not empty, a
+    // repeated request id, the queue full) is free again: a pass meanwhile saw it taken.
+    if (placement.nodeOf.size > assigned.length - lost.length) deps.kick('capacity');
+    return lost;
+  }
 
   const reports = createGroupCommit<{ session: NodeSession; reports: NodeReport[] }, ReportOutcome[]>({
     maxItems: MAX_GROUP,
