@@ -30,7 +30,7 @@ import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
 import { insertJobs, type InsertedJob, type NewJob } from './sql/insert-jobs.js';
-import { loseAttempts, loseNode } from './sql/lose-attempts.js';
+import { loseAttempts, loseNode, withdrawAttempts } from './sql/lose-attempts.js';
 import { noteWaiting } from './sql/note-waiting.js';
 import { startAttempts, type StartReport } from './sql/start-attempts.js';
 import { placeOnArrival, type SubmitPlacement } from './submit-placement.js';
@@ -330,7 +330,7 @@ export function createJobTransitions(deps: {
   /**
    * Sends committed assignments (of a claim, or of a submit placed at once) to
    * their nodes and holds their room; returns the ids of the jobs that could not
-   * be sent (their attempts are lost). Never throws: what it was given is committed.
+   * be sent (queued again, no attempt spent). Never throws: what it was given is committed.
    */
   async function deliver(rows: { id: string; attempt: number; node_id: string; task: Task }[], bySession: Map<string, NodeSession>): Promise<string[]> {
     const undelivered: (AttemptRef & { nodeId: string })[] = [];
@@ -347,14 +347,17 @@ export function createJobTransitions(deps: {
       log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
     }
     publish(rows);
-    if (undelivered.length > 0) {
-      log.warn({ jobs: undelivered.length }, 'node streams ended as jobs were assigned; their attempts are lost');
+    // A stream that replaced this one may have been sent the attempt already, by
+    // its reconcile (it read the claim's commit): then it was delivered after all.
+    const unsent = undelivered.filter((a) => !registry.get(a.nodeId)?.holds(a));
+    if (unsent.length > 0) {
+      log.warn({ jobs: unsent.length }, 'node streams ended as jobs were assigned; they are queued again');
       try {
-        publish(await loseAttempts(sql, { attempts: undelivered }));
+        publish(await withdrawAttempts(sql, unsent));
       } catch (err) {
         // Still ASSIGNED to a node whose stream ended: its liveness verdict (or
         // the reconcile of its next stream) settles them.
-        log.warn({ err }, 'cannot lose the undelivered attempts now; the node\'s verdict will');
+        log.warn({ err }, 'cannot queue the undelivered jobs again now; the node\'s verdict will');
       }
       deps.kick('queued');
     }

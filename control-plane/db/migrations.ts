@@ -264,4 +264,29 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN agent_instance text NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 10,
+    name: 'withdrawn assignments spend no attempt; a queued-work notification only for newly queued rows',
+    sql: `
+      -- An assignment committed but never sent (its node's stream ended while the
+      -- claim was in flight) is queued again without counting against
+      -- max_attempts: its number stays used, as a fencing token, and this says
+      -- how many such numbers the job has.
+      ALTER TABLE jobs ADD COLUMN withdrawn_attempts int NOT NULL DEFAULT 0;
+      -- Migration 8 notified for any UPDATE that left a row QUEUED, so writing a
+      -- queued job's waiting message woke every dispatcher for nothing new.
+      CREATE OR REPLACE FUNCTION grid_notify_job_queued_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM queued_jobs n JOIN unqueued_jobs o USING (id)
+                   WHERE n.state = 'QUEUED' AND o.state <> 'QUEUED') THEN
+          PERFORM pg_notify('grid_job_queued', '');
+        END IF;
+        RETURN NULL;
+      END $$;
+      DROP TRIGGER jobs_notify_queued_updated ON jobs;
+      CREATE TRIGGER jobs_notify_queued_updated AFTER UPDATE ON jobs
+        REFERENCING NEW TABLE AS queued_jobs OLD TABLE AS unqueued_jobs
+        FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_job_queued_updated();
+    `,
+  },
 ];

@@ -1,6 +1,9 @@
-// Lose: attempts whose node was lost, or no longer has them, or never got them
-// (lostTargetOf): a cancelling job ends CANCELLED, one with attempts left goes
-// back to the queue, the rest end NODE_LOST. One statement for many attempts.
+// Lose: attempts whose node was lost or no longer has them (lostTargetOf): a
+// cancelling job ends CANCELLED, one with attempts left goes back to the queue,
+// the rest end NODE_LOST. Withdraw: the same move for assignments that were
+// committed but never sent, except that nothing ran, so no attempt of the job's
+// budget is spent (its number stays used: it is a fencing token). One statement
+// for many attempts.
 import type { AttemptRef } from '../../common/attempt.js';
 import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
@@ -31,15 +34,29 @@ export type LostSelection =
 export async function loseAttempts(sql: Sql | TransactionSql, which: LostSelection): Promise<ChangedJob[]> {
   const db = sql as Sql;
   if ('attempts' in which && which.attempts.length === 0) return [];
-  const selection =
-    'nodeId' in which
-      ? db`jobs.node_id = ${which.nodeId}`
-      : db`(jobs.id, jobs.attempt, jobs.node_id) IN (SELECT * FROM unnest(
-             ${which.attempts.map((a) => a.jobId)}::uuid[], ${which.attempts.map((a) => a.attempt)}::int[],
-             ${which.attempts.map((a) => a.nodeId)}::text[]))`;
+  const selection = 'nodeId' in which ? db`jobs.node_id = ${which.nodeId}` : theseAttempts(db, which.attempts);
   return db<ChangedJob[]>`
-    WITH ${lost(db, selection)}
+    WITH ${lost(db, selection, true)}
     SELECT * FROM changed`;
+}
+
+/**
+ * Assignments committed to a node but never sent to it (its stream ended, or
+ * was replaced, while the claim was in flight): queued again without spending
+ * an attempt, their history row removed, as nothing ran. Only the caller can
+ * know that nothing was sent.
+ */
+export async function withdrawAttempts(sql: Sql, attempts: (AttemptRef & { nodeId: string })[]): Promise<ChangedJob[]> {
+  if (attempts.length === 0) return [];
+  return sql<ChangedJob[]>`
+    WITH ${lost(sql, theseAttempts(sql, attempts), false)}
+    SELECT * FROM changed`;
+}
+
+function theseAttempts(db: Sql, attempts: (AttemptRef & { nodeId: string })[]): Fragment {
+  return db`(jobs.id, jobs.attempt, jobs.node_id) IN (SELECT * FROM unnest(
+             ${attempts.map((a) => a.jobId)}::uuid[], ${attempts.map((a) => a.attempt)}::int[],
+             ${attempts.map((a) => a.nodeId)}::text[]))`;
 }
 
 /**
@@ -53,7 +70,7 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
   const rows = await sql<(ChangedJob & { judged: boolean })[]>`
     WITH verdict AS (
       UPDATE nodes SET state = 'LOST' WHERE id = ${nodeId} AND generation = ${generation} RETURNING id
-    ), ${lost(sql, sql`jobs.node_id = ${nodeId} AND EXISTS (SELECT 1 FROM verdict)`)}
+    ), ${lost(sql, sql`jobs.node_id = ${nodeId} AND EXISTS (SELECT 1 FROM verdict)`, true)}
     SELECT true AS judged, changed.* FROM changed
     UNION ALL
     SELECT false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM verdict WHERE NOT EXISTS (SELECT 1 FROM changed)`;
@@ -61,13 +78,23 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
   return rows.filter((r) => r.judged).map(({ judged: _, ...row }) => row);
 }
 
-/** The CTEs `changed` (the lost rows) and `history`, for the attempts `selection` picks. */
-function lost(db: Sql, selection: Fragment): Fragment {
-  const key = db`jobs.state || '/' || (jobs.attempt < jobs.max_attempts)::text`;
+/**
+ * The CTEs `changed` (the lost rows) and `history`, for the attempts `selection`
+ * picks; `spent` says whether the attempts ran (lost) or never reached the node
+ * (withdrawn: not counted against max_attempts, and gone from the history).
+ */
+function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
+  const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts < jobs.max_attempts)::text` : db`jobs.state || '/true'`;
   const target = pick(db, LOSE, key, 'state');
+  const history = spent
+    ? db`UPDATE job_attempts a SET outcome = ${LOST_OUTCOME}, ended_at = now()
+      FROM changed c WHERE a.job_id = c.id AND a.attempt = c.attempt`
+    : db`DELETE FROM job_attempts a USING changed c WHERE a.job_id = c.id AND a.attempt = c.attempt`;
+  const lostHow = spent ? db`' was lost during attempt '` : db`' never received attempt '`;
   return db`changed AS (
       UPDATE jobs SET
         version = jobs.version + 1,
+        withdrawn_attempts = jobs.withdrawn_attempts + ${spent ? 0 : 1},
         state = ${target},
         end_reason = ${pick(db, LOSE, key, 'reason')},
         ended_at = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE now() END,
@@ -76,12 +103,11 @@ function lost(db: Sql, selection: Fragment): Fragment {
         -- A requeued job gets its whole queue timeout again.
         queue_deadline = now() + (jobs.queue_deadline - jobs.submitted_at),
         message = CASE WHEN ${target} = ${CANCELLED} THEN 'cancelled; its node was lost before confirming'
-                       WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ' was lost during attempt ' || jobs.attempt || '; queued again'
-                       ELSE 'node ' || jobs.node_id || ' was lost during attempt ' || jobs.attempt || ', the last one allowed' END
+                       WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || '; queued again'
+                       ELSE 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || ', the last one allowed' END
       WHERE ${selection} AND jobs.state = ANY(${ACTIVE_DB_STATES}::text[]) AND ${key} = ANY(${guardKeys(LOSE)}::text[])
       RETURNING ${changedColumns(db)}
     ), history AS (
-      UPDATE job_attempts a SET outcome = ${LOST_OUTCOME}, ended_at = now()
-      FROM changed c WHERE a.job_id = c.id AND a.attempt = c.attempt
+      ${history}
     )`;
 }

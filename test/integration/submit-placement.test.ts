@@ -91,11 +91,30 @@ test.serial('a job placed on a stream that ended during the insert is queued aga
   const { owner, node } = setUp(1, false);
   const [created] = await owner.submitMany([job()], 1_000_000);
   const id = created!.kind === 'created' ? created!.job.id : '';
-  t.like(await rowOf(id), { state: 'QUEUED', node_id: null });
-  const [history] = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${id} AND attempt = 1`;
-  t.is(history?.outcome, 'NODE_LOST');
+  t.like(await rowOf(id), { state: 'QUEUED', node_id: null, attempt: 1 });
+  const history = await db.sql`SELECT outcome FROM job_attempts WHERE job_id = ${id}`;
+  t.is(history.length, 0, 'nothing ran: the withdrawn attempt is not in the history');
   t.is(node.freeCapacity().slots, 1);
   await owner.cancel([id], 0);
+});
+
+test.serial('an assignment never sent spends no attempt: a job allowed one attempt is queued again, not failed NODE_LOST', async (t) => {
+  const { owner } = setUp(1, false);
+  const one = job();
+  one.spec.maxAttempts = 1;
+  const [created] = await owner.submitMany([one], 1_000_000);
+  t.is(created!.kind, 'created');
+  const [row] = await db.sql<{ state: string; end_reason: string | null; message: string }[]>`SELECT state, end_reason, message FROM jobs WHERE id = ${one.id}`;
+  t.like(row, { state: 'QUEUED', end_reason: null });
+  t.regex(row!.message, /never received attempt 1; queued again/);
+  // Its next attempt is its one real try: lost on its node, it ends NODE_LOST.
+  const { owner: next, node } = setUp(1);
+  const claimed = await next.claim([node]);
+  t.is(claimed.claimed, 1);
+  t.like(await rowOf(one.id), { state: 'ASSIGNED', attempt: 2 });
+  await next.lose(node, [{ jobId: one.id, attempt: 2 }]);
+  const [after] = await db.sql<{ state: string; end_reason: string }[]>`SELECT state, end_reason FROM jobs WHERE id = ${one.id}`;
+  t.like(after, { state: 'FAILED', end_reason: 'NODE_LOST' });
 });
 
 test.serial('a group in flight with queued jobs is not passed by a later group placed at once', async (t) => {
