@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { clients, type Clients } from '../test/helpers/grid.js';
 import { checkGridRun, requireCorrect, type RunCheck } from './grid-run-check.js';
 import { waitForFinished } from './grid-throughput.js';
+import type { TestDatabase } from '../test/helpers/postgres.js';
 import { startSimulatedGrid, TRIVIAL_JOB } from './simulated-grid.js';
 
 export interface DispatchLatencyOptions {
@@ -18,12 +19,22 @@ export interface DispatchLatencyOptions {
 
 export interface DispatchLatencyRun {
   latencies: number[];
+  /**
+   * Idle runs only: what one hop costs on this machine after the same idle gap
+   * as a sample's (IDLE_GAP_MS), measured from this process in the same run —
+   * a no-op gRPC round trip to the control plane (ListRuntimes) and a SELECT 1
+   * round trip to PostgreSQL. A submit → Assignment crosses a gRPC call, a
+   * commit and a stream message, each woken from idle like these.
+   */
+  floor?: { grpcNoop: number[]; postgresSelect: number[] };
   /** The background rate achieved while sampling (it may fall short of the one asked for). */
   backgroundJobsPerSecond: number;
   check: RunCheck;
 }
 
 const WARM_UP_MS = 1000;
+// About the gap before each idle sample: waitForFinished polls every 10 ms.
+const IDLE_GAP_MS = 10;
 const BACKGROUND_MAX_IN_FLIGHT = 64;
 
 export async function gridDispatchLatency(o: DispatchLatencyOptions): Promise<DispatchLatencyRun> {
@@ -46,7 +57,8 @@ export async function gridDispatchLatency(o: DispatchLatencyOptions): Promise<Di
     await waitForFinished(grid, total, 30_000);
     const check = await checkGridRun(grid.db.sql, grid.fleet, total);
     requireCorrect(check);
-    return { latencies, backgroundJobsPerSecond: load ? load.sent / load.seconds : 0, check };
+    const floor = background ? undefined : await idleFloor(grid.api, grid.db.sql, o.samples);
+    return { latencies, floor, backgroundJobsPerSecond: load ? load.sent / load.seconds : 0, check };
   } catch (err) {
     process.stderr.write(`bench: dispatch latency run failed; control-plane log: ${grid.cp.logFile}\n`);
     throw err;
@@ -54,6 +66,23 @@ export async function gridDispatchLatency(o: DispatchLatencyOptions): Promise<Di
     backgroundApi.close();
     await grid.stop();
   }
+}
+
+/** Round trips that do nothing, each after IDLE_GAP_MS of idleness: the machine's share of an idle sample. */
+async function idleFloor(api: Clients, sql: TestDatabase['sql'], samples: number): Promise<NonNullable<DispatchLatencyRun['floor']>> {
+  const grpcNoop: number[] = [];
+  const postgresSelect: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    await sleep(IDLE_GAP_MS);
+    let at = performance.now();
+    await api.jobs.listRuntimes({});
+    grpcNoop.push(performance.now() - at);
+    await sleep(IDLE_GAP_MS);
+    at = performance.now();
+    await sql`SELECT 1`;
+    postgresSelect.push(performance.now() - at);
+  }
+  return { grpcNoop, postgresSelect };
 }
 
 interface Background {

@@ -206,6 +206,14 @@ function report(
   };
   const agents = gridHeadline.agents;
   latencyFigures(`Grid dispatch, submit → Assignment at the simulated agent, ${agents} agents, idle`, idle, TARGETS.idleP50, TARGETS.idleP99);
+  if (idle.ok && idle.value.floor) {
+    const hop = (what: string, samples: number[]) => {
+      const s = summarize(samples);
+      figures.push(measured(`This machine's floor, after the same ~10 ms idle gap: ${what}`, `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms (${s.samples} samples)`));
+    };
+    hop('a no-op gRPC round trip to the control plane (ListRuntimes)', idle.value.floor.grpcNoop);
+    hop('a SELECT 1 round trip to PostgreSQL', idle.value.floor.postgresSelect);
+  }
   latencyFigures(
     `Grid dispatch, ${agents} agents, under half-load (${halfLoad.ok ? perSecond(halfLoad.value.backgroundJobsPerSecond) : perSecond(halfRate)} jobs/s background)`,
     halfLoad,
