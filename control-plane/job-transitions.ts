@@ -141,6 +141,8 @@ export function createJobTransitions(deps: {
   // Jobs of groups let through and not yet stored: a group held behind them
   // counts them, or two groups in flight would both pass the same high water.
   let admitted = 0;
+  // Of those, jobs of groups not placed whole at submit: they may be stored queued.
+  let admittedMayQueue = 0;
   /**
    * Holds a group of submits while dispatch is behind, at most HOLD_MAX_MS (then
    * it goes in: the hold paces, --max-queued limits) and never once the queue
@@ -170,11 +172,15 @@ export function createJobTransitions(deps: {
       const jobs = items.map((i) => i.job);
       let placement: SubmitPlacement | undefined;
       let inserted;
+      // Only while no other group between admission and its commit may queue
+      // jobs: those (uncommitted, so not in this insert's queue depth) would
+      // otherwise be passed by this one's placed jobs. A group placed whole
+      // queues none, so under load concurrent placed groups do not turn each
+      // other into queued ones.
+      if (admittedMayQueue === 0) placement = placeOnArrival(registry, jobs);
+      const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
+      admittedMayQueue += mayQueue;
       try {
-        // Only while no other group is between admission and its commit: that
-        // group's queued jobs (uncommitted, so not in this insert's queue depth)
-        // would otherwise be passed by this one's placed jobs.
-        if (admitted === items.length) placement = placeOnArrival(registry, jobs);
         inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
       } catch (err) {
         placement?.release();
@@ -183,6 +189,7 @@ export function createJobTransitions(deps: {
         throw err;
       } finally {
         admitted -= items.length;
+        admittedMayQueue -= mayQueue;
       }
       const { outcomes, queuedBefore } = inserted;
       const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));

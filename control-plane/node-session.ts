@@ -35,6 +35,8 @@ export class NodeSession {
   /** Claims for this node in flight, and when the last one settled (performance.now()). */
   private claiming = 0;
   private claimSettledAt = -Infinity;
+  // Of `claiming`, the claims whose room is not held yet (not placements).
+  private claimingUnheld = 0;
   /** Attempts whose end the agent reported on this stream, until a heartbeat no longer lists them. */
   private readonly ended = new Map<string, AttemptRef>();
 
@@ -155,23 +157,30 @@ export class NodeSession {
   }
 
   /**
-   * A claim for this node is sent (or a submit placed on it): until it settles,
-   * Postgres may show jobs this session has not counted yet, and (a placement)
-   * this session may count jobs Postgres does not show yet.
+   * A claim for this node is sent (or, `roomHeld`, a submit placed on it, its
+   * room held before the insert): until it settles, Postgres may show jobs this
+   * session has not counted yet, and (a placement) this session may count jobs
+   * Postgres does not show yet.
    */
-  claimStarted(): void {
+  claimStarted(roomHeld = false): void {
     this.claiming++;
+    if (!roomHeld) this.claimingUnheld++;
   }
 
   /** That claim's answer was handled (its jobs counted and sent), or it failed. */
-  claimSettled(): void {
+  claimSettled(roomHeld = false): void {
     this.claiming--;
+    if (!roomHeld) this.claimingUnheld--;
     this.claimSettledAt = performance.now();
   }
 
-  /** A claim (or a submit placed at once) for this node is in flight: its room is being decided. */
-  get claimInFlight(): boolean {
-    return this.claiming > 0;
+  /**
+   * A claim for this node is in flight whose room is counted only once it
+   * answers: until then the node's free room is not known. (Placements in
+   * flight hold theirs, so freeCapacity already leaves it out.)
+   */
+  get roomUndecided(): boolean {
+    return this.claimingUnheld > 0;
   }
 
   /**

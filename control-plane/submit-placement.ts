@@ -4,8 +4,9 @@
 // ASSIGNED to the node (sql/insert-jobs.ts), if the queue is empty as that
 // statement reads it, so no job that waits is passed. The room it takes is held
 // on the node before the insert, as a claim's would be after it: a dispatch
-// pass meanwhile sees it taken. A node with a claim (or another placement) in
-// flight is not offered: that claim's room is not held until it answers. The
+// pass meanwhile sees it taken, and so does another placement (a node with
+// only placements in flight is offered). A node with a claim in flight is not
+// offered: that claim's room is not held until it answers. The
 // job-transition owner delivers what was stored ASSIGNED. While any job is
 // queued (even one no node can hold) every submit is queued: the insert only
 // knows the queue's depth, and the claim alone decides what may pass what.
@@ -26,7 +27,7 @@ export interface SubmitPlacement {
 
 /** Places what fits the live nodes' free room now, holding it; undefined when nothing fits. */
 export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task: Task }[]): SubmitPlacement | undefined {
-  const live = registry.live().filter((s) => !s.claimInFlight && s.freeCapacity().slots > 0);
+  const live = registry.live().filter((s) => !s.roomUndecided && s.freeCapacity().slots > 0);
   if (live.length === 0) return undefined;
   const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
   const { placed } = placeJobs(
@@ -39,7 +40,7 @@ export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task:
   const sessions = [...new Set(placed.map((p) => byNode.get(p.nodeId)!))];
   // A claim in flight for the node: the reconciler must not take the job that
   // Postgres may already show ASSIGNED, and the agent not yet have, for a lost one.
-  for (const s of sessions) s.claimStarted();
+  for (const s of sessions) s.claimStarted(true);
   for (const p of placed) byNode.get(p.nodeId)!.hold({ jobId: p.id, attempt: 1 }, tasks.get(p.id)!);
   let released = false;
   return {
@@ -49,7 +50,7 @@ export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task:
       if (released) return;
       released = true;
       for (const p of placed) byNode.get(p.nodeId)!.release({ jobId: p.id, attempt: 1 });
-      for (const s of sessions) s.claimSettled();
+      for (const s of sessions) s.claimSettled(true);
     },
   };
 }

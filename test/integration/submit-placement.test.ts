@@ -117,6 +117,32 @@ test.serial('an assignment never sent spends no attempt: a job allowed one attem
   t.like(after, { state: 'FAILED', end_reason: 'NODE_LOST' });
 });
 
+test.serial('groups placed whole do not queue each other: a submit while another placed one is in flight is placed too', async (t) => {
+  const { owner, node } = setUp(4);
+  // The history table locked: a placed insert (which writes its attempt there)
+  // waits uncommitted, as a slow one would.
+  let unlock!: () => void;
+  const locked = new Promise<void>((resolve) => (unlock = resolve));
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const lock = db.sql.begin(async (tx) => {
+    await tx`LOCK TABLE job_attempts IN SHARE MODE`;
+    holding();
+    await locked;
+  });
+  await held;
+  const first = owner.submitMany([job()], 1_000_000);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const second = owner.submitMany([job()], 1_000_000);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  unlock();
+  await lock;
+  const outcomes = [...(await first), ...(await second)];
+  t.deepEqual(outcomes.map((o) => (o.kind === 'created' ? JobState[o.job.state] : o.kind)), ['JOB_STATE_ASSIGNED', 'JOB_STATE_ASSIGNED']);
+  t.is(node.freeCapacity().slots, 2);
+  await owner.cancel(outcomes.map((o) => (o.kind === 'created' ? o.job.id : '')), 0);
+});
+
 test.serial('a group in flight with queued jobs is not passed by a later group placed at once', async (t) => {
   const { owner, node } = setUp(4);
   // 4 GiB of the node's 64 GiB held: a job of 61 GiB fits the node but not its free room, and waits.

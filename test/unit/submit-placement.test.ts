@@ -1,5 +1,6 @@
 // Placement at submit, without servers: what fits is held on the live nodes,
-// a node being claimed for is left alone, and release lets every hold go.
+// a node being claimed for is left alone (one only being placed on is not),
+// and release lets every hold go.
 import test from 'ava';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { NodeRegistry } from '../../control-plane/node-registry.js';
@@ -22,10 +23,11 @@ test('jobs that fit are placed on the roomiest nodes and held there until releas
   t.deepEqual([...placement.nodeOf].sort(), [['j1', 'a'], ['j2', 'b'], ['j3', 'a']].sort(), 'three slots, three placed; the fourth is queued');
   t.is(a.freeCapacity().slots, 0);
   t.is(b.freeCapacity().slots, 0);
-  t.true(a.claimInFlight && b.claimInFlight, 'the reconciler waits for the insert');
+  const now = performance.now();
+  t.false(a.claimsSettledBefore(now) || b.claimsSettledBefore(now), 'the reconciler waits for the insert');
   placement.release();
   t.is(a.freeCapacity().slots, 2);
-  t.false(a.claimInFlight || b.claimInFlight);
+  t.true(a.claimsSettledBefore(performance.now() + 1) && b.claimsSettledBefore(performance.now() + 1));
   placement.release();
   t.is(a.freeCapacity().slots, 2, 'a second release changes nothing');
 });
@@ -34,10 +36,15 @@ test('a node with a claim in flight, or no room, is not placed on; nothing place
   const registry = new NodeRegistry();
   const busy = node(registry, 'busy', 4);
   busy.claimStarted();
-  t.is(placeOnArrival(registry, [job('j1')]), undefined);
+  t.is(placeOnArrival(registry, [job('j1')]), undefined, 'the claim\'s room is not known until it answers');
   busy.claimSettled();
   t.is(placeOnArrival(registry, [job('too-big', 8)]), undefined, 'a job larger than every node waits in the queue');
   const placed = placeOnArrival(registry, [job('j1')])!;
   t.deepEqual([...placed.nodeOf], [['j1', 'busy']]);
-  t.is(placeOnArrival(registry, [job('j2')]), undefined, 'the node is being placed on already');
+  const again = placeOnArrival(registry, [job('j2'), job('j3'), job('j4'), job('j5')])!;
+  t.is(again.nodeOf.size, 3, 'a placement in flight holds its room: the node takes three more of its four slots, not four');
+  t.is(busy.freeCapacity().slots, 0);
+  again.release();
+  placed.release();
+  t.is(busy.freeCapacity().slots, 4);
 });
