@@ -289,4 +289,44 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION grid_notify_job_queued_updated();
     `,
   },
+  {
+    version: 11,
+    name: 'queued jobs no connected node can hold, counted apart',
+    sql: `
+      -- A queued job that fits no READY node (noted by the dispatcher with why it
+      -- waits, sql/note-waiting.ts) is passed over by every claim; counted apart,
+      -- it no longer stops a submit from being placed at once on a node with
+      -- room (sql/insert-jobs.ts), which it could never have used.
+      ALTER TABLE jobs ADD COLUMN unfit boolean NOT NULL DEFAULT false;
+      ALTER TABLE queue_depth ADD COLUMN unfit bigint NOT NULL DEFAULT 0;
+      CREATE FUNCTION grid_add_queue_counts(queued bigint, unfit bigint) RETURNS void LANGUAGE plpgsql AS $$
+      BEGIN
+        IF queued <> 0 OR unfit <> 0 THEN
+          UPDATE queue_depth SET queued = queue_depth.queued + grid_add_queue_counts.queued,
+                                 unfit = queue_depth.unfit + grid_add_queue_counts.unfit
+          WHERE shard = pg_backend_pid() % 16;
+        END IF;
+      END $$;
+      CREATE OR REPLACE FUNCTION grid_count_queued_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_counts(count(*) FILTER (WHERE state = 'QUEUED'), count(*) FILTER (WHERE state = 'QUEUED' AND unfit))
+        FROM new_jobs;
+        RETURN NULL;
+      END $$;
+      CREATE OR REPLACE FUNCTION grid_count_queued_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_counts(n.queued - o.queued, n.unfit - o.unfit)
+        FROM (SELECT count(*) FILTER (WHERE state = 'QUEUED') AS queued, count(*) FILTER (WHERE state = 'QUEUED' AND unfit) AS unfit FROM new_jobs) n,
+             (SELECT count(*) FILTER (WHERE state = 'QUEUED') AS queued, count(*) FILTER (WHERE state = 'QUEUED' AND unfit) AS unfit FROM old_jobs) o;
+        RETURN NULL;
+      END $$;
+      CREATE OR REPLACE FUNCTION grid_count_queued_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM grid_add_queue_counts(-count(*) FILTER (WHERE state = 'QUEUED'), -count(*) FILTER (WHERE state = 'QUEUED' AND unfit))
+        FROM old_jobs;
+        RETURN NULL;
+      END $$;
+      DROP FUNCTION grid_add_queue_depth(bigint);
+    `,
+  },
 ];

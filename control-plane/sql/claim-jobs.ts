@@ -55,7 +55,7 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
     ), claimed AS (
       UPDATE jobs SET version = jobs.version + 1, state = ${pick(sql, CLAIM, sql`jobs.state`, 'state')},
                       attempt = jobs.attempt + 1, node_id = placed.node_id,
-                      assigned_at = now(), started_at = NULL, exit_code = NULL, backstop_at = NULL
+                      assigned_at = now(), started_at = NULL, exit_code = NULL, backstop_at = NULL, unfit = false
       FROM placed
       -- The ids again, as the only index condition: joined to the unnest alone,
       -- or with the guard written as state = ANY (which the state indexes

@@ -3,10 +3,13 @@
 // queue depth the triggers of migration 7 keep, never a count of the queue.
 // A job the caller placed on a node (a free slot, nothing queued) is stored
 // ASSIGNED to it at once, claimed in the same statement: QUEUED → ASSIGNED
-// without the queue's two round trips, but only while the queue is empty as
-// this statement reads it, so it never passes a committed job that waits (one
-// that another replica is inserting at the same moment can be passed, as by
-// any claim).
+// without the queue's two round trips, but only while the queue holds nothing
+// a connected node could run, as this statement reads it, so it never passes a
+// committed job that waits for a node like the one it takes (one that another
+// replica is inserting at the same moment can be passed, as by any claim). Jobs
+// that fit no connected node (noted by sql/note-waiting.ts) do not count: a
+// node that could hold one connecting lets placements pass it until the next
+// note (at most about 5 s), as its claim does not wait for them either.
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
@@ -59,7 +62,9 @@ export async function insertJobs(
 ): Promise<{ outcomes: InsertOutcome[]; queuedBefore: number | undefined }> {
   if (jobs.length === 0) return { outcomes: [], queuedBefore: undefined };
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
-  const direct = sql`(input.node_id IS NOT NULL AND (SELECT queued FROM room) = 0)`;
+  // Placed only while no queued job waits that some connected node can hold
+  // (the queued jobs that fit none are counted apart, migration 11).
+  const direct = sql`(input.node_id IS NOT NULL AND (SELECT ahead FROM room) = 0)`;
   const rows = await sql<(InsertedJob & { ord: number; room: number })[]>`
     WITH input AS (
       SELECT * FROM unnest(
@@ -74,7 +79,7 @@ export async function insertJobs(
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
                              timeout_ms, stop_grace_ms, output_cap_bytes, node_id, ord)
     ), room AS (
-      SELECT coalesce((SELECT sum(queued) FROM queue_depth), 0) AS queued
+      SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
                         queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at)

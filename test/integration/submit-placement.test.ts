@@ -76,6 +76,31 @@ test.serial('a submit is never placed past a job that waits in the queue', async
   await owner.cancel(ids, 0);
 });
 
+test.serial('a queued job no connected node can hold does not stop a submit from being placed at once', async (t) => {
+  const { owner, node } = setUp(4);
+  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
+               VALUES (${node.nodeId}, 'placing', 'READY', 4, 64, ${String(64n << 30n)}, '{}', 'test', now(), now(), 1)`;
+  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  const [huge] = await empty.submitMany([job('', 1n << 40n)], 1_000_000);
+  const hugeId = huge!.kind === 'created' ? huge!.job.id : '';
+  const [before] = await owner.submitMany([job()], 1_000_000);
+  t.is(before!.kind === 'created' && before!.job.state, JobState.JOB_STATE_QUEUED, 'until its reason is noted, it counts as a job that may run');
+  await owner.noteWaiting();
+  const [noted] = await db.sql<{ unfit: boolean; message: string }[]>`SELECT unfit, message FROM jobs WHERE id = ${hugeId}`;
+  t.true(noted!.unfit);
+  t.regex(noted!.message, /no connected node has both/);
+  // The small job queued above is claimable: claimed, it leaves only the huge one queued.
+  t.is((await owner.claim([node])).claimed, 1);
+  const [small] = await owner.submitMany([job()], 1_000_000);
+  t.is(small!.kind === 'created' && small!.job.state, JobState.JOB_STATE_ASSIGNED, 'placed at once, past a job it could never have delayed');
+  const [counts] = await db.sql<{ queued: number; unfit: number }[]>`SELECT sum(queued)::int AS queued, sum(unfit)::int AS unfit FROM queue_depth`;
+  t.deepEqual(counts, { queued: 1, unfit: 1 });
+  await owner.cancel([hugeId, before!.kind === 'created' ? before!.job.id : '', small!.kind === 'created' ? small!.job.id : ''], 0);
+  const [after] = await db.sql<{ queued: number; unfit: number }[]>`SELECT sum(queued)::int AS queued, sum(unfit)::int AS unfit FROM queue_depth`;
+  t.deepEqual(after, { queued: 0, unfit: 0 }, 'the counts follow the cancel');
+  await db.sql`DELETE FROM nodes WHERE id = ${node.nodeId}`;
+});
+
 test.serial('a resubmit with the same request id places nothing and holds no room', async (t) => {
   const { owner, node } = setUp(1);
   const first = job('same-request');
