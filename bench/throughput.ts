@@ -3,6 +3,7 @@
 // run, interleaved (each repetition runs every system once, so a slow minute of
 // the machine hits them alike). Then dispatch latency: Grid idle and under half
 // of the load it just sustained, beside graphile-worker's add → start.
+import { availableParallelism } from 'node:os';
 import { gridDispatchLatency, type DispatchLatencyRun } from './grid-dispatch-latency.js';
 import { gridThroughputRun, type SubmitWay, type ThroughputRun } from './grid-throughput.js';
 import { GRAPHILE_CONCURRENCY, graphileAddToStartLatency, graphileThroughputRun, type GraphileMode, type GraphileRun } from './graphile-peer.js';
@@ -116,6 +117,25 @@ export async function throughputScenario(o: ThroughputOptions): Promise<Section>
   return report(o, grid, graphile, idle, halfLoad, halfRate, graphileLatency);
 }
 
+/**
+ * Why a throughput target was missed, from the run's own CPU figures: the
+ * control plane, the benchmark process and PostgreSQL share this machine's
+ * cores, so their CPU per job caps jobs/s however the work is overlapped.
+ */
+function cpuBound(label: string, run: ThroughputRun, jobsPerSecond: number, graphileBatched: number | undefined): string {
+  const perJob = run.controlPlaneCpuMsPerJob + run.benchCpuMsPerJob + run.postgresCpuMsPerJob;
+  const cores = availableParallelism();
+  const ceiling = (cores * 1000) / perJob;
+  const needs = (rate: number) => ((cores * 1000) / rate).toFixed(3);
+  const peer = graphileBatched === undefined ? '' : `; graphile-worker batched's ${perSecond(graphileBatched)} jobs/s, ≤ ${needs(graphileBatched)} ms`;
+  return (
+    `${label}: what bounds it: the control plane, the benchmark process and PostgreSQL share ${cores} cores at ` +
+    `${perJob.toFixed(2)} ms CPU per job (median run), so at most ${perSecond(ceiling)} jobs/s if the cores did nothing else; ` +
+    `the median reached ${Math.round((jobsPerSecond / ceiling) * 100)} % of that. ${TARGETS.jobsPerSecond.text} needs ≤ ${needs(TARGETS.jobsPerSecond.bound)} ms per job in all${peer}; ` +
+    `the callers and simulated agents alone (other machines in a deployment) took ${run.benchCpuMsPerJob.toFixed(2)} ms, the control plane ${run.controlPlaneCpuMsPerJob.toFixed(2)} ms.`
+  );
+}
+
 function report(
   o: ThroughputOptions,
   grid: GridVariant[],
@@ -171,6 +191,7 @@ function report(
         `(stored → assigned, Postgres clock: p50 ${ms(median.storedToAssigned.p50)} ms, p99 ${ms(median.storedToAssigned.p99)} ms); ` +
         `reconciliation repairs (all runs): ${describeRepairs(sumRepairs(v.runs))}.`,
     );
+    if (headline && jps.median < Math.max(TARGETS.jobsPerSecond.bound, graphileMedian('batched') ?? 0)) notes.push(cpuBound(label, median, jps.median, graphileMedian('batched')));
   }
 
   for (const v of graphile) {
@@ -213,6 +234,11 @@ function report(
     };
     hop('a no-op gRPC round trip to the control plane (ListRuntimes)', idle.value.floor.grpcNoop);
     hop('a SELECT 1 round trip to PostgreSQL', idle.value.floor.postgresSelect);
+    const floor = summarize(idle.value.floor.grpcNoop).p50 + summarize(idle.value.floor.postgresSelect).p50;
+    notes.push(
+      `What bounds idle dispatch: a sample crosses a gRPC call, a PostgreSQL commit and a stream message to the agent, each woken from idle; ` +
+        `the no-op gRPC and SELECT 1 round trips after the same gap already take ${ms(floor)} ms at p50 together, against the ${TARGETS.idleP50.text} target, before any work.`,
+    );
   }
   latencyFigures(
     `Grid dispatch, ${agents} agents, under half-load (${halfLoad.ok ? perSecond(halfLoad.value.backgroundJobsPerSecond) : perSecond(halfRate)} jobs/s background)`,
@@ -220,6 +246,16 @@ function report(
     TARGETS.halfLoadP50,
     TARGETS.halfLoadP99,
   );
+  const headlineRun = !gridHeadline.failure && gridHeadline.runs.length > 0 ? medianRun(gridHeadline.runs) : undefined;
+  if (halfLoad.ok && headlineRun) {
+    const perJob = headlineRun.controlPlaneCpuMsPerJob + headlineRun.benchCpuMsPerJob + headlineRun.postgresCpuMsPerJob;
+    const busy = (halfLoad.value.backgroundJobsPerSecond * perJob) / (availableParallelism() * 10);
+    notes.push(
+      `What bounds dispatch under half-load: at ${perSecond(halfLoad.value.backgroundJobsPerSecond)} jobs/s the three processes keep about ${Math.round(busy)} % of the ` +
+        `${availableParallelism()} cores busy (${perJob.toFixed(2)} ms CPU per job, median SubmitJob run), so a sample waits in their run queues and behind the group commits in flight, ` +
+        `on top of the idle floor above.`,
+    );
+  }
   if (halfLoad.ok && halfLoad.value.backgroundJobsPerSecond < halfRate * 0.9) {
     notes.push(`The half-load background reached ${perSecond(halfLoad.value.backgroundJobsPerSecond)} of the ${perSecond(halfRate)} jobs/s asked for (64 calls in flight at most).`);
   }
