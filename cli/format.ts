@@ -52,7 +52,8 @@ export function jobDetails(job: Job): string {
     ['Runtime', spec.script?.runtime || '-'],
     ['Resources', `${spec.resources?.cpus ?? '-'} CPU, ${formatBytes(Number(spec.resources?.memoryBytes ?? 0n))} memory`],
     ['Node', job.nodeId || '-'],
-    ['Attempt', `${job.attempt} of ${job.maxAttempts}`],
+    // An attempt that never reached its node spends no try, but keeps its number.
+    ['Attempt', job.attempt <= job.maxAttempts ? `${job.attempt} of ${job.maxAttempts}` : `${job.attempt} (${job.maxAttempts} allowed; earlier ones never reached a node)`],
     ['Submitted', time(job.submittedAt)],
     ['Started', time(job.startedAt)],
     ['Ended', time(job.endedAt)],

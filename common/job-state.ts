@@ -130,6 +130,17 @@ export function lostTargetOf(from: JobState, attemptsLeft: boolean): Move | unde
 }
 
 /**
+ * An assignment committed but never sent to its node (its stream ended first):
+ * nothing ran, so an assigned job is queued again and one cancelled meanwhile
+ * ends CANCELLED. A running job is never withdrawn: its node had it.
+ */
+export function withdrawTargetOf(from: JobState): Move | undefined {
+  if (from === A) return allowed(from, { state: Q });
+  if (from === C) return allowed(from, { state: X, reason: EndReason.END_REASON_CANCELLED });
+  return undefined;
+}
+
+/**
  * An active attempt whose node never reported past its backstop (the timeout, or
  * a cancel's grace, plus a margin): a cancelling job ends CANCELLED, any other
  * TIMED_OUT.

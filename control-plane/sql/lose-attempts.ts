@@ -5,7 +5,7 @@
 // budget is spent (its number stays used: it is a fencing token). One statement
 // for many attempts.
 import type { AttemptRef } from '../../common/attempt.js';
-import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb } from '../../common/job-state.js';
+import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb, withdrawTargetOf } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
 import { changedColumns, guardKeys, pick, type ChangedJob, type Fragment, type MoveTable } from './changed-job.js';
 
@@ -16,6 +16,11 @@ const LOSE: MoveTable = ACTIVE_STATES.flatMap((from) =>
     return move ? [{ key: `${stateToDb(from)}/${left}`, move }] : [];
   }),
 );
+/** Keyed like LOSE, always with attempts left: a withdrawn assignment spent none. */
+const WITHDRAW: MoveTable = ACTIVE_STATES.flatMap((from) => {
+  const move = withdrawTargetOf(from);
+  return move ? [{ key: `${stateToDb(from)}/true`, move }] : [];
+});
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 const CANCELLED = stateToDb(JobState.JOB_STATE_CANCELLED);
 // The attempt's own outcome in its history, whatever became of the job.
@@ -85,7 +90,11 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
  */
 function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
   const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts < jobs.max_attempts)::text` : db`jobs.state || '/true'`;
-  const target = pick(db, LOSE, key, 'state');
+  const moves = spent ? LOSE : WITHDRAW;
+  const target = pick(db, moves, key, 'state');
+  // Withdrawn only while it never started: a start report (of an assignment a
+  // replacing stream was sent after all) says its node had it.
+  const unstarted = spent ? db`true` : db`jobs.started_at IS NULL`;
   const history = spent
     ? db`UPDATE job_attempts a SET outcome = ${LOST_OUTCOME}, ended_at = now()
       FROM changed c WHERE a.job_id = c.id AND a.attempt = c.attempt`
@@ -96,16 +105,16 @@ function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
         version = jobs.version + 1,
         withdrawn_attempts = jobs.withdrawn_attempts + ${spent ? 0 : 1},
         state = ${target},
-        end_reason = ${pick(db, LOSE, key, 'reason')},
+        end_reason = ${pick(db, moves, key, 'reason')},
         ended_at = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE now() END,
         node_id = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE jobs.node_id END,
         backstop_at = NULL,
         -- A requeued job gets its whole queue timeout again.
         queue_deadline = now() + (jobs.queue_deadline - jobs.submitted_at),
-        message = CASE WHEN ${target} = ${CANCELLED} THEN 'cancelled; its node was lost before confirming'
+        message = CASE WHEN ${target} = ${CANCELLED} THEN ${spent ? 'cancelled; its node was lost before confirming' : 'cancelled before its node received it'}
                        WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || '; queued again'
                        ELSE 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || ', the last one allowed' END
-      WHERE ${selection} AND jobs.state = ANY(${ACTIVE_DB_STATES}::text[]) AND ${key} = ANY(${guardKeys(LOSE)}::text[])
+      WHERE ${selection} AND jobs.state = ANY(${ACTIVE_DB_STATES}::text[]) AND ${key} = ANY(${guardKeys(moves)}::text[]) AND ${unstarted}
       RETURNING ${changedColumns(db)}
     ), history AS (
       ${history}

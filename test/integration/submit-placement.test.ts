@@ -12,6 +12,7 @@ import { createLocalEventBus } from '../../control-plane/job-events.js';
 import { createJobTransitions, type JobTransitions, type NewJob } from '../../control-plane/job-transitions.js';
 import { NodeRegistry } from '../../control-plane/node-registry.js';
 import { NodeSession } from '../../control-plane/node-session.js';
+import { withdrawAttempts } from '../../control-plane/sql/lose-attempts.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -140,6 +141,19 @@ test.serial('an assignment never sent spends no attempt: a job allowed one attem
   await next.lose(node, [{ jobId: one.id, attempt: 2 }]);
   const [after] = await db.sql<{ state: string; end_reason: string }[]>`SELECT state, end_reason FROM jobs WHERE id = ${one.id}`;
   t.like(after, { state: 'FAILED', end_reason: 'NODE_LOST' });
+});
+
+test.serial('a withdrawal leaves alone an attempt that started: a replacing stream was sent it after all', async (t) => {
+  const { owner, node } = setUp(1);
+  const [created] = await owner.submitMany([job()], 1_000_000);
+  const id = created!.kind === 'created' ? created!.job.id : '';
+  // Its start report, through the stream that replaced the one it was claimed for.
+  await db.sql`UPDATE jobs SET state = 'RUNNING', started_at = now() WHERE id = ${id}`;
+  t.is((await withdrawAttempts(db.sql, [{ jobId: id, attempt: 1, nodeId: node.nodeId }])).length, 0);
+  t.like(await rowOf(id), { state: 'RUNNING', attempt: 1 });
+  const history = await db.sql`SELECT 1 FROM job_attempts WHERE job_id = ${id} AND attempt = 1`;
+  t.is(history.length, 1, 'its history is kept');
+  await owner.cancel([id], 0);
 });
 
 test.serial('groups placed whole do not queue each other: a submit while another placed one is in flight is placed too', async (t) => {

@@ -11,6 +11,7 @@ import {
   expireTargetOf,
   lostTargetOf,
   startTargetOf,
+  withdrawTargetOf,
   type Move,
   canTransition,
   endReasonFor,
@@ -205,6 +206,7 @@ test('every transition target function moves only along the transition table (or
     ['start', startTargetOf],
     ['lost with attempts left', (f) => lostTargetOf(f, true)],
     ['lost on the last attempt', (f) => lostTargetOf(f, false)],
+    ['withdrawn', withdrawTargetOf],
     ['backstop', backstopTargetOf],
     ['expire', expireTargetOf],
   ];
@@ -227,6 +229,7 @@ test('the transition targets: who claims, starts, loses, backstops and expires w
   t.deepEqual(states(claimTargetOf), [[Q, A, null]]);
   t.deepEqual(states(startTargetOf), [[A, R, null], [R, R, null], [C, C, null]]);
   t.deepEqual(states((f) => lostTargetOf(f, true)), [[A, Q, null], [R, Q, null], [C, X, EndReason.END_REASON_CANCELLED]]);
+  t.deepEqual(states(withdrawTargetOf), [[A, Q, null], [C, X, EndReason.END_REASON_CANCELLED]], 'a running job is never withdrawn');
   t.deepEqual(states((f) => lostTargetOf(f, false)), [
     [A, F, EndReason.END_REASON_NODE_LOST], [R, F, EndReason.END_REASON_NODE_LOST], [C, X, EndReason.END_REASON_CANCELLED],
   ]);
