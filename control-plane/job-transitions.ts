@@ -161,7 +161,10 @@ export function createJobTransitions(deps: {
     admitted += count;
   }
 
-  const submits = createGroupCommit<{ job: NewJob; maxQueued: number }, SubmitOutcome>({
+  // The calls with jobs in a group between admission and its commit (a
+  // SubmitJobs call may span two groups in flight at once), each with how many.
+  const callsInFlight = new Map<object, number>();
+  const submits = createGroupCommit<{ job: NewJob; maxQueued: number; call: object }, SubmitOutcome>({
     maxItems: MAX_GROUP,
     concurrency: 2,
     isolate: (err) => !isTransientDatabaseError(err),
@@ -172,14 +175,20 @@ export function createJobTransitions(deps: {
       const jobs = items.map((i) => i.job);
       let placement: SubmitPlacement | undefined;
       let inserted;
-      // Only while no other group between admission and its commit may queue
-      // jobs: those (uncommitted, so not in this insert's queue depth) would
-      // otherwise be passed by this one's placed jobs. A group placed whole
-      // queues none, so under load concurrent placed groups do not turn each
-      // other into queued ones.
-      if (admittedMayQueue === 0) placement = placeOnArrival(registry, jobs);
+      // Placed only while no other group between admission and its commit may
+      // queue jobs: those (uncommitted, so not in this insert's queue depth)
+      // would be passed by this one's placed jobs. A group placed whole queues
+      // none unless its insert finds work queued (then it queues all), so under
+      // load concurrent placed groups do not turn each other into queued ones;
+      // such a group's jobs, not yet committed when this one was placed, may
+      // be passed, as concurrent submits' order is not defined. One call's
+      // order is: a group holding jobs of a call already in flight is queued.
+      const calls = new Set(items.map((i) => i.call));
+      const splitCall = [...calls].some((c) => callsInFlight.has(c));
+      if (admittedMayQueue === 0 && !splitCall) placement = placeOnArrival(registry, jobs);
       const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
       admittedMayQueue += mayQueue;
+      for (const c of calls) callsInFlight.set(c, (callsInFlight.get(c) ?? 0) + 1);
       try {
         inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
       } catch (err) {
@@ -190,6 +199,11 @@ export function createJobTransitions(deps: {
       } finally {
         admitted -= items.length;
         admittedMayQueue -= mayQueue;
+        for (const c of calls) {
+          const left = callsInFlight.get(c)! - 1;
+          if (left === 0) callsInFlight.delete(c);
+          else callsInFlight.set(c, left);
+        }
       }
       const { outcomes, queuedBefore } = inserted;
       const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));
@@ -373,13 +387,14 @@ export function createJobTransitions(deps: {
 
   return {
     async submit(job, maxQueued) {
-      return submits.add({ job, maxQueued });
+      return submits.add({ job, maxQueued, call: {} });
     },
 
     async submitMany(jobs, maxQueued) {
       // Each job's own outcome: one call's jobs may span two group commits, and
       // one failing must not hide that the others were stored.
-      const settled = await Promise.allSettled(jobs.map((job) => submits.add({ job, maxQueued })));
+      const call = {};
+      const settled = await Promise.allSettled(jobs.map((job) => submits.add({ job, maxQueued, call })));
       return settled.map((s): SubmitOutcome => (s.status === 'fulfilled' ? s.value : { kind: 'failed', error: s.reason }));
     },
 

@@ -182,6 +182,23 @@ test.serial('groups placed whole do not queue each other: a submit while another
   await owner.cancel(outcomes.map((o) => (o.kind === 'created' ? o.job.id : '')), 0);
 });
 
+test.serial('one call split over two groups in flight: the later group is queued, so it cannot pass the first', async (t) => {
+  const registry = new NodeRegistry();
+  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots: 2000, cpus: 4096, memoryBytes: 4n << 40n }, '', () => true, () => {});
+  node.markReady();
+  registry.add(node);
+  const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  // 1,001 jobs: two groups flushed at once, 1,000 then 1. Were the second placed
+  // while the first's insert finds work queued (and so queues it all), the
+  // call's last job would run before its first 1,000.
+  const jobs = Array.from({ length: 1001 }, () => job());
+  const outcomes = await owner.submitMany(jobs, 1_000_000);
+  const states = outcomes.map((o) => (o.kind === 'created' ? JobState[o.job.state] : o.kind));
+  t.is(states.slice(0, 1000).filter((x) => x === 'JOB_STATE_ASSIGNED').length, 1000, 'the first group is placed whole');
+  t.is(states[1000], 'JOB_STATE_QUEUED', 'the second waits behind it');
+  await owner.cancel(jobs.map((j) => j.id), 0);
+});
+
 test.serial('a group in flight with queued jobs is not passed by a later group placed at once', async (t) => {
   const { owner, node } = setUp(4);
   // 4 GiB of the node's 64 GiB held: a job of 61 GiB fits the node but not its free room, and waits.
