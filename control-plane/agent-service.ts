@@ -33,6 +33,7 @@ import type { NodeRegistry } from './node-registry.js';
 import { NodeSession } from './node-session.js';
 import type { NodeReconciler } from './node-reconciler.js';
 import { recordNodesConnected } from './node-store.js';
+import { unmarkFitFor } from './sql/note-waiting.js';
 import { createGroupCommit } from './group-commit.js';
 import { createSemaphore } from '../common/semaphore.js';
 import { responseBatches, unbatchRequest } from '../common/message-batches.js';
@@ -66,7 +67,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     maxItems: 1000,
     concurrency: 1,
     isolate: (err) => !isTransientDatabaseError(err),
-    run: (items) => recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs),
+    async run(items) {
+      const generations = await recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs);
+      // Before any of them is offered work: see unmarkFitFor.
+      await unmarkFitFor(
+        deps.sql,
+        items.filter((_, i) => generations[i] !== undefined).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
+      );
+      return generations;
+    },
   });
   return {
     async *connect(requests: AsyncIterable<ConnectRequest>, ctx: CallContext): AsyncIterable<ConnectResponse> {

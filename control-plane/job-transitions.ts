@@ -1,7 +1,7 @@
 // The one owner of job transitions on the control plane, as Nomad's alloc
 // runner owns an allocation: submit (placed at once on a free node when nothing
-// is queued, submit-placement.ts), claim, start, finish (with output), cancel,
-// lose, expire and backstop. Each is a set-based compare-and-set (control-plane/sql/,
+// it could pass is queued, submit-placement.ts), claim, start, finish (with
+// output), cancel, lose, withdraw (an assignment never sent), expire and backstop. Each is a set-based compare-and-set (control-plane/sql/,
 // guards from common/job-state.ts) over many rows at once, and each does every
 // follow-up of what it committed here, in one place: publish to watchers, free
 // the node's capacity, deliver a cancel, kill a stale container, ask for a
@@ -73,7 +73,7 @@ export interface JobTransitions {
   report(session: NodeSession, reports: NodeReport[]): Promise<ReportOutcome[]>;
   /** Cancels jobs by the state each is in; returns the rows it changed. */
   cancel(ids: string[], graceMs: number): Promise<ChangedJob[]>;
-  /** Attempts a node no longer has (or never got): lost. */
+  /** Attempts a node no longer has: lost. (Ones it never got are withdrawn, in deliver.) */
   lose(session: NodeSession, attempts: AttemptRef[]): Promise<ChangedJob[]>;
   /** The verdict on a lost node, fenced by its generation; undefined when it has moved on. */
   loseNode(nodeId: string, generation: number, why: string): Promise<ChangedJob[] | undefined>;
@@ -231,7 +231,7 @@ export function createJobTransitions(deps: {
   /**
    * A placed group's insert answered: its held room is let go, and held again
    * (and sent) for the jobs it stored ASSIGNED. Returns the ids of those whose
-   * stream ended meanwhile (lost, see deliver).
+   * stream ended meanwhile (withdrawn, see deliver).
    */
   async function deliverPlaced(placement: SubmitPlacement, jobs: NewJob[], assigned: InsertedJob[]): Promise<string[]> {
     placement.release();

@@ -139,6 +139,7 @@ export function startNodeReconciler(deps: {
       if (!session.live) return;
       const planned = planFor(session, snapshot, held);
       const counted = (a: AttemptRef) => session.holds(a);
+      const settled = session.claimsSettledBefore(snapshot.takenAt);
       const plan: Reconciliation = {
         ...planned,
         // After a connect every active attempt is counted; one that is not any more
@@ -147,10 +148,10 @@ export function startNodeReconciler(deps: {
         lose: planned.lose.filter(counted),
         // A claim whose answer was still being handled when the read was sent
         // may show jobs not counted yet: not lost, about to be sent.
-        resend: session.claimsSettledBefore(snapshot.takenAt) ? planned.resend : [],
+        resend: settled ? planned.resend : [],
         // A submit placed at once counts its job before its insert commits: a read
         // sent meanwhile does not show it, and its room must not be freed for another.
-        release: session.claimsSettledBefore(snapshot.takenAt) ? planned.release : [],
+        release: settled ? planned.release : [],
       };
       const changes = plan.resend.length + plan.lose.length + plan.kill.length + plan.cancel.length + plan.release.length;
       if (changes === 0 && !session.capacityUnknownNow()) return;
@@ -162,8 +163,10 @@ export function startNodeReconciler(deps: {
       }
       const applied = apply(session, plan, snapshot.rows)
         .then(() => {
-          // A failed claim's outcome is now known: what Postgres had then, this read shows.
-          if (session.capacityKnownAsOf(snapshot.takenAt)) deps.dispatcher.kick('queued');
+          // A failed claim's outcome is now known: what Postgres had then, this
+          // read shows, and this plan counted it (resent) — unless another claim
+          // or placement was in flight meanwhile, when the resend was held back.
+          if (settled && session.capacityKnownAsOf(snapshot.takenAt)) deps.dispatcher.kick('queued');
         })
         .catch((err) => log.warn({ err, node: session.nodeId }, 'cannot reconcile the node yet; will try again'))
         .finally(() => applying.delete(applied));

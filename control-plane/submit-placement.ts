@@ -1,15 +1,17 @@
 // Placement at submit: a job that a live node here can take now need not wait
 // in the queue for a dispatch pass (its insert, a NOTIFY, a read of the queue's
 // head and a claim: four round trips). The submit's own insert stores it
-// ASSIGNED to the node (sql/insert-jobs.ts), if the queue is empty as that
-// statement reads it, so no job that waits is passed. The room it takes is held
+// ASSIGNED to the node (sql/insert-jobs.ts), if nothing a connected node could
+// run is queued as that statement reads it, so no job that waits for such a
+// node is passed. The room it takes is held
 // on the node before the insert, as a claim's would be after it: a dispatch
 // pass meanwhile sees it taken, and so does another placement (a node with
 // only placements in flight is offered). A node with a claim in flight is not
 // offered: that claim's room is not held until it answers. The
 // job-transition owner delivers what was stored ASSIGNED. While any job is
-// queued (even one no node can hold) every submit is queued: the insert only
-// knows the queue's depth, and the claim alone decides what may pass what.
+// queued that some connected node can hold, every submit is queued: the insert
+// only knows the queue's depth (less the jobs marked unfit, note-waiting.ts),
+// and the claim alone decides what may pass what.
 // The reconciler frees no counted room while such an insert is in flight
 // (NodeSession.claimsSettledBefore), since its read may not show the job yet.
 import type { Task } from '../common/gen/grid/v1/agent.js';

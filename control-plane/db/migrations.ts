@@ -329,4 +329,13 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP FUNCTION grid_add_queue_depth(bigint);
     `,
   },
+  {
+    version: 12,
+    name: 'queued jobs marked unfit, indexed',
+    sql: `
+      -- A connecting node unmarks the marked jobs it can hold (sql/note-waiting.ts):
+      -- usually none, read without scanning the queue.
+      CREATE INDEX jobs_queued_unfit ON jobs (id) WHERE state = 'QUEUED' AND unfit;
+    `,
+  },
 ];

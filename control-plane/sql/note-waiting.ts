@@ -3,9 +3,11 @@
 // claim-jobs.ts, and would otherwise wait without a word). The latter are also
 // marked `unfit`, counted apart from the queue so that they do not stop
 // submits from being placed at once (insert-jobs.ts). Not a state change: the
-// version is not bumped. A message this wrote is cleared (and the mark) once
-// the job could run; other messages (a requeue's "node … was lost") are left
-// as they are, and such a job is never marked.
+// version is not bumped. A message this wrote is cleared once the job could
+// run; other messages (a requeue's "node … was lost") are left as they are, but
+// such jobs are marked too. A node connecting unmarks what it can hold before
+// it is offered work (unmarkFitFor); a mark this writes from a read taken just
+// before such a connect lasts until the next note (~5 s).
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { stateToDb } from '../../common/job-state.js';
 import type { Sql } from '../db/connect.js';
@@ -19,25 +21,45 @@ export async function noteWaiting(sql: Sql): Promise<number> {
   const rows = await sql`
     WITH biggest AS (
       SELECT max(cpus) AS cpus, max(memory_bytes) AS memory FROM nodes WHERE state = 'READY'
-    ), why AS (
-      SELECT j.id, CASE
-          WHEN b.cpus IS NULL THEN ${WAITING_PREFIX} || 'no node is connected'
-          -- Node by node: the most CPUs and the most memory may be two different nodes'.
-          WHEN NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes)
-            THEN ${WAITING_PREFIX} || 'it asks for ' || j.cpus || CASE WHEN j.cpus = 1 THEN ' CPU' ELSE ' CPUs' END
-                 || ' and ' || pg_size_pretty(j.memory_bytes) || ' of memory; no connected node has both (the most any has: '
-                 || b.cpus || CASE WHEN b.cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ', ' || pg_size_pretty(b.memory) || ')'
-          ELSE '' END AS message,
-        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes) AS unfit
+    ), fit AS (
+      SELECT j.id, j.cpus, j.memory_bytes, j.message, j.unfit AS was_unfit,
+        (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX})) AS rewritable,
+        -- Node by node: the most CPUs and the most memory may be two different nodes'.
+        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes) AS unfit,
+        b.cpus AS most_cpus, b.memory AS most_memory
       FROM jobs j CROSS JOIN biggest b
-      WHERE j.state = ${QUEUED} AND (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX}))
+      WHERE j.state = ${QUEUED}
+    ), why AS (
+      SELECT id, unfit, was_unfit, message, CASE
+          WHEN NOT rewritable THEN message
+          WHEN most_cpus IS NULL THEN ${WAITING_PREFIX} || 'no node is connected'
+          WHEN unfit
+            THEN ${WAITING_PREFIX} || 'it asks for ' || cpus || CASE WHEN cpus = 1 THEN ' CPU' ELSE ' CPUs' END
+                 || ' and ' || pg_size_pretty(memory_bytes) || ' of memory; no connected node has both (the most any has: '
+                 || most_cpus || CASE WHEN most_cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ', ' || pg_size_pretty(most_memory) || ')'
+          ELSE '' END AS new_message
+      FROM fit
     ), changed AS (
       -- A bounded batch, oldest first: when the first node connects, a full queue
       -- is rewritten over several passes, not in one statement holding every row.
-      SELECT why.* FROM why JOIN jobs USING (id) WHERE jobs.message <> why.message OR jobs.unfit <> why.unfit ORDER BY id LIMIT ${BATCH}
+      SELECT id, new_message, unfit FROM why WHERE message <> new_message OR was_unfit <> unfit ORDER BY id LIMIT ${BATCH}
     )
-    UPDATE jobs SET message = changed.message, unfit = changed.unfit FROM changed
+    UPDATE jobs SET message = changed.new_message, unfit = changed.unfit FROM changed
     WHERE jobs.id = changed.id AND jobs.state = ${QUEUED}
     RETURNING jobs.id`;
   return rows.length;
+}
+
+/**
+ * Nodes just connected: queued jobs marked unfit that one of them can hold are
+ * unmarked before the nodes are offered work, so that no submit placed on such
+ * a node passes them (insert-jobs.ts). Reads only the marked jobs.
+ */
+export async function unmarkFitFor(sql: Sql, sizes: { cpus: number; memoryBytes: number }[]): Promise<void> {
+  if (sizes.length === 0) return;
+  await sql`
+    UPDATE jobs SET unfit = false
+    WHERE state = ${QUEUED} AND unfit
+      AND EXISTS (SELECT 1 FROM unnest(${sizes.map((n) => n.cpus)}::float8[], ${sizes.map((n) => n.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
+                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)`;
 }

@@ -13,6 +13,7 @@ import { createJobTransitions, type JobTransitions, type NewJob } from '../../co
 import { NodeRegistry } from '../../control-plane/node-registry.js';
 import { NodeSession } from '../../control-plane/node-session.js';
 import { withdrawAttempts } from '../../control-plane/sql/lose-attempts.js';
+import { unmarkFitFor } from '../../control-plane/sql/note-waiting.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -96,9 +97,30 @@ test.serial('a queued job no connected node can hold does not stop a submit from
   t.is(small!.kind === 'created' && small!.job.state, JobState.JOB_STATE_ASSIGNED, 'placed at once, past a job it could never have delayed');
   const [counts] = await db.sql<{ queued: number; unfit: number }[]>`SELECT sum(queued)::int AS queued, sum(unfit)::int AS unfit FROM queue_depth`;
   t.deepEqual(counts, { queued: 1, unfit: 1 });
-  await owner.cancel([hugeId, before!.kind === 'created' ? before!.job.id : '', small!.kind === 'created' ? small!.job.id : ''], 0);
+  // A node that can hold it connects: unmarked before that node is offered work.
+  await unmarkFitFor(db.sql, [{ cpus: 64, memoryBytes: 2 ** 41 }]);
+  const [third] = await owner.submitMany([job()], 1_000_000);
+  t.is(third!.kind === 'created' && third!.job.state, JobState.JOB_STATE_QUEUED, 'it counts again as a job that may run');
+  await owner.cancel([hugeId, ...[before!, small!, third!].map((o) => (o.kind === 'created' ? o.job.id : ''))], 0);
   const [after] = await db.sql<{ queued: number; unfit: number }[]>`SELECT sum(queued)::int AS queued, sum(unfit)::int AS unfit FROM queue_depth`;
   t.deepEqual(after, { queued: 0, unfit: 0 }, 'the counts follow the cancel');
+  await db.sql`DELETE FROM nodes WHERE id = ${node.nodeId}`;
+});
+
+test.serial('a queued job that fits no connected node is marked whatever its message, a requeue\'s included', async (t) => {
+  const { owner, node } = setUp(4);
+  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
+               VALUES (${node.nodeId}, 'placing', 'READY', 4, 64, ${String(64n << 30n)}, '{}', 'test', now(), now(), 1)`;
+  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  const [huge] = await empty.submitMany([job('', 1n << 40n)], 1_000_000);
+  const id = huge!.kind === 'created' ? huge!.job.id : '';
+  // As a requeue leaves it: its only big node was lost.
+  const lost = 'node big-1 was lost during attempt 1; queued again';
+  await db.sql`UPDATE jobs SET message = ${lost} WHERE id = ${id}`;
+  await owner.noteWaiting();
+  const [row] = await db.sql<{ unfit: boolean; message: string }[]>`SELECT unfit, message FROM jobs WHERE id = ${id}`;
+  t.like(row, { unfit: true, message: lost }, 'marked, its message kept');
+  await owner.cancel([id], 0);
   await db.sql`DELETE FROM nodes WHERE id = ${node.nodeId}`;
 });
 
