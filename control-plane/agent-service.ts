@@ -69,11 +69,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     isolate: (err) => !isTransientDatabaseError(err),
     async run(items) {
       const generations = await recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs);
-      // Before any of them is offered work: see unmarkFitFor.
+      // Before any of them is offered work: see unmarkFitFor. Its failure fails
+      // no connect (they are recorded): a mark left lasts until the next note.
       await unmarkFitFor(
         deps.sql,
         items.filter((_, i) => generations[i] !== undefined).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
-      );
+      ).catch((err) => deps.log.warn({ err }, 'cannot unmark the queued jobs the connecting nodes can hold; the next waiting note will'));
       return generations;
     },
   });

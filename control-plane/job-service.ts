@@ -157,8 +157,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const graceMs = request.grace
         ? boundedDuration('grace', request.grace, undefined, deps.policy.maxStopGraceMs)
         : existing.stop_grace_ms;
-      const changed = await deps.transitions.cancel([existing.id], graceMs);
-      if (changed.length === 0) return { job: rowToJob(existing) };
+      await deps.transitions.cancel([existing.id], graceMs);
+      // Read again even when the cancel changed nothing: the job may have ended
+      // while the cancel waited for its row, and the state read above would
+      // answer RUNNING for a job that is over.
       return { job: rowToJob((await getJob(sql, existing.id)) ?? existing) };
     },
 

@@ -171,7 +171,24 @@ export function createJobTransitions(deps: {
     async run(items) {
       // One limit per group: every caller of one server passes the same.
       const maxQueued = Math.min(...items.map((i) => i.maxQueued));
-      await admit(items.length, maxQueued);
+      // A call's groups are registered in the order they are flushed, before
+      // anything awaits (admit may hold them, and end their holds in any order).
+      const calls = [...new Set(items.map((i) => i.call))];
+      const splitCall = calls.some((c) => callsInFlight.has(c));
+      for (const c of calls) callsInFlight.set(c, (callsInFlight.get(c) ?? 0) + 1);
+      const leaveCalls = () => {
+        for (const c of calls) {
+          const left = callsInFlight.get(c)! - 1;
+          if (left === 0) callsInFlight.delete(c);
+          else callsInFlight.set(c, left);
+        }
+      };
+      try {
+        await admit(items.length, maxQueued);
+      } catch (err) {
+        leaveCalls();
+        throw err;
+      }
       const jobs = items.map((i) => i.job);
       let placement: SubmitPlacement | undefined;
       let inserted;
@@ -182,13 +199,11 @@ export function createJobTransitions(deps: {
       // load concurrent placed groups do not turn each other into queued ones;
       // such a group's jobs, not yet committed when this one was placed, may
       // be passed, as concurrent submits' order is not defined. One call's
-      // order is: a group holding jobs of a call already in flight is queued.
-      const calls = new Set(items.map((i) => i.call));
-      const splitCall = [...calls].some((c) => callsInFlight.has(c));
+      // order is: a group holding jobs of a call with an earlier group still
+      // in flight is queued.
       if (admittedMayQueue === 0 && !splitCall) placement = placeOnArrival(registry, jobs);
       const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
       admittedMayQueue += mayQueue;
-      for (const c of calls) callsInFlight.set(c, (callsInFlight.get(c) ?? 0) + 1);
       try {
         inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
       } catch (err) {
@@ -199,11 +214,7 @@ export function createJobTransitions(deps: {
       } finally {
         admitted -= items.length;
         admittedMayQueue -= mayQueue;
-        for (const c of calls) {
-          const left = callsInFlight.get(c)! - 1;
-          if (left === 0) callsInFlight.delete(c);
-          else callsInFlight.set(c, left);
-        }
+        leaveCalls();
       }
       const { outcomes, queuedBefore } = inserted;
       const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));
@@ -351,7 +362,9 @@ export function createJobTransitions(deps: {
   /**
    * Sends committed assignments (of a claim, or of a submit placed at once) to
    * their nodes and holds their room; returns the ids of the jobs that could not
-   * be sent (queued again, no attempt spent). Never throws: what it was given is committed.
+   * be sent. Those are withdrawn (queued again with no attempt spent, or
+   * CANCELLED if cancelled meanwhile) unless they started (a replacing stream
+   * had them after all: its reports settle them). Never throws: what it was given is committed.
    */
   async function deliver(rows: { id: string; attempt: number; node_id: string; task: Task }[], bySession: Map<string, NodeSession>): Promise<string[]> {
     const undelivered: (AttemptRef & { nodeId: string })[] = [];
@@ -372,7 +385,7 @@ export function createJobTransitions(deps: {
     // its reconcile (it read the claim's commit): then it was delivered after all.
     const unsent = undelivered.filter((a) => !registry.get(a.nodeId)?.holds(a));
     if (unsent.length > 0) {
-      log.warn({ jobs: unsent.length }, 'node streams ended as jobs were assigned; they are queued again');
+      log.warn({ jobs: unsent.length }, 'node streams ended as jobs were assigned; withdrawing them');
       try {
         publish(await withdrawAttempts(sql, unsent));
       } catch (err) {

@@ -7,9 +7,8 @@
 // a connected node could run, as this statement reads it, so it never passes a
 // committed job that waits for a node like the one it takes (one that another
 // replica is inserting at the same moment can be passed, as by any claim). Jobs
-// that fit no connected node (noted by sql/note-waiting.ts) do not count: a
-// node that could hold one connecting lets placements pass it until the next
-// note (at most about 5 s), as its claim does not wait for them either.
+// that fit no connected node (marked by sql/note-waiting.ts) do not count; a
+// node that could hold one unmarks it as it connects, before it is offered work.
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';

@@ -1,9 +1,10 @@
 // Lose: attempts whose node was lost or no longer has them (lostTargetOf): a
 // cancelling job ends CANCELLED, one with attempts left goes back to the queue,
-// the rest end NODE_LOST. Withdraw: the same move for assignments that were
-// committed but never sent, except that nothing ran, so no attempt of the job's
-// budget is spent (its number stays used: it is a fencing token). One statement
-// for many attempts.
+// the rest end NODE_LOST. Withdraw: assignments that were committed but never
+// sent (withdrawTargetOf): nothing ran, so an assigned job is queued again with
+// no attempt of its budget spent (its number stays used: it is a fencing
+// token), a cancelling one ends CANCELLED, and one that started is left alone.
+// One statement for many attempts.
 import type { AttemptRef } from '../../common/attempt.js';
 import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb, withdrawTargetOf } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';

@@ -31,14 +31,19 @@ test('capacity left unknown stays unknown while another claim or placement was i
   t.teardown(() => reconciler.stop());
   // A claim failed with its answer lost (it may have committed), while a
   // placement on the node was still in flight: its resend would be held back.
+  // Each heartbeat that follows a read is planned, and a plan asks what is counted.
+  let planned = 0;
+  const counted = node.countedAttempts.bind(node);
+  node.countedAttempts = () => (planned++, counted());
   node.capacityUnknown();
   node.claimStarted(true);
-  // Heartbeats over a second: each one after a read (every 100 ms) is planned.
-  for (let i = 0; i < 6; i++) {
-    await sleep(200);
+  const deadline = Date.now() + 10_000;
+  while (planned < 3 && Date.now() < deadline) {
+    await sleep(150);
     reconciler.heartbeat(node, []);
   }
   await sleep(200);
+  t.true(planned >= 3, 'reads were planned while the placement was in flight');
   t.is(node.freeCapacity().slots, 0, 'not offered: the held-back resend was not counted');
   node.claimSettled(true);
   const until = Date.now() + 10_000;
