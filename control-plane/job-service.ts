@@ -15,7 +15,7 @@ import {
 } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { invalidArgument, isTransientDatabaseError, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
-import { isTerminal, stateFromDb } from '../common/job-state.js';
+import { ALL_STATES, isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import { type JobEvent, type JobEventBus } from './job-events.js';
@@ -142,6 +142,13 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         beforeId = Buffer.from(request.pageToken, 'base64url').toString();
         if (!UUID.test(beforeId)) throw invalidArgument('page_token is not one this server gave out');
       }
+      // An enum value this server does not know (a newer client's, or a wrong
+      // number) is refused by name rather than failing the query.
+      request.states.forEach((s, i) => {
+        if (s !== JobState.JOB_STATE_UNSPECIFIED && !ALL_STATES.includes(s)) {
+          throw invalidArgument(`states[${i}] is ${s}, not a job state (known: ${ALL_STATES.map((k) => `${JobState[k]} = ${k}`).join(', ')})`);
+        }
+      });
       const states = request.states.filter((s) => s !== JobState.JOB_STATE_UNSPECIFIED);
       const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId });
       const page = rows.slice(0, pageSize);

@@ -69,6 +69,8 @@ const MAX_INPUT_FILES = 10_000;
 const MAX_ARGV = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const MAX_ENV = 1024;
+const MAX_ENV_NAME = 256;
+const MAX_ENV_STRING = 128 * 1024 - 1;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SCRIPT_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,254}$/;
 
@@ -155,6 +157,12 @@ export function validateSubmission(
   const envNames = Object.keys(spec.env);
   if (envNames.length > MAX_ENV) throw invalidArgument(`spec.env has ${envNames.length} variables; at most ${MAX_ENV}`);
   for (const [name, value] of Object.entries(spec.env)) {
+    if (name.length > MAX_ENV_NAME) throw invalidArgument(`spec.env name of ${name.length} characters is too long: at most ${MAX_ENV_NAME}`);
+    // Linux refuses to start a process with a longer "NAME=value" string (MAX_ARG_STRLEN, NUL included).
+    const bytes = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
+    if (bytes > MAX_ENV_STRING) {
+      throw invalidArgument(`spec.env ${name} is ${bytes} bytes as "${name}=value"; a process's environment string may be at most ${MAX_ENV_STRING}`);
+    }
     if (!ENV_NAME.test(name)) {
       throw invalidArgument(`spec.env name "${name}" is not valid: use letters, digits and "_", not starting with a digit`);
     }

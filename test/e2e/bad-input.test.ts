@@ -76,6 +76,12 @@ test('an unknown job id is NOT_FOUND for every call; a malformed one is INVALID_
   await refused(t, api.jobs.listJobs({ states: [], pageSize: 5000, pageToken: '' }), Status.INVALID_ARGUMENT, /page_size is 5000/);
 });
 
+test('ListJobs with a state no job can be in is INVALID_ARGUMENT, naming it (a fuzz run got INTERNAL)', async (t) => {
+  for (const state of [42, 99, -1]) {
+    await refused(t, api.jobs.listJobs({ states: [1, state], pageSize: 10, pageToken: '' }), Status.INVALID_ARGUMENT, new RegExp(`states\\[1\\] is ${state}, not a job state`));
+  }
+});
+
 test('gridctl shows the server\'s message and exits 125', async (t) => {
   const run = await gridctl(cp.address, ['run', '--image', 'NOT VALID', '--', 'true']);
   t.is(run.code, 125);

@@ -258,3 +258,10 @@ test('refuses maxAttempts above 10 and fractional or negative values', (t) => {
 test('accepts maxAttempts of 10', (t) => {
   t.is(validateSubmission(spec({ maxAttempts: 10 }), DEFAULT_SPEC_POLICY, runtimes).spec.maxAttempts, 10);
 });
+
+test('refuses an env name or value no process could be given (a fuzz run sent a 10 MB name, and it was accepted)', (t) => {
+  refuses(t, spec({ env: { ['A'.repeat(10 * 2 ** 20)]: 'x' } }), /spec\.env name of 10485760 characters is too long: at most 256/);
+  refuses(t, spec({ env: { BIG: 'x'.repeat(200 * 1024) } }), /spec\.env BIG is 204804 bytes as "BIG=value"; a process's environment string may be at most 131071/);
+  const { task } = validateSubmission(spec({ env: { FINE: 'x'.repeat(100 * 1024) } }), DEFAULT_SPEC_POLICY, runtimes);
+  t.is(task.env.FINE?.length, 100 * 1024);
+});
