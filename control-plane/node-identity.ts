@@ -10,7 +10,7 @@ const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function identifyNode(hello: Hello, _ctx: CallContext): string {
   if (!NODE_ID.test(hello.nodeId)) {
     throw invalidArgument(
-      `hello.node_id "${hello.nodeId}" is not valid: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+      `hello.node_id ${quoted(hello.nodeId)} is not valid: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
     );
   }
   const c = hello.capacity;
@@ -36,4 +36,9 @@ export function identifyNode(hello: Hello, _ctx: CallContext): string {
 function checkText(field: string, text: string, maxChars: number): void {
   if (text.length > maxChars) throw invalidArgument(`${field} is ${text.length} characters: at most ${maxChars}`);
   if (text.includes('\0')) throw invalidArgument(`${field} holds a NUL character`);
+}
+
+/** A claimed value as an error message may show it: quoted, and cut short if it is long. */
+function quoted(text: string): string {
+  return text.length <= 64 ? `"${text}"` : `"${text.slice(0, 64)}…" (${text.length} characters)`;
 }
