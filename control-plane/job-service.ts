@@ -40,6 +40,28 @@ export interface JobServiceDeps {
   log: Logger;
 }
 
+/**
+ * A job as answers other than GetJob carry it: its spec without file bytes
+ * (script content, input file contents, requirements), so that a page of a
+ * list, or the answer to a submit or a cancel, stays far below any client's
+ * message limit however large its jobs' files are (a 12 MiB input is within the
+ * spec's cap, and three of them once made every ListJobs RESOURCE_EXHAUSTED).
+ */
+export function withoutFileBytes(job: Job): Job {
+  const spec = job.spec;
+  if (!spec) return job;
+  const empty = Buffer.alloc(0);
+  return {
+    ...job,
+    spec: {
+      ...spec,
+      script: spec.script && { ...spec.script, content: empty },
+      inputs: spec.inputs.map((f) => ({ ...f, content: empty })),
+      requirements: empty,
+    },
+  };
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_PAGE_SIZE = 50;
 /** Requests in one SubmitJobs call at most. */
@@ -75,7 +97,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
       if (outcome.kind === 'full') throw queueFull();
       if (outcome.kind === 'failed') throw outcome.error;
-      return { job: outcome.job };
+      return { job: withoutFileBytes(outcome.job) };
     },
 
     async submitJobs(request) {
@@ -107,7 +129,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
             const message = transient ? 'the job database is unreachable right now; retry this one' : 'internal error storing this job; details are in the control plane\'s log';
             return { outcome: { $case: 'refused' as const, value: { code: transient ? Status.UNAVAILABLE : Status.INTERNAL, message } } };
           }
-          return { outcome: { $case: 'job' as const, value: outcome.job } };
+          return { outcome: { $case: 'job' as const, value: withoutFileBytes(outcome.job) } };
         }),
       };
     },
@@ -153,7 +175,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId });
       const page = rows.slice(0, pageSize);
       return {
-        jobs: page.map(rowToJob),
+        jobs: page.map((row) => withoutFileBytes(rowToJob(row))),
         nextPageToken: rows.length > pageSize ? Buffer.from(page.at(-1)!.id).toString('base64url') : '',
       };
     },
@@ -168,7 +190,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       // Read again even when the cancel changed nothing: the job may have ended
       // while the cancel waited for its row, and the state read above would
       // answer RUNNING for a job that is over.
-      return { job: rowToJob((await getJob(sql, existing.id)) ?? existing) };
+      return { job: withoutFileBytes(rowToJob((await getJob(sql, existing.id)) ?? existing)) };
     },
 
     watchJob(request, ctx) {
