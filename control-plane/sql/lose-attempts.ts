@@ -8,7 +8,7 @@
 import type { AttemptRef } from '../../common/attempt.js';
 import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb, withdrawTargetOf } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
-import { changedColumns, guardKeys, pick, type ChangedJob, type Fragment, type MoveTable } from './changed-job.js';
+import { changedColumns, guardKeys, movesByState, pick, type ChangedJob, type Fragment, type MoveTable } from './changed-job.js';
 
 /** Keyed by "<state>/<whether attempts are left>". */
 const LOSE: MoveTable = ACTIVE_STATES.flatMap((from) =>
@@ -17,11 +17,8 @@ const LOSE: MoveTable = ACTIVE_STATES.flatMap((from) =>
     return move ? [{ key: `${stateToDb(from)}/${left}`, move }] : [];
   }),
 );
-/** Keyed like LOSE, always with attempts left: a withdrawn assignment spent none. */
-const WITHDRAW: MoveTable = ACTIVE_STATES.flatMap((from) => {
-  const move = withdrawTargetOf(from);
-  return move ? [{ key: `${stateToDb(from)}/true`, move }] : [];
-});
+/** Keyed by state alone: a withdrawn assignment spent no attempt, so its budget does not matter. */
+const WITHDRAW: MoveTable = movesByState(ACTIVE_STATES, withdrawTargetOf);
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 const CANCELLED = stateToDb(JobState.JOB_STATE_CANCELLED);
 // The attempt's own outcome in its history, whatever became of the job.
@@ -90,7 +87,7 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
  * (withdrawn: not counted against max_attempts, and gone from the history).
  */
 function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
-  const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts < jobs.max_attempts)::text` : db`jobs.state || '/true'`;
+  const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts < jobs.max_attempts)::text` : db`jobs.state`;
   const moves = spent ? LOSE : WITHDRAW;
   const target = pick(db, moves, key, 'state');
   // Withdrawn only while it never started: a start report (of an assignment a

@@ -41,6 +41,14 @@ function setUp(slots: number, open = true): { owner: JobTransitions; registry: N
   return { owner, registry, node, sent };
 }
 
+/** An owner of transitions on a replica with no node: what it is given is queued. */
+const withNoNode = () => createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+
+/** The node's row, READY as its connect writes it: what the waiting note reads. */
+const recordReady = (node: NodeSession) =>
+  db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
+         VALUES (${node.nodeId}, 'placing', 'READY', 4, 64, ${String(64n << 30n)}, '{}', 'test', now(), now(), 1)`;
+
 const rowOf = async (id: string) =>
   (await db.sql<{ state: string; node_id: string | null; attempt: number }[]>`SELECT state, node_id, attempt FROM jobs WHERE id = ${id}`)[0]!;
 
@@ -69,7 +77,7 @@ test.serial('with room on a live node and nothing queued, a submit is stored ASS
 test.serial('a submit is never placed past a job that waits in the queue', async (t) => {
   const { owner } = setUp(4);
   // A job waiting in the queue: submitted to a replica with no node.
-  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  const empty = withNoNode();
   const [waiting] = await empty.submitMany([job()], 1_000_000);
   t.is(waiting!.kind === 'created' && waiting!.job.state, JobState.JOB_STATE_QUEUED);
   const [later] = await owner.submitMany([job()], 1_000_000);
@@ -80,9 +88,8 @@ test.serial('a submit is never placed past a job that waits in the queue', async
 
 test.serial('a queued job no connected node can hold does not stop a submit from being placed at once', async (t) => {
   const { owner, node } = setUp(4);
-  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
-               VALUES (${node.nodeId}, 'placing', 'READY', 4, 64, ${String(64n << 30n)}, '{}', 'test', now(), now(), 1)`;
-  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  await recordReady(node);
+  const empty = withNoNode();
   const [huge] = await empty.submitMany([job('', 1n << 40n)], 1_000_000);
   const hugeId = huge!.kind === 'created' ? huge!.job.id : '';
   const [before] = await owner.submitMany([job()], 1_000_000);
@@ -109,9 +116,8 @@ test.serial('a queued job no connected node can hold does not stop a submit from
 
 test.serial('a queued job that fits no connected node is marked whatever its message, a requeue\'s included', async (t) => {
   const { owner, node } = setUp(4);
-  await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, connected_at, last_seen_at, generation)
-               VALUES (${node.nodeId}, 'placing', 'READY', 4, 64, ${String(64n << 30n)}, '{}', 'test', now(), now(), 1)`;
-  const empty = createJobTransitions({ sql: db.sql, registry: new NodeRegistry(), events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
+  await recordReady(node);
+  const empty = withNoNode();
   const [huge] = await empty.submitMany([job('', 1n << 40n)], 1_000_000);
   const id = huge!.kind === 'created' ? huge!.job.id : '';
   // As a requeue leaves it: its only big node was lost.
