@@ -210,8 +210,8 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   /** Output files are blobs, stored apart from the grouped reports (their stream order is kept). */
   async function storeOutputFiles(session: NodeSession, q: Queued & { kind: 'files' }): Promise<void> {
     const { attempt, files } = q;
-    if (!(await isCurrentAttempt(deps.sql, attempt))) {
-      deps.log.warn({ node: session.nodeId, job_id: attempt.jobId, attempt: attempt.attempt }, 'refused report from a stale attempt');
+    if (!(await isCurrentAttempt(deps.sql, { ...attempt, nodeId: session.nodeId }))) {
+      deps.log.warn({ node: session.nodeId, job_id: attempt.jobId, attempt: attempt.attempt, report: 'files' }, 'refused a report about an attempt that is not this node\'s current one (stale, or another node\'s)');
       session.sendCancel(attempt, 0, CancelCause.CANCEL_CAUSE_STALE);
       return ack(session, q.seq, 'stale');
     }

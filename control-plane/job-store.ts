@@ -3,6 +3,7 @@
 // (job-transitions.ts).
 import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
 import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
+import type { FromNode } from '../common/attempt.js';
 import { ACTIVE_DB_STATES, reasonFromDb, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 
@@ -131,9 +132,10 @@ export async function assignedTasks(sql: Sql, nodeId: string, keys: AttemptRef[]
   return rows.map((r) => ({ key: { jobId: r.id, attempt: r.attempt }, task: Task.decode(r.task) }));
 }
 
-/** Whether the attempt is its job's current, active one: the fence for node reports. */
-export async function isCurrentAttempt(sql: Sql, key: AttemptRef): Promise<boolean> {
-  const rows = await sql`SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND state = ANY(${ACTIVE_DB_STATES})`;
+/** Whether the attempt is its job's current, active one, on the reporting node: the fence for node reports. */
+export async function isCurrentAttempt(sql: Sql, key: FromNode<AttemptRef>): Promise<boolean> {
+  const rows = await sql`
+    SELECT 1 FROM jobs WHERE id = ${key.jobId} AND attempt = ${key.attempt} AND node_id = ${key.nodeId} AND state = ANY(${ACTIVE_DB_STATES})`;
   return rows.length > 0;
 }
 

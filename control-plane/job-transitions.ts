@@ -270,10 +270,11 @@ export function createJobTransitions(deps: {
 
   /** Every report of the groups, set-based: starts, then output, then ends, so each stream's order holds. */
   async function applyReports(groups: { session: NodeSession; reports: NodeReport[] }[]): Promise<ReportOutcome[][]> {
-    const all = groups.flatMap((g) => g.reports);
-    const starts = all.flatMap((r) => (r.kind === 'started' ? [r.report] : []));
-    const outputs = all.flatMap((r) => (r.kind === 'output' ? [r.report] : []));
-    const finishes = all.flatMap((r) => (r.kind === 'finished' ? [r.report] : []));
+    // Each report with the node that sent it: the node is part of the fence.
+    const all = groups.flatMap((g) => g.reports.map((r) => ({ ...r, nodeId: g.session.nodeId })));
+    const starts = all.flatMap((r) => (r.kind === 'started' ? [{ ...r.report, nodeId: r.nodeId }] : []));
+    const outputs = all.flatMap((r) => (r.kind === 'output' ? [{ ...r.report, nodeId: r.nodeId }] : []));
+    const finishes = all.flatMap((r) => (r.kind === 'finished' ? [{ ...r.report, nodeId: r.nodeId }] : []));
     // One statement each, in this order, not one transaction: no transaction
     // keeps postgres.js's reserved connections (whose death can crash the
     // process, porsager/postgres#1208) off the hot path, and every report is
@@ -323,7 +324,12 @@ export function createJobTransitions(deps: {
           session.endReported(r.report.attempt);
         }
         if (outcome === 'stale') {
-          log.warn({ node: session.nodeId, job_id: r.report.attempt.jobId, attempt: r.report.attempt.attempt }, 'refused report from a stale attempt');
+          // Stale, or not this node's at all: either way it changes nothing, and
+          // whatever the node runs for it is stopped.
+          log.warn(
+            { node: session.nodeId, job_id: r.report.attempt.jobId, attempt: r.report.attempt.attempt, report: r.kind },
+            'refused a report about an attempt that is not this node\'s current one (stale, or another node\'s)',
+          );
           session.sendCancel(r.report.attempt, 0, CancelCause.CANCEL_CAUSE_STALE);
         }
         return outcome;

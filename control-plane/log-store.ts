@@ -2,7 +2,7 @@
 // and idempotent (a resent or replayed chunk adds only bytes not yet stored).
 import { LogChunk, LogStream } from '../common/gen/grid/v1/job.js';
 import { ACTIVE_DB_STATES } from '../common/job-state.js';
-import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
+import { attemptKeyOf, type AttemptRef, type FromNode } from '../common/attempt.js';
 import type { Sql, TransactionSql } from './db/connect.js';
 
 
@@ -27,7 +27,7 @@ export interface OutputReport {
  * its stream (and against the chunks before it in this call), so output replayed
  * by a restarted agent from offset 0, in chunks cut differently, adds no duplicate.
  */
-export async function appendOutputs(sql: Sql | TransactionSql, reports: OutputReport[]): Promise<(LogChunk[] | undefined)[]> {
+export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode<OutputReport>[]): Promise<(LogChunk[] | undefined)[]> {
   if (reports.length === 0) return [];
   const chunks = withoutOverlaps(reports);
   const db = sql as Sql;
@@ -43,7 +43,9 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: OutputRe
       -- The row locks serialise appends for one job, so two of them never trim
       -- against the same stored end and overlap. In id order: no deadlocks between appends.
       SELECT id, attempt FROM jobs
-      WHERE (id, attempt) IN (SELECT * FROM unnest(${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[]))
+      -- The node is part of the fence: a node stores output only for its own attempts.
+      WHERE (id, attempt, node_id) IN (SELECT * FROM unnest(${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
+                                                            ${reports.map((r) => r.nodeId)}::text[]))
         AND state = ANY(${ACTIVE_DB_STATES}::text[])
       ORDER BY id
       FOR UPDATE

@@ -4,7 +4,7 @@
 // decides, see endReasonFor), so every (state, reported reason) pair gets its
 // own end from the state machine; a pair with no allowed end is not in the guard.
 import { EndReason } from '../../common/gen/grid/v1/job.js';
-import type { AttemptRef } from '../../common/attempt.js';
+import type { AttemptRef, FromNode } from '../../common/attempt.js';
 import { ACTIVE_STATES, canTransition, endReasonFor, reasonToDb, stateToDb, terminalStateFor } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
 import { changedColumns, guardKeys, pick, type MoveTable, type ChangedJob } from './changed-job.js';
@@ -33,10 +33,10 @@ const FINISH: MoveTable = ACTIVE_STATES.flatMap((from) =>
   }),
 );
 
-/** Ends the reported attempts that are their job's current, active one; returns the rows it changed. */
-export async function finishAttempts(sql: Sql | TransactionSql, reports: FinishReport[]): Promise<ChangedJob[]> {
+/** Ends the reported attempts that are their job's current, active one on the reporting node; returns the rows it changed. */
+export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNode<FinishReport>[]): Promise<ChangedJob[]> {
   if (reports.length === 0) return [];
-  const col = <T>(f: (r: FinishReport) => T) => reports.map(f);
+  const col = <T>(f: (r: FromNode<FinishReport>) => T) => reports.map(f);
   const db = sql as Sql;
   const key = db`jobs.state || '/' || input.reported`;
   const reason = pick(db, FINISH, key, 'reason');
@@ -47,8 +47,9 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FinishR
         ${col((r) => reasonToDb(r.reason))}::text[], ${col((r) => r.exitCode ?? null)}::int[],
         ${col((r) => r.message)}::text[], ${col((r) => overruled(r))}::text[],
         ${col((r) => r.startedAt?.toISOString() ?? null)}::timestamptz[], ${col((r) => r.endedAt.toISOString())}::timestamptz[],
-        ${col((r) => r.output?.stdoutBytes ?? null)}::int8[], ${col((r) => r.output?.stderrBytes ?? null)}::int8[]
-      ) WITH ORDINALITY AS r(id, attempt, reported, exit_code, message, overruled_message, started_at, ended_at, stdout_bytes, stderr_bytes, ord)
+        ${col((r) => r.output?.stdoutBytes ?? null)}::int8[], ${col((r) => r.output?.stderrBytes ?? null)}::int8[],
+        ${col((r) => r.nodeId)}::text[]
+      ) WITH ORDINALITY AS r(id, attempt, reported, exit_code, message, overruled_message, started_at, ended_at, stdout_bytes, stderr_bytes, node_id, ord)
       -- The first report of an attempt wins; a second in the same call is its duplicate.
       ORDER BY id, attempt, ord
     ), finished AS (
@@ -59,10 +60,11 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FinishR
         stdout_bytes = input.stdout_bytes, stderr_bytes = input.stderr_bytes,
         started_at = coalesce(input.started_at, jobs.started_at), ended_at = input.ended_at
       FROM input
-      -- Only an active attempt can be ended by its node: a requeued job keeps its
+      -- Only an active attempt can be ended, and only by the node it is assigned to: a requeued job keeps its
       -- attempt number until claimed again, and must not be ended by the lost one.
       -- The ids again, as an index condition (see claim-jobs.ts).
       WHERE jobs.id = ANY(${col((r) => r.attempt.jobId)}::uuid[]) AND jobs.id = input.id AND jobs.attempt = input.attempt
+        AND jobs.node_id = input.node_id
         AND ${key} = ANY(${guardKeys(FINISH)}::text[])
       RETURNING ${changedColumns(db)}, jobs.started_at, jobs.ended_at
     ), history AS (

@@ -1,7 +1,7 @@
 // Start: nodes report that attempts' containers started. Many reports in one
 // statement, each fenced by its attempt; the move comes from startTargetOf.
 import { ACTIVE_STATES, startTargetOf } from '../../common/job-state.js';
-import type { AttemptRef } from '../../common/attempt.js';
+import type { AttemptRef, FromNode } from '../../common/attempt.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
 import { changedColumns, guardKeys, movesByState, pick, type ChangedJob } from './changed-job.js';
 
@@ -14,18 +14,19 @@ export interface StartReport {
 
 /**
  * Records the starts of the reported attempts that are their job's current,
- * active one, and returns the rows it changed. The run timeout's backstop is
+ * active one on the reporting node, and returns the rows it changed. The run timeout's backstop is
  * set as the job starts running: the agent stops the job at its timeout; this
  * is only for an agent that does not.
  */
-export async function startAttempts(sql: Sql | TransactionSql, reports: StartReport[], backstopMarginMs: number): Promise<ChangedJob[]> {
+export async function startAttempts(sql: Sql | TransactionSql, reports: FromNode<StartReport>[], backstopMarginMs: number): Promise<ChangedJob[]> {
   if (reports.length === 0) return [];
   const running = sql`${pick(sql as Sql, START, sql`jobs.state`, 'state')}`;
   return sql<ChangedJob[]>`
     WITH input AS (
       SELECT DISTINCT ON (id, attempt) * FROM unnest(
         ${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
-        ${reports.map((r) => r.startedAt.toISOString())}::timestamptz[]) WITH ORDINALITY AS r(id, attempt, started_at, ord)
+        ${reports.map((r) => r.startedAt.toISOString())}::timestamptz[], ${reports.map((r) => r.nodeId)}::text[])
+        WITH ORDINALITY AS r(id, attempt, started_at, node_id, ord)
       -- The first report of an attempt wins; a second in the same call is its duplicate.
       ORDER BY id, attempt, ord
     ), started AS (
@@ -37,6 +38,7 @@ export async function startAttempts(sql: Sql | TransactionSql, reports: StartRep
       FROM input
       -- The ids again, as the only index condition (see claim-jobs.ts).
       WHERE jobs.id = ANY(${reports.map((r) => r.attempt.jobId)}::uuid[]) AND jobs.id = input.id AND jobs.attempt = input.attempt
+        AND jobs.node_id = input.node_id
         AND array_position(${guardKeys(START)}::text[], jobs.state) IS NOT NULL
       RETURNING ${changedColumns(sql as Sql)}, jobs.started_at
     ), history AS (

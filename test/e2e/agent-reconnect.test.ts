@@ -4,10 +4,9 @@
 // takes its node over at once, while a different process with the same node id
 // is still refused. Raw AgentService.Connect streams over a real socket.
 import test from 'ava';
-import { createChannel, createClient, ClientError, Status } from 'nice-grpc';
-import { AgentServiceDefinition, ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
-import { AsyncQueue } from '../../common/async-queue.js';
-import { CLIENT_OPTIONS } from '../../common/grpc-options.js';
+import { ClientError, Status } from 'nice-grpc';
+import { ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
+import { connectRawAgent as connect } from '../helpers/raw-agent.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { clients, commandSpec, freePort, sleep, startAgent, startControlPlane, waitForJob, waitForNodes } from '../helpers/grid.js';
@@ -17,53 +16,6 @@ test.before(async () => {
   db = await createTestDatabase();
 });
 test.after.always(async () => db?.drop());
-
-interface Stream {
-  /** The first answer: welcome, or the error that refused the stream. */
-  first: Promise<ConnectResponse | ClientError>;
-  /** Resolves when the server ends the stream. */
-  ended: Promise<void>;
-  /** Every answer after the first, as it comes. */
-  later: ConnectResponse[];
-  /** The error that ended the stream, once it has (after the first answer). */
-  failure(): ClientError | undefined;
-  send(request: ConnectRequest): void;
-  close(): void;
-}
-
-function connect(address: string, nodeId: string, agentInstance: string, name = nodeId): Stream {
-  const channel = createChannel(address, undefined, { ...CLIENT_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
-  const client = createClient(AgentServiceDefinition, channel);
-  const outgoing = new AsyncQueue<ConnectRequest>();
-  outgoing.push({
-    seq: 0n,
-    message: {
-      $case: 'hello',
-      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance, acceptsBatches: false },
-    },
-  });
-  let firstResolve!: (r: ConnectResponse | ClientError) => void;
-  const first = new Promise<ConnectResponse | ClientError>((r) => (firstResolve = r));
-  const later: ConnectResponse[] = [];
-  let answered = false;
-  let failure: ClientError | undefined;
-  const ended = (async () => {
-    try {
-      for await (const response of client.connect(outgoing)) {
-        if (answered) later.push(response);
-        answered = true;
-        firstResolve(response);
-      }
-    } catch (err) {
-      failure = err as ClientError;
-      firstResolve(err as ClientError);
-    } finally {
-      firstResolve(new ClientError('/x', Status.UNKNOWN, 'ended without an answer'));
-      channel.close();
-    }
-  })();
-  return { first, ended, later, failure: () => failure, send: (r) => outgoing.push(r), close: () => outgoing.end() };
-}
 
 const welcomed = (r: ConnectResponse | ClientError) => !(r instanceof ClientError) && r.message?.$case === 'welcome';
 

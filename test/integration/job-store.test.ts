@@ -64,7 +64,8 @@ async function finishAttempt(_sql: unknown, key: AttemptRef, result: Omit<Finish
   return { kind: kind! };
 }
 async function appendLogs(_sql: unknown, key: AttemptRef, chunks: LogChunk[]) {
-  const [stored] = await appendOutputs(db.sql, [{ attempt: key, chunks }]);
+  const node = (await db.sql<{ node_id: string }[]>`SELECT node_id FROM jobs WHERE id = ${key.jobId}`)[0]?.node_id ?? 'unknown';
+  const [stored] = await appendOutputs(db.sql, [{ attempt: key, nodeId: node, chunks }]);
   return stored;
 }
 async function cancelJob(_sql: unknown, id: string, graceMs: number, _margin: number) {

@@ -35,9 +35,9 @@ test.before(async () => {
   for (let i = 0; i < 4; i++) await insertJobs(db.sql, Array.from({ length: 1000 }, () => ({ id: uuidv7(), spec, task, requestId: '' })), 1e9);
   const offer = (n: number) => [{ nodeId: 'history', free: { slots: n, cpus: 1e6, memoryBytes: 2 ** 60 }, size: { cpus: 1e6, memoryBytes: 2 ** 60 } }];
   const claimed = (await claimJobs(db.sql, offer(3500))).rows;
-  const done = claimed.slice(0, 3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }));
+  const done = claimed.slice(0, 3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, nodeId: 'history', reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }));
   for (let i = 0; i < done.length; i += 500) await finishAttempts(db.sql, done.slice(i, i + 500));
-  await startAttempts(db.sql, claimed.slice(3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, startedAt: new Date() })), 5000);
+  await startAttempts(db.sql, claimed.slice(3000).map((r) => ({ attempt: { jobId: r.id, attempt: r.attempt }, nodeId: 'history', startedAt: new Date() })), 5000);
   // Statistics as a table that grows fast has them (none yet): autovacuum would analyse it at any moment.
   await db.sql`ALTER TABLE jobs SET (autovacuum_enabled = false)`;
   await db.sql`ALTER TABLE job_attempts SET (autovacuum_enabled = false)`;
@@ -89,10 +89,10 @@ for (const stats of ['before the table is analysed', 'once it is analysed'] as c
     t.true(claimScans.length > 0 && claimScans.every(byId), `claim: ${claimScans.join('; ')}`);
     const assigned = await db.sql<{ id: string; attempt: number }[]>`SELECT id, attempt FROM jobs WHERE state = 'ASSIGNED' ORDER BY id LIMIT 10`;
     const refs = assigned.map((r) => ({ jobId: r.id, attempt: r.attempt }));
-    const startScans = await jobsScansOf(() => startAttempts(traced, refs.map((attempt) => ({ attempt, startedAt: new Date() })), 5000));
+    const startScans = await jobsScansOf(() => startAttempts(traced, refs.map((attempt) => ({ attempt, nodeId: 'n', startedAt: new Date() })), 5000));
     t.true(startScans.length > 0 && startScans.every(byId), `start: ${startScans.join('; ')}`);
     const finishScans = await jobsScansOf(() =>
-      finishAttempts(traced, refs.map((attempt) => ({ attempt, reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }))),
+      finishAttempts(traced, refs.map((attempt) => ({ attempt, nodeId: 'n', reason: EndReason.END_REASON_SUCCEEDED, exitCode: 0, message: '', endedAt: new Date() }))),
     );
     t.true(finishScans.length > 0 && finishScans.every(byId), `finish: ${finishScans.join('; ')}`);
   });
