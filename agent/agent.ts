@@ -3,6 +3,7 @@
 // task runner. Running tasks do not depend on the stream: their reports wait in
 // the outbox until a stream acknowledges them. On start it takes up the
 // containers an earlier agent of this node left, before it says hello.
+import { channelCredentials, type ClientTls } from '../common/client-credentials.js';
 import { ClientError, createChannel, createClient, Status, type Channel } from 'nice-grpc';
 import type { Logger } from 'pino';
 import {
@@ -28,6 +29,8 @@ import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner
 export interface AgentOptions {
   /** Control plane host:port. */
   server: string;
+  /** TLS to the control plane; plaintext without it (see common/client-credentials.ts). */
+  tls?: ClientTls;
   nodeId: string;
   name: string;
   capacity: Capacity;
@@ -68,7 +71,7 @@ export function startAgent(options: AgentOptions): Agent {
   // connection replaces its old stream instead of being refused as a second agent.
   const agentInstance = randomUUID();
   const log = options.log.child({ node: options.nodeId });
-  const channel: Channel = createChannel(options.server, undefined, CLIENT_OPTIONS);
+  const channel: Channel = createChannel(options.server, channelCredentials(options.tls), CLIENT_OPTIONS);
   const client = createClient(AgentServiceDefinition, channel);
   const runners = new Map<string, TaskRunner>();
   // Attempts run to the end by this process, newest last: the control plane may

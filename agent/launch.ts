@@ -5,9 +5,12 @@ import type { Logger } from 'pino';
 import { startAgent, type Agent } from './agent.js';
 import { createDockerDriver, type PullPolicy } from './docker-driver.js';
 import { resolveNodeId } from './node-identity.js';
+import { commonNameOf, type ClientTls } from '../common/client-credentials.js';
 
 export interface AgentSettings {
   server: string;
+  /** TLS to the control plane; the client certificate names this node. */
+  tls?: ClientTls;
   nodeId?: string;
   name?: string;
   stateDir: string;
@@ -42,7 +45,8 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
   const cpus = settings.cpus ?? availableParallelism();
   return startAgent({
     server: settings.server,
-    nodeId: resolveNodeId(settings.nodeId, settings.stateDir),
+    tls: settings.tls,
+    nodeId: nodeIdOf(settings),
     name: settings.name || hostname(),
     capacity: {
       slots: settings.slots ?? Math.max(1, Math.floor(cpus)),
@@ -66,6 +70,16 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     // ~190 ms from its start report to its end report, so it still sends two.
     reportWindowMs: REPORT_WINDOW_MS,
   });
+}
+
+/** Over TLS the node is the one its certificate names; else the flag's, or the one kept in the state dir. */
+function nodeIdOf(settings: AgentSettings): string {
+  if (!settings.tls?.certFile) return resolveNodeId(settings.nodeId, settings.stateDir);
+  const certified = commonNameOf(settings.tls.certFile);
+  if (settings.nodeId && settings.nodeId !== certified) {
+    throw new Error(`--node-id is "${settings.nodeId}" but the certificate ${settings.tls.certFile} is for node "${certified}": drop --node-id or use that node's certificate`);
+  }
+  return certified;
 }
 
 /** Parses "k=v,k2=v2" (the --labels flag). */

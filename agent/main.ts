@@ -6,11 +6,15 @@ import { createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
 import { defaultStateDir } from './node-identity.js';
+import type { ClientTls } from '../common/client-credentials.js';
 
 const program = new Command('grid-agent')
   .description('Runs Grid jobs as Docker containers on this host.')
   .version(GRID_VERSION)
   .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
+  .addOption(envOption('--tls-cert <file>', 'this agent\'s certificate (PEM, from `gridctl certs issue-agent`): it names the node', 'GRID_TLS_CERT'))
+  .addOption(envOption('--tls-key <file>', 'private key (PEM) of --tls-cert', 'GRID_TLS_KEY'))
   .addOption(envOption('--node-id <id>', 'stable node id (default: generated once, kept in the state dir)', 'GRID_NODE_ID'))
   .addOption(envOption('--name <name>', 'node name shown by `gridctl nodes` (default: host name)', 'GRID_NODE_NAME'))
   .addOption(envOption('--state-dir <dir>', 'where the agent keeps its node id', 'GRID_STATE_DIR', defaultStateDir()))
@@ -35,6 +39,7 @@ const program = new Command('grid-agent')
       agent = await launchAgent(
         {
           server: flags.server,
+          tls: tlsOf(flags),
           nodeId: flags.nodeId,
           name: flags.name,
           stateDir: flags.stateDir,
@@ -66,5 +71,14 @@ const program = new Command('grid-agent')
     process.once('SIGTERM', shutdown);
     process.once('SIGINT', shutdown);
   });
+
+function tlsOf(flags: Record<string, string | undefined>): ClientTls | undefined {
+  if (!flags.tlsCa) {
+    if (flags.tlsCert || flags.tlsKey) throw new Error('--tls-cert and --tls-key need --tls-ca, the CA of the control plane\'s certificate');
+    return undefined;
+  }
+  if (!flags.tlsCert || !flags.tlsKey) throw new Error('over TLS the agent needs its certificate: --tls-cert and --tls-key (`gridctl certs issue-agent NODE_ID` makes them)');
+  return { caFile: flags.tlsCa, certFile: flags.tlsCert, keyFile: flags.tlsKey };
+}
 
 await program.parseAsync();

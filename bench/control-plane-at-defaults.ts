@@ -49,7 +49,8 @@ export async function startControlPlaneAtDefaults(databaseUrl: string, launch: C
   // Any GRID_* setting of the caller's environment would change a default.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GRID_')));
   const child = spawn(process.execPath, [controlPlaneProgram(), '--listen', launch.listen ?? '127.0.0.1:0', ...(launch.args ?? [])], {
-    env: { ...env, GRID_DATABASE_URL: databaseUrl },
+    // Plaintext on loopback: an environment variable, which older builds ignore.
+    env: { ...env, GRID_DATABASE_URL: databaseUrl, GRID_PLAINTEXT: '1' },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);

@@ -1,23 +1,47 @@
 // The gRPC clients gridctl uses, and how their failures read to a person.
-import { ChannelCredentials } from '@grpc/grpc-js';
-import { ClientError, createChannel, createClient, Status, type Channel } from 'nice-grpc';
+import { readFileSync } from 'node:fs';
+import { ClientError, createChannel, createClient, Metadata, Status, type Channel } from 'nice-grpc';
+import { channelCredentials, type ClientTls } from '../common/client-credentials.js';
 import { JobServiceDefinition, type JobServiceClient } from '../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition, type NodeServiceClient } from '../common/gen/grid/v1/node.js';
+import { TokenServiceDefinition, type TokenServiceClient } from '../common/gen/grid/v1/token.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 
 export interface GridClients {
   server: string;
   jobs: JobServiceClient;
   nodes: NodeServiceClient;
+  tokens: TokenServiceClient;
   close(): void;
 }
 
-export function connect(server: string): GridClients {
-  const channel: Channel = createChannel(server, ChannelCredentials.createInsecure(), CLIENT_OPTIONS);
+export interface Connection {
+  tls?: ClientTls;
+  /** The API token, sent as `authorization: Bearer …` on every call. */
+  token?: string;
+}
+
+/** TLS and token from gridctl's global flags and GRID_TOKEN. */
+export function connectionOf(flags: { tlsCa?: string; tokenFile?: string }, env = process.env): Connection {
+  let token = env.GRID_TOKEN?.trim() || undefined;
+  if (flags.tokenFile) {
+    try {
+      token = readFileSync(flags.tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new Error(`cannot read the token file ${flags.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return { tls: flags.tlsCa ? { caFile: flags.tlsCa } : undefined, token };
+}
+
+export function connect(server: string, connection: Connection = {}): GridClients {
+  const channel: Channel = createChannel(server, channelCredentials(connection.tls), CLIENT_OPTIONS);
+  const defaults = connection.token ? { '*': { metadata: Metadata({ authorization: `Bearer ${connection.token}` }) } } : {};
   return {
     server,
-    jobs: createClient(JobServiceDefinition, channel),
-    nodes: createClient(NodeServiceDefinition, channel),
+    jobs: createClient(JobServiceDefinition, channel, defaults),
+    nodes: createClient(NodeServiceDefinition, channel, defaults),
+    tokens: createClient(TokenServiceDefinition, channel, defaults),
     close: () => channel.close(),
   };
 }
@@ -31,7 +55,8 @@ export function describeError(err: unknown, server: string): string {
   if (err instanceof ClientError) {
     if (err.code === Status.UNAVAILABLE && /connect|ECONNREFUSED|No connection/i.test(err.details)) {
       return `cannot reach the Grid control plane at ${server} (${err.details}). Is it running? ` +
-        'Start one with `npm start`, or point --server / GRID_SERVER at it.';
+        'Start one with `npm start`, or point --server / GRID_SERVER at it. ' +
+        'If it serves TLS, give its CA with --tls-ca or GRID_TLS_CA.';
     }
     return err.details;
   }

@@ -4,7 +4,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag } from '../common/cli-options.js';
 import { GRID_VERSION } from '../common/version.js';
-import { connect, describeError, type GridClients } from './client.js';
+import { connect, connectionOf, describeError, type GridClients } from './client.js';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
+import { SCOPE_NAMES } from '../common/token-scope.js';
+import { certsInit, certsIssueAgent, certsIssueServer, type CertsFlags } from './commands/certs.js';
 import { cancelCommand } from './commands/cancel.js';
 import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
@@ -17,6 +20,8 @@ const program = new Command('gridctl')
   .description('Run scripts and containers on a Grid.')
   .version(GRID_VERSION)
   .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
+  .addOption(envOption('--token-file <file>', 'file holding the API token (or set GRID_TOKEN; never a flag, which `ps` shows)', 'GRID_TOKEN_FILE'))
   .addHelpText('after', EXIT_CODE_HELP)
   .exitOverride((err: CommanderError) => exit(err.exitCode === 0 ? 0 : EXIT_GRID_ERROR))
   .showHelpAfterError('(run with --help for usage)');
@@ -27,8 +32,14 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 /** Runs a command's body against the control plane and exits with its code. */
 function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) => Promise<number>) {
   return async (...args: A) => {
-    const clients = connect(program.opts().server);
     let code: number;
+    let clients: GridClients;
+    try {
+      clients = connect(program.opts().server, connectionOf(program.opts()));
+    } catch (err) {
+      process.stderr.write(`gridctl: ${(err as Error).message}\n`);
+      return exit(EXIT_GRID_ERROR);
+    }
     try {
       code = await body(clients, ...args);
     } catch (err) {
@@ -124,6 +135,63 @@ program
   .option('--grace <duration>', 'time between SIGTERM and SIGKILL, e.g. 0s or 30s', parseDurationFlag)
   .option('--wait', 'wait until the job has ended; exit with its code')
   .action(action((clients, job: string, flags) => cancelCommand(clients, job, flags)));
+
+const token = program.command('token').description('make, list and revoke API tokens (needs an admin token)');
+token
+  .command('create')
+  .description('make a token; it is printed once, on stdout')
+  .requiredOption('--name <name>', 'a label for people, e.g. "ci" or "alice"')
+  .addOption(new Option('--scope <scope>', 'read (look), submit (read + submit and cancel) or admin (all)').choices(SCOPE_NAMES).makeOptionMandatory())
+  .option('--expires-in <duration>', 'valid for this long, e.g. 30d (default: until revoked)', parseDurationFlag)
+  .action(action((clients, flags) => tokenCreateCommand(clients, flags)));
+token
+  .command('list')
+  .description('list tokens (never their secrets)')
+  .addOption(outputOption())
+  .action(action((clients, flags: { output: Output }) => tokenListCommand(clients, flags.output)));
+token
+  .command('revoke')
+  .description('revoke tokens by id: calls with them fail within seconds')
+  .argument('<token-id...>')
+  .action(action((clients, ids: string[]) => tokenRevokeCommand(clients, ids)));
+
+/** Runs a command that needs no control plane. */
+function offline<A extends unknown[]>(body: (...args: A) => number) {
+  return async (...args: A) => {
+    let code: number;
+    try {
+      code = body(...args);
+    } catch (err) {
+      process.stderr.write(`gridctl: ${(err as Error).message}\n`);
+      code = EXIT_GRID_ERROR;
+    }
+    await exit(code);
+  };
+}
+
+const certs = program.command('certs').description('make a CA and the TLS certificates of a control plane and its agents (with openssl)');
+const certsDir = () => new Option('--dir <dir>', 'where the CA and certificates are kept').default('grid-certs');
+const days = () => new Option('--days <n>', 'validity of the certificate, in days').argParser(parseIntFlag).default(365);
+certs
+  .command('init')
+  .description('make the CA (ca.crt, ca.key) that signs every certificate of this Grid')
+  .addOption(certsDir())
+  .addOption(days())
+  .action(offline((flags: CertsFlags) => certsInit(flags)));
+certs
+  .command('issue-server')
+  .description('issue the control plane\'s certificate (server.crt, server.key), valid for --name and loopback')
+  .addOption(certsDir())
+  .addOption(days())
+  .option('--name <host>', 'DNS name or IP address agents and clients dial, repeatable', collect, [])
+  .action(offline((flags: CertsFlags & { name: string[] }) => certsIssueServer(flags)));
+certs
+  .command('issue-agent')
+  .description('issue an agent\'s certificate (NODE_ID.crt, NODE_ID.key): it is the node\'s identity')
+  .argument('<node-id>')
+  .addOption(certsDir())
+  .addOption(days())
+  .action(offline((nodeId: string, flags: CertsFlags) => certsIssueAgent(nodeId, flags)));
 
 async function exit(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write('', resolve))));

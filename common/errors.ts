@@ -25,6 +25,14 @@ export function alreadyExists(message: string): ServerError {
   return new ServerError(Status.ALREADY_EXISTS, message);
 }
 
+export function unauthenticated(message: string): ServerError {
+  return new ServerError(Status.UNAUTHENTICATED, message);
+}
+
+export function permissionDenied(message: string): ServerError {
+  return new ServerError(Status.PERMISSION_DENIED, message);
+}
+
 export function resourceExhausted(message: string): ServerError {
   return new ServerError(Status.RESOURCE_EXHAUSTED, message);
 }

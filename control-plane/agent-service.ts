@@ -28,6 +28,7 @@ import { parseReport, type Queued } from './report-validation.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
+import type { Transport } from './transport-security.js';
 import type { NodeLiveness } from './node-liveness.js';
 import type { NodeRegistry } from './node-registry.js';
 import { NodeSession } from './node-session.js';
@@ -49,6 +50,8 @@ export interface AgentServiceDeps {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   blobs: BlobStore;
+  /** Over TLS a stream speaks for the node its certificate names (see node-identity.ts). */
+  transport: Transport['kind'];
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
@@ -86,7 +89,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         throw failedPrecondition('the first message on AgentService.Connect must be hello');
       }
       const hello = first.value.message.value;
-      const nodeId = identifyNode(hello, ctx);
+      const nodeId = identifyNode(hello, ctx, deps.transport);
       const log = deps.log.child({ node: nodeId });
       const outbox = new AsyncQueue<ConnectResponse>();
       const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, (m) => outbox.push(m), () => outbox.end());

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // grid-control-plane: the gRPC server (see systemd/grid-control-plane.service).
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseTimerFlag } from '../common/cli-options.js';
@@ -13,6 +13,9 @@ import { migrate } from './db/migrate.js';
 import { loadRuntimes } from './runtime-presets.js';
 import { startControlPlane } from './server.js';
 import { DEFAULT_SPEC_POLICY } from './spec-validation.js';
+import { parseScope } from '../common/token-scope.js';
+import { createToken } from './token-store.js';
+import { chooseTransport, hostOf, isLoopback } from './transport-security.js';
 
 function defaultDataDir(): string {
   // As root, the embedded PostgreSQL runs as the `postgres` user, which cannot
@@ -24,6 +27,11 @@ const program = new Command('grid-control-plane')
   .description('Grid control plane: the job API, the agents\' streams and the dispatcher.')
   .version(GRID_VERSION)
   .addOption(envOption('--listen <host:port>', 'address to serve gRPC on', 'GRID_LISTEN', '127.0.0.1:7070'))
+  .addOption(envOption('--tls-cert <file>', 'certificate (PEM) to serve TLS with; re-read when it changes', 'GRID_TLS_CERT'))
+  .addOption(envOption('--tls-key <file>', 'private key (PEM) of --tls-cert', 'GRID_TLS_KEY'))
+  .addOption(envOption('--tls-client-ca <file>', 'CA (PEM) whose certificates identify agents; a certificate names its node', 'GRID_TLS_CLIENT_CA'))
+  .addOption(envOption('--plaintext', 'serve without TLS and without authentication (development; loopback only)', 'GRID_PLAINTEXT'))
+  .addOption(envOption('--allow-plaintext-on-network-INSECURE', 'let --plaintext listen on an address that is not loopback', 'GRID_ALLOW_PLAINTEXT_ON_NETWORK_INSECURE'))
   .addOption(envOption('--database-url <url>', 'PostgreSQL URL (default: an embedded PostgreSQL in the data dir)', 'GRID_DATABASE_URL'))
   .addOption(envOption('--data-dir <dir>', 'where the embedded PostgreSQL keeps its data', 'GRID_DATA_DIR', defaultDataDir()))
   .addOption(envOption('--runtimes <file>', 'JSON file of runtime presets (name → image, interpreter, extensions)', 'GRID_RUNTIMES'))
@@ -53,8 +61,16 @@ const program = new Command('grid-control-plane')
     let agent: Agent | undefined;
     let controlPlane;
     try {
+      const transport = chooseTransport({ ...flags, allowPlaintextOnNetwork: flags.allowPlaintextOnNetworkINSECURE });
+      if (transport.kind === 'plaintext' && !isLoopback(hostOf(flags.listen))) {
+        log.warn({ listen: flags.listen }, 'serving PLAINTEXT WITHOUT AUTHENTICATION on a network address: anyone who can reach it can run containers on every node');
+      }
+      if (flags.localAgent && transport.kind === 'tls') {
+        throw new Error('--local-agent is for a --plaintext development control plane; over TLS, run grid-agent with its own certificate');
+      }
       controlPlane = await startControlPlane({
         listen: flags.listen,
+        transport,
         databaseUrl: flags.databaseUrl,
         dataDir: flags.dataDir,
         runtimes: loadRuntimes(flags.runtimes),
@@ -108,6 +124,29 @@ program
     try {
       const applied = await migrate(sql, log);
       process.stdout.write(applied.length ? `applied migrations ${applied.join(', ')}\n` : 'database is up to date\n');
+    } catch (err) {
+      fail(err);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+const token = program.command('token').description('API tokens, straight in the database: the first admin token of a Grid');
+token
+  .command('create')
+  .description('make an API token and print it (once); run on the control-plane host')
+  .addOption(envOption('--database-url <url>', 'PostgreSQL URL', 'GRID_DATABASE_URL').makeOptionMandatory())
+  .requiredOption('--name <name>', 'a label for people, e.g. "root" or "ci"')
+  .addOption(new Option('--scope <scope>', 'read, submit or admin').choices(['read', 'submit', 'admin']).default('admin'))
+  .option('--expires-in <duration>', 'valid for this long (default: until revoked)', parseDurationFlag)
+  .action(async (flags) => {
+    const log = createLogger('grid-control-plane', 'warn');
+    const sql = connectDatabase(flags.databaseUrl, { max: 1 });
+    try {
+      await migrate(sql, log);
+      const made = await createToken(sql, flags.name, parseScope(flags.scope), flags.expiresIn);
+      process.stderr.write(`made ${flags.scope} token "${made.info.name}" (id ${made.info.id}); it is shown only now:\n`);
+      process.stdout.write(`${made.token}\n`);
     } catch (err) {
       fail(err);
     } finally {

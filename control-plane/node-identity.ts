@@ -1,13 +1,30 @@
-// Which node a Connect stream speaks for. Today the agent's claimed id is
-// trusted; with mTLS this becomes the certificate's identity, and this is the
-// only place that has to change.
+// Which node a Connect stream speaks for. Over TLS it is the node the agent's
+// client certificate names (verified against Grid's CA by the TLS layer, see
+// transport-security.ts), never what the hello claims: a hello naming another
+// node is refused. Over plaintext (development on loopback) the claim is all
+// there is.
 import type { CallContext } from 'nice-grpc';
 import type { Hello } from '../common/gen/grid/v1/agent.js';
-import { invalidArgument } from '../common/errors.js';
+import { invalidArgument, permissionDenied, unauthenticated } from '../common/errors.js';
+import { VERIFIED_NODE_KEY, type Transport } from './transport-security.js';
 
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-export function identifyNode(hello: Hello, _ctx: CallContext): string {
+export function identifyNode(hello: Hello, ctx: CallContext, transport: Transport['kind']): string {
+  if (transport === 'tls') {
+    const certified = ctx.metadata.get(VERIFIED_NODE_KEY);
+    if (certified === undefined) {
+      throw unauthenticated(
+        'AgentService.Connect needs a client certificate signed by this control plane\'s agent CA ' +
+          '(make one with `gridctl certs issue-agent NODE_ID`, give it to the agent with --tls-cert and --tls-key)',
+      );
+    }
+    if (!NODE_ID.test(certified)) throw permissionDenied(`the client certificate names node ${quoted(certified)}, which is not a valid node id`);
+    if (hello.nodeId !== '' && hello.nodeId !== certified) {
+      throw permissionDenied(`this agent's certificate is for node "${certified}", but its hello claims node ${quoted(hello.nodeId)}`);
+    }
+    hello = { ...hello, nodeId: certified };
+  }
   if (!NODE_ID.test(hello.nodeId)) {
     throw invalidArgument(
       `hello.node_id ${quoted(hello.nodeId)} is not valid: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,

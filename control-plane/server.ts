@@ -26,10 +26,16 @@ import { startNodeReconciler } from './node-reconciler.js';
 import { createNodeService } from './node-service.js';
 import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
+import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
+import { createTokenAuth } from './token-auth.js';
+import { createTokenService } from './token-service.js';
+import { serverCredentials, verifiedNodeInterceptor, type Transport } from './transport-security.js';
 
 export interface ControlPlaneOptions {
   /** host:port to listen on; port 0 picks a free one. */
   listen: string;
+  /** TLS (clients with tokens, agents with certificates) or plaintext; see transport-security.ts. */
+  transport: Transport;
   /** Postgres URL; without one, an embedded PostgreSQL is started in dataDir. */
   databaseUrl?: string;
   dataDir: string;
@@ -90,7 +96,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     kick: (why) => dispatcher.kick(why),
   });
 
-  const server = createServer(SERVER_OPTIONS).use(errorMiddleware(log));
+  // Over TLS every client call carries a token (agents, a certificate instead);
+  // plaintext is a development control plane on loopback, with no authentication.
+  const auth = options.transport.kind === 'tls' ? createTokenAuth({ sql, log }) : undefined;
+  const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] }).use(errorMiddleware(log));
+  const server = auth ? base.use(auth.middleware) : base;
+  server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
   server.add(
     JobServiceDefinition,
     createJobService({
@@ -121,6 +132,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       blobs,
+      transport: options.transport.kind,
     }),
   );
   liveness = startNodeLiveness({
@@ -135,7 +147,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
-  const port = await server.listen(options.listen);
+  const port = await server.listen(options.listen, serverCredentials(options.transport));
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
   log.info({ address, replica: replicaId }, 'control plane listening');
@@ -159,6 +171,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ]);
       clearTimeout(timer);
       server.forceShutdown();
+      await auth?.stop();
       await sql.end({ timeout: 2 });
       await embedded?.stop();
     },

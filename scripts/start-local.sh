@@ -35,7 +35,9 @@ if [ -z "$runtimes" ]; then
   printf '{ "sh": { "image": "%s" }, "python": { "image": "%s" } }\n' "$image" "$python_image" > "$runtimes"
 fi
 
-GRID_LOG_LEVEL=${GRID_LOG_LEVEL:-warn} node dist/control-plane/main.js --local-agent \
+# Plaintext without authentication: a development Grid on loopback. README's
+# "Running on a network" sets up TLS and tokens.
+GRID_LOG_LEVEL=${GRID_LOG_LEVEL:-warn} node dist/control-plane/main.js --local-agent --plaintext \
   --default-image "$image" --runtimes "$runtimes" "$@" &
 control_plane=$!
 trap 'kill -TERM $control_plane 2>/dev/null || true; wait $control_plane' INT TERM

@@ -338,4 +338,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_queued_unfit ON jobs (id) WHERE state = 'QUEUED' AND unfit;
     `,
   },
+  {
+    version: 13,
+    name: 'API tokens, stored as hashes',
+    sql: `
+      -- A token is "grid_<id>_<secret>"; only the secret's SHA-256 is kept (see api-token.ts).
+      CREATE TABLE api_tokens (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        scope text NOT NULL CHECK (scope IN ('READ', 'SUBMIT', 'ADMIN')),
+        secret_sha256 bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz,
+        revoked_at timestamptz,
+        last_used_at timestamptz
+      );
+    `,
+  },
 ];

@@ -14,6 +14,7 @@ import { ChannelCredentials } from '@grpc/grpc-js';
 import { ClientError, createChannel, createClient, Status } from 'nice-grpc';
 import postgres from 'postgres';
 import { JobServiceDefinition, JobState } from '../../common/gen/grid/v1/job.js';
+import { TokenServiceDefinition } from '../../common/gen/grid/v1/token.js';
 import { NodeServiceDefinition } from '../../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../../common/job-state.js';
 import { formatDurationMs, msToDuration } from '../../common/units.js';
@@ -156,6 +157,7 @@ function connect(address: string): Clients {
   return {
     jobs: createClient(JobServiceDefinition, channel),
     nodes: createClient(NodeServiceDefinition, channel),
+    tokens: createClient(TokenServiceDefinition, channel),
     close: () => channel.close(),
   };
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
-import { ClientError, createChannel, createClient, Status } from 'nice-grpc';
+import { ClientError, createChannel, createClient, Metadata, Status } from 'nice-grpc';
+import { TokenServiceDefinition, type TokenServiceClient } from '../../common/gen/grid/v1/token.js';
 import type { TestFn } from 'ava';
 import { JobSpec, JobServiceDefinition, type Job, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
@@ -110,10 +111,12 @@ export async function startControlPlane(
   env: Record<string, string> = {},
 ): Promise<ControlPlaneProcess> {
   const listen = extraArgs.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  // Plaintext on loopback unless the test serves TLS (an env var, so bench runs of older builds take it too).
+  const transport: Record<string, string> = extraArgs.includes('--tls-cert') || extraArgs.includes('--plaintext') ? {} : { GRID_PLAINTEXT: '1' };
   const proc = startProcess(
     BIN.controlPlane,
     [...listen, '--runtimes', testRuntimesFile(), '--default-image', BUSYBOX, ...extraArgs],
-    { GRID_DATABASE_URL: databaseUrl, ...env },
+    { GRID_DATABASE_URL: databaseUrl, ...transport, ...env },
   );
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`control plane did not start:\n${proc.output()}`)), 30_000);
@@ -148,14 +151,18 @@ export { freePort };
 export interface Clients {
   jobs: JobServiceClient;
   nodes: NodeServiceClient;
+  tokens: TokenServiceClient;
   close(): void;
 }
 
-export function clients(address: string): Clients {
-  const channel = createChannel(address, ChannelCredentials.createInsecure());
+/** Clients of a control plane: plaintext, or over TLS with a bearer token on every call. */
+export function clients(address: string, options: { credentials?: ChannelCredentials; token?: string } = {}): Clients {
+  const channel = createChannel(address, options.credentials ?? ChannelCredentials.createInsecure());
+  const defaults = options.token ? { '*': { metadata: Metadata({ authorization: `Bearer ${options.token}` }) } } : {};
   return {
-    jobs: createClient(JobServiceDefinition, channel),
-    nodes: createClient(NodeServiceDefinition, channel),
+    jobs: createClient(JobServiceDefinition, channel, defaults),
+    nodes: createClient(NodeServiceDefinition, channel, defaults),
+    tokens: createClient(TokenServiceDefinition, channel, defaults),
     close: () => channel.close(),
   };
 }

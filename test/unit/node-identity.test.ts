@@ -5,13 +5,18 @@ import test from 'ava';
 import { Status } from 'nice-grpc';
 import { Hello } from '../../common/gen/grid/v1/agent.js';
 import { ServerError } from '../../common/errors.js';
+import { Metadata } from 'nice-grpc';
 import { identifyNode } from '../../control-plane/node-identity.js';
+import { VERIFIED_NODE_KEY } from '../../control-plane/transport-security.js';
+
+/** A call context as the TLS interceptor leaves it: the node a verified certificate names, if any. */
+const over = (certified?: string) => ({ metadata: certified === undefined ? Metadata() : Metadata({ [VERIFIED_NODE_KEY]: certified }) }) as never;
 
 const hello = (capacity: Partial<NonNullable<Hello['capacity']>>, nodeId = 'node-1') =>
   Hello.fromPartial({ nodeId, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n, ...capacity } });
 
 test('a sound hello names its node', (t) => {
-  t.is(identifyNode(hello({}), {} as never), 'node-1');
+  t.is(identifyNode(hello({}), {} as never, 'plaintext'), 'node-1');
 });
 
 for (const [what, capacity] of [
@@ -23,15 +28,32 @@ for (const [what, capacity] of [
   ['negative memory', { memoryBytes: -1n }],
 ] as const) {
   test(`a hello claiming ${what} is INVALID_ARGUMENT`, (t) => {
-    const err = t.throws(() => identifyNode(hello(capacity), {} as never), { instanceOf: ServerError });
+    const err = t.throws(() => identifyNode(hello(capacity), {} as never, 'plaintext'), { instanceOf: ServerError });
     t.is(err?.code, Status.INVALID_ARGUMENT);
     t.regex(err?.details ?? '', /hello\.capacity/);
   });
 }
 
 test('a node id that is not a name is INVALID_ARGUMENT', (t) => {
-  const err = t.throws(() => identifyNode(hello({}, 'a'.repeat(9 * 2 ** 20)), {} as never), { instanceOf: ServerError });
+  const err = t.throws(() => identifyNode(hello({}, 'a'.repeat(9 * 2 ** 20)), {} as never, 'plaintext'), { instanceOf: ServerError });
   t.is(err?.code, Status.INVALID_ARGUMENT);
   t.true((err?.details.length ?? Infinity) < 300, 'the answer does not echo 9 MB back');
   t.regex(err?.details ?? '', /\(9437184 characters\)/);
+});
+
+test('over TLS the node is the certificate\'s, and a hello may leave it out', (t) => {
+  t.is(identifyNode(hello({}, ''), over('node-7'), 'tls'), 'node-7');
+  t.is(identifyNode(hello({}, 'node-7'), over('node-7'), 'tls'), 'node-7');
+});
+
+test('over TLS a hello claiming another node than its certificate is PERMISSION_DENIED', (t) => {
+  const err = t.throws(() => identifyNode(hello({}, 'node-b'), over('node-a'), 'tls'), { instanceOf: ServerError });
+  t.is(err?.code, Status.PERMISSION_DENIED);
+  t.regex(err?.details ?? '', /certificate is for node "node-a", but its hello claims node "node-b"/);
+});
+
+test('over TLS a stream without a verified certificate is UNAUTHENTICATED, saying how to get one', (t) => {
+  const err = t.throws(() => identifyNode(hello({}), over(), 'tls'), { instanceOf: ServerError });
+  t.is(err?.code, Status.UNAUTHENTICATED);
+  t.regex(err?.details ?? '', /gridctl certs issue-agent/);
 });
