@@ -10,6 +10,8 @@ import type { Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { durationToMs } from '../common/units.js';
 import { pullImage } from './image-pull.js';
+import { hardenedHostConfig, type ContainerPolicy } from './container-policy.js';
+import { prepareJobNetwork } from './job-network.js';
 import {
   TaskAbortedError,
   TaskStartError,
@@ -31,6 +33,8 @@ export interface DockerDriverOptions {
   allowedImages: string[];
   /** A pull that reports nothing for this long is given up; 0: no limit. */
   pullStallMs: number;
+  /** How every container is hardened (capabilities, network, user...). */
+  containerPolicy: ContainerPolicy;
   log: Logger;
 }
 
@@ -46,6 +50,7 @@ export const LABEL_OUTPUT_FILES_CAP = 'dev.grid.output-files-cap-bytes';
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
   const log = options.log;
+  const policy = options.containerPolicy;
 
   async function ensureImage(image: string, hooks: StartHooks): Promise<void> {
     try {
@@ -72,7 +77,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
   }
 
   return {
-    async ping() {
+    async prepare() {
       try {
         await docker.ping();
       } catch (err) {
@@ -83,6 +88,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           { cause: err },
         );
       }
+      await prepareJobNetwork(docker, policy.network, log);
     },
 
     async start(labels: TaskLabels, task: Task, onOutput: OutputSink, hooks: StartHooks): Promise<RunningTask> {
@@ -117,14 +123,14 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
           OpenStdin: false,
           AttachStdout: true,
           AttachStderr: true,
+          User: policy.user || undefined,
           HostConfig: {
-            Memory: Number(task.memoryBytes),
-            MemorySwap: Number(task.memoryBytes),
-            NanoCpus: Math.round(task.cpus * 1e9),
-            PidsLimit: Number(task.pidsLimit) || undefined,
-            // Without an init the command is PID 1 and ignores SIGTERM by default.
-            Init: true,
-            Mounts: task.cacheMounts.map((m) => ({ Type: 'volume' as const, Source: cacheVolume(m.name), Target: m.path })),
+            ...hardenedHostConfig(policy, task),
+            Mounts: [
+              ...task.cacheMounts.map((m) => ({ Type: 'volume' as const, Source: cacheVolume(m.name), Target: m.path })),
+              // A read-only root cannot take /grid: it gets a volume of its own, removed with the container.
+              ...(policy.readOnlyRootfs ? [{ Type: 'volume' as const, Source: '', Target: '/grid' }] : []),
+            ],
           },
         });
       } catch (err) {
@@ -134,7 +140,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       }
       try {
         // /grid/in (script, inputs) and a writable /grid/out exist in every container.
-        await container.putArchive(await tarOf(task.files), { path: '/' });
+        const root = policy.readOnlyRootfs ? '/grid' : '/';
+        await container.putArchive(await tarOf(task.files, root), { path: root });
         const stream = await container.attach({ stream: true, stdout: true, stderr: true });
         const drained = demux(container, stream, onOutput);
         // Registered before start so a fast exit is not missed; 'next-exit' because
@@ -144,7 +151,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         await container.start();
         return runningTask(container, waited, drained, new Date());
       } catch (err) {
-        await container.remove({ force: true }).catch(() => {});
+        await container.remove({ force: true, v: true }).catch(() => {});
         if (err instanceof TaskStartError || err instanceof TaskAbortedError) throw err;
         throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot start the container: ${messageOf(err)}`, { cause: err });
       }
@@ -187,7 +194,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
 
     async remove(task: { id: string }) {
       try {
-        await docker.getContainer(task.id).remove({ force: true });
+        // v: the anonymous /grid volume of a read-only container goes with it (named cache volumes stay).
+        await docker.getContainer(task.id).remove({ force: true, v: true });
       } catch (err) {
         if (statusOf(err) !== 404 && statusOf(err) !== 409) log.warn({ err, container: task.id }, 'cannot remove container');
       }
@@ -331,21 +339,23 @@ async function signal(container: Docker.Container, name: string): Promise<boolea
   }
 }
 
-function tarOf(files: TaskFile[]): Promise<Buffer> {
+/** The task's files as a tar archive to extract at `root`: "/", or "/grid" itself when that is a volume. */
+function tarOf(files: TaskFile[], root: '/' | '/grid'): Promise<Buffer> {
   const pack = tar.pack();
-  pack.entry({ name: 'grid/in', type: 'directory', mode: 0o755, mtime: new Date() });
-  pack.entry({ name: 'grid/out', type: 'directory', mode: 0o777, mtime: new Date() });
+  const under = (path: string) => (root === '/grid' ? path.replace(/^grid\//, '') : path);
+  pack.entry({ name: under('grid/in'), type: 'directory', mode: 0o755, mtime: new Date() });
+  pack.entry({ name: under('grid/out'), type: 'directory', mode: 0o777, mtime: new Date() });
   const dirs = new Set<string>();
   for (const f of files) {
     const parts = f.path.replace(/^\/+/, '').split('/').slice(0, -1);
     for (let i = 3; i <= parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (!dirs.has(dir)) pack.entry({ name: dir, type: 'directory', mode: 0o755, mtime: new Date() });
+      if (!dirs.has(dir)) pack.entry({ name: under(dir), type: 'directory', mode: 0o755, mtime: new Date() });
       dirs.add(dir);
     }
   }
   for (const f of files) {
-    pack.entry({ name: f.path.replace(/^\/+/, ''), mode: f.mode || 0o644, mtime: new Date() }, Buffer.from(f.content));
+    pack.entry({ name: under(f.path.replace(/^\/+/, '')), mode: f.mode || 0o644, mtime: new Date() }, Buffer.from(f.content));
   }
   pack.finalize();
   const parts: Buffer[] = [];

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { startAgent, type Agent } from './agent.js';
 import { createDockerDriver, type PullPolicy } from './docker-driver.js';
 import { resolveNodeId } from './node-identity.js';
+import { DEFAULT_CONTAINER_POLICY, type ContainerPolicy } from './container-policy.js';
 import { commonNameOf, type ClientTls } from '../common/client-credentials.js';
 
 export interface AgentSettings {
@@ -29,6 +30,8 @@ export interface AgentSettings {
   timeoutGraceMs: number;
   /** Reports held in memory while the control plane is away, before spilling to disk. */
   outboxMemoryBytes?: number;
+  /** How job containers are hardened; the defaults drop every capability and keep jobs off this host's ports. */
+  containerPolicy?: ContainerPolicy;
 }
 
 const REPORT_WINDOW_MS = 20;
@@ -39,9 +42,10 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     pull: settings.pull,
     allowedImages: settings.allowedImages ?? [],
     pullStallMs: settings.pullStallMs ?? 120_000,
+    containerPolicy: settings.containerPolicy ?? DEFAULT_CONTAINER_POLICY,
     log,
   });
-  await driver.ping();
+  await driver.prepare();
   const cpus = settings.cpus ?? availableParallelism();
   return startAgent({
     server: settings.server,

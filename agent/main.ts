@@ -6,6 +6,8 @@ import { createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
 import { defaultStateDir } from './node-identity.js';
+import { DEFAULT_CONTAINER_POLICY, parseCapabilities } from './container-policy.js';
+import { GRID_NETWORK } from './job-network.js';
 import type { ClientTls } from '../common/client-credentials.js';
 
 const program = new Command('grid-agent')
@@ -31,6 +33,11 @@ const program = new Command('grid-agent')
   .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseTimerFlag))
   .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseTimerFlag))
   .addOption(envOption('--outbox-memory <size>', 'reports held in memory while the control plane is away, before spilling to disk', 'GRID_OUTBOX_MEMORY', 32 * 1024 * 1024).argParser(parseBytesFlag))
+  .addOption(envOption('--network <network>', `Docker network of job containers: ${GRID_NETWORK} (Grid's own: no connections to this host, none between jobs), bridge (Docker's default: jobs reach this host's ports), none, or another network`, 'GRID_NETWORK', DEFAULT_CONTAINER_POLICY.network))
+  .addOption(envOption('--cap-add <caps>', 'capabilities given back to jobs after all are dropped, comma-separated (e.g. CHOWN,SETUID,SETGID for package managers)', 'GRID_CAP_ADD', []).argParser(flagParser(parseCapabilities)))
+  .addOption(envOption('--read-only-rootfs', 'job containers get a read-only root filesystem (/tmp and /grid stay writable)', 'GRID_READ_ONLY_ROOTFS'))
+  .addOption(envOption('--user <uid[:gid]>', 'user jobs run as (default: the image\'s)', 'GRID_USER', ''))
+  .addOption(envOption('--pids-limit <n>', 'processes a job container may have', 'GRID_PIDS_LIMIT', DEFAULT_CONTAINER_POLICY.pidsLimit).argParser(parseIntFlag))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
   .action(async (flags) => {
     const log = createLogger('grid-agent', flags.logLevel);
@@ -54,6 +61,13 @@ const program = new Command('grid-agent')
           heartbeatIntervalMs: flags.heartbeatInterval,
           timeoutGraceMs: flags.timeoutGrace,
           outboxMemoryBytes: flags.outboxMemory,
+          containerPolicy: {
+            network: flags.network,
+            capAdd: flags.capAdd,
+            readOnlyRootfs: Boolean(flags.readOnlyRootfs),
+            user: flags.user,
+            pidsLimit: flags.pidsLimit,
+          },
         },
         log,
       );

@@ -56,8 +56,8 @@ export interface FoundTask {
 }
 
 export interface RuntimeDriver {
-  /** Checks the runtime is reachable; throws a message a person can act on. */
-  ping(): Promise<void>;
+  /** Checks the runtime is reachable and ready (the job network in place); throws a message a person can act on. */
+  prepare(): Promise<void>;
   /**
    * Prepares and starts the task; its output goes to `onOutput` from the first
    * byte. Throws TaskStartError when it cannot run, TaskAbortedError when

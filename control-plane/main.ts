@@ -8,6 +8,8 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent } from '../agent/launch.js';
 import type { Agent } from '../agent/agent.js';
+import { DEFAULT_CONTAINER_POLICY, type ContainerPolicy } from '../agent/container-policy.js';
+import { HostAccessError } from '../agent/job-network.js';
 import { connectDatabase } from './db/connect.js';
 import { migrate } from './db/migrate.js';
 import { loadRuntimes } from './runtime-presets.js';
@@ -155,8 +157,20 @@ token
   });
 
 async function startLocalAgent(server: string, flags: Record<string, string>, log: Logger): Promise<Agent> {
+  try {
+    return await launchLocalAgent(server, flags, log, DEFAULT_CONTAINER_POLICY);
+  } catch (err) {
+    // A development Grid run without root: jobs keep Docker's bridge, and are told so.
+    if (!(err instanceof HostAccessError)) throw err;
+    log.warn({ why: err.message }, 'the local agent cannot keep jobs off this host\'s ports; its jobs use Docker\'s default bridge');
+    return launchLocalAgent(server, flags, log, { ...DEFAULT_CONTAINER_POLICY, network: 'bridge' });
+  }
+}
+
+async function launchLocalAgent(server: string, flags: Record<string, string>, log: Logger, containerPolicy: ContainerPolicy): Promise<Agent> {
   const agent = await launchAgent(
     {
+      containerPolicy,
       server,
       stateDir: join(flags.dataDir!, 'agent'),
       labels: { local: 'true' },
