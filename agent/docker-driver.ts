@@ -12,6 +12,7 @@ import { durationToMs } from '../common/units.js';
 import { pullImage } from './image-pull.js';
 import { hardenedHostConfig, type ContainerPolicy } from './container-policy.js';
 import { prepareJobNetwork } from './job-network.js';
+import { maskSecrets } from './secret-masker.js';
 import {
   TaskAbortedError,
   TaskStartError,
@@ -46,6 +47,7 @@ export const LABEL_STOP_SIGNAL = 'dev.grid.stop-signal';
 export const LABEL_STOP_GRACE_MS = 'dev.grid.stop-grace-ms';
 export const LABEL_OUTPUT_CAP = 'dev.grid.output-cap-bytes';
 export const LABEL_OUTPUT_FILES_CAP = 'dev.grid.output-files-cap-bytes';
+export const LABEL_SECRET_ENV = 'dev.grid.secret-env-names';
 
 export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver {
   const docker = new Docker({ socketPath: options.socketPath });
@@ -118,6 +120,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             [LABEL_STOP_GRACE_MS]: String(durationToMs(task.stopGrace)),
             [LABEL_OUTPUT_CAP]: String(task.outputCapBytes),
             [LABEL_OUTPUT_FILES_CAP]: String(task.outputFilesCapBytes),
+            // Names only: after an agent restart, which values to mask in the output read again.
+            [LABEL_SECRET_ENV]: task.secretEnvNames.join(','),
           },
           Tty: false,
           OpenStdin: false,
@@ -143,7 +147,8 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         const root = policy.readOnlyRootfs ? '/grid' : '/';
         await container.putArchive(await tarOf(task.files, root), { path: root });
         const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-        const drained = demux(container, stream, onOutput);
+        const masker = maskSecrets(task.secretEnvNames.map((name) => task.env[name] ?? ''), onOutput);
+        const drained = demux(container, stream, masker.sink).then(() => masker.flush());
         // Registered before start so a fast exit is not missed; 'next-exit' because
         // the default condition answers at once for a container not yet started.
         const { exit: waited } = await waitRegistered(container);
@@ -178,7 +183,11 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
       // The whole output again from the first byte: the control plane keeps only
       // the bytes it does not have yet, so nothing is missed or doubled.
       const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
-      const drained = demux(container, stream, onOutput);
+      // The secrets to mask: the names from the label, their values from the container's own env.
+      const names = new Set((info.Config.Labels?.[LABEL_SECRET_ENV] ?? '').split(',').filter(Boolean));
+      const values = (info.Config.Env ?? []).flatMap((e) => (names.has(e.slice(0, e.indexOf('='))) ? [e.slice(e.indexOf('=') + 1)] : []));
+      const masker = maskSecrets(values, onOutput);
+      const drained = demux(container, stream, masker.sink).then(() => masker.flush());
       return runningTask(container, container.wait(), drained, startedAt);
     },
 

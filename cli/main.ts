@@ -61,6 +61,7 @@ program
   .option('--image <image>', 'container image (default: the runtime\'s, or the server\'s default)')
   .option('--runtime <name>', 'runtime preset for a script (python, node, bash, sh); default from the extension')
   .option('-e, --env <NAME=VALUE>', 'environment variable, repeatable; NAME alone passes this shell\'s value', collect, [])
+  .option('--secret-env <NAME>', 'pass this shell\'s NAME to the job as a secret: stored encrypted, masked in output, shown as <redacted>; repeatable', collect, [])
   .option('--cpu <cores>', 'CPU limit, e.g. 0.5', parseNumberFlag)
   .option('--memory <size>', 'memory limit, e.g. 256m or 2g', parseBytesFlag)
   .option('--timeout <duration>', 'run timeout, e.g. 30s or 2h', parseDurationFlag)

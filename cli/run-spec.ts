@@ -6,6 +6,8 @@ import { msToDuration } from '../common/units.js';
 export interface RunFlags {
   image?: string;
   env: string[];
+  /** Names whose values, from this shell, only the job sees (spec.secret_env). */
+  secretEnv?: string[];
   cpu?: number;
   memory?: number;
   timeout?: number;
@@ -48,6 +50,23 @@ export function parseEnv(pairs: string[], localEnv: NodeJS.ProcessEnv): Record<s
   return env;
 }
 
+/**
+ * `--secret-env NAME`: the value comes from this shell only, never from the
+ * command line, where `ps` and shell history would show it.
+ */
+export function parseSecretEnv(names: string[], localEnv: NodeJS.ProcessEnv): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (const name of names) {
+    if (name.includes('=')) {
+      throw new Error(`--secret-env takes a NAME, not NAME=VALUE (a value on the command line shows in \`ps\`): export ${name.slice(0, name.indexOf('='))} and pass its name`);
+    }
+    const value = localEnv[name];
+    if (value === undefined) throw new Error(`--secret-env ${name}: ${name} is not set here; export it first`);
+    secrets[name] = value;
+  }
+  return secrets;
+}
+
 export function buildSpec(
   flags: RunFlags,
   workload: Workload,
@@ -63,6 +82,7 @@ export function buildSpec(
         : undefined,
     args: workload.kind === 'script' ? workload.args : [],
     env: parseEnv(flags.env, localEnv),
+    secretEnv: parseSecretEnv(flags.secretEnv ?? [], localEnv),
     workingDir: flags.workdir ?? '',
     resources: flags.cpu !== undefined || flags.memory !== undefined ? { cpus: flags.cpu ?? 0, memoryBytes: BigInt(flags.memory ?? 0) } : undefined,
     timeout: flags.timeout !== undefined ? msToDuration(flags.timeout) : undefined,

@@ -14,7 +14,7 @@ import {
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { invalidArgument, isTransientDatabaseError, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
+import { failedPrecondition, invalidArgument, isTransientDatabaseError, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
 import { ALL_STATES, isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
@@ -25,6 +25,7 @@ import { outputsKey, type BlobStore } from './blob-store.js';
 import { readLogs } from './log-store.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
+import type { SecretBox } from './secret-box.js';
 
 export interface JobServiceDeps {
   sql: Sql;
@@ -37,6 +38,8 @@ export interface JobServiceDeps {
   /** How often a watch re-reads its job and output from Postgres, in case a notification was lost. */
   watchRecheckMs: number;
   blobs: BlobStore;
+  /** Seals spec.secret_env's values; without one, jobs with secrets are refused. */
+  secrets?: SecretBox;
   log: Logger;
 }
 
@@ -81,9 +84,14 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
   }
 
   function validated(request: SubmitJobRequest): NewJob {
-    const { spec, task } = validateSubmission(request.spec, deps.policy, deps.runtimes);
+    const { spec, task, secrets } = validateSubmission(request.spec, deps.policy, deps.runtimes);
     if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
-    return { id: uuidv7(), spec, task, requestId: request.requestId };
+    const id = uuidv7();
+    if (Object.keys(secrets).length === 0) return { id, spec, task, requestId: request.requestId };
+    if (!deps.secrets) {
+      throw failedPrecondition('spec.secret_env needs a control plane with a secret key to seal the values with (--secret-key-file); this one has none');
+    }
+    return { id, spec, task, requestId: request.requestId, secrets, sealedSecrets: deps.secrets.seal(id, secrets) };
   }
 
   function queueFull(): ServerError {

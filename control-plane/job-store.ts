@@ -6,6 +6,8 @@ import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import type { FromNode } from '../common/attempt.js';
 import { ACTIVE_DB_STATES, reasonFromDb, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
+import type { OpenSecrets } from './secret-box.js';
+import { withSecrets } from './spec-validation.js';
 
 export interface JobRow {
   id: string;
@@ -122,14 +124,14 @@ export function cancelGraceOf(row: { cancel_grace_ms: number | null; stop_grace_
   return row.cancel_grace_ms ?? row.stop_grace_ms;
 }
 
-/** The tasks of these attempts while still assigned to `nodeId`, to send them again. */
-export async function assignedTasks(sql: Sql, nodeId: string, keys: AttemptRef[]): Promise<{ key: AttemptRef; task: Task }[]> {
+/** The tasks of these attempts while still assigned to `nodeId`, to send them again (secrets unsealed). */
+export async function assignedTasks(sql: Sql, nodeId: string, keys: AttemptRef[], open: OpenSecrets): Promise<{ key: AttemptRef; task: Task }[]> {
   if (keys.length === 0) return [];
-  const rows = await sql<{ id: string; attempt: number; task: Buffer }[]>`
-    SELECT id, attempt, task FROM jobs
+  const rows = await sql<{ id: string; attempt: number; task: Buffer; secret_env: Buffer | null }[]>`
+    SELECT id, attempt, task, secret_env FROM jobs
     WHERE node_id = ${nodeId} AND state = ${stateToDb(JobState.JOB_STATE_ASSIGNED)}
       AND (id, attempt) IN (SELECT * FROM unnest(${keys.map((k) => k.jobId)}::uuid[], ${keys.map((k) => k.attempt)}::int[]))`;
-  return rows.map((r) => ({ key: { jobId: r.id, attempt: r.attempt }, task: Task.decode(r.task) }));
+  return rows.map((r) => ({ key: { jobId: r.id, attempt: r.attempt }, task: withSecrets(Task.decode(r.task), open(r.id, r.secret_env)) }));
 }
 
 /** Whether the attempt is its job's current, active one, on the reporting node: the fence for node reports. */

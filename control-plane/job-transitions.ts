@@ -25,6 +25,8 @@ import { createGroupCommit } from './group-commit.js';
 import { type ChangedJob } from './sql/changed-job.js';
 import { cancelJobs } from './sql/cancel-jobs.js';
 import { claimJobs, taskOf } from './sql/claim-jobs.js';
+import { secretOpener, type OpenSecrets } from './secret-box.js';
+import { withSecrets } from './spec-validation.js';
 import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
@@ -104,10 +106,13 @@ export function createJobTransitions(deps: {
   events: JobEventBus;
   log: Logger;
   backstopMarginMs: number;
+  /** Unseals a claimed job's secret env values for its node (secret-box.ts); none: no key. */
+  openSecrets?: OpenSecrets;
   /** Asks for a dispatch pass: `queued` when jobs may have become claimable, `capacity` when slots were freed. */
   kick(why: 'queued' | 'capacity'): void;
 }): JobTransitions {
   const { sql, registry, events, log } = deps;
+  const openSecrets = deps.openSecrets ?? secretOpener(undefined);
 
   /** Watchers get the whole job: read (one statement) only for the changed jobs someone watches. */
   function publish(rows: { id: string }[]): void {
@@ -248,7 +253,7 @@ export function createJobTransitions(deps: {
     placement.release();
     let lost: string[] = [];
     if (assigned.length > 0) {
-      const tasks = new Map(jobs.map((j) => [j.id, j.task]));
+      const tasks = new Map(jobs.map((j) => [j.id, withSecrets(j.task, j.secrets)]));
       pacer.claimed(assigned.length, performance.now());
       lost = await deliver(
         assigned.map((r) => ({ id: r.id, attempt: r.attempt, node_id: r.node_id!, task: tasks.get(r.id)! })),
@@ -357,7 +362,7 @@ export function createJobTransitions(deps: {
     queued = Math.max(0, queued - claim.rows.length);
     backlog = !claim.exhausted && claim.rows.length > 0;
     const undelivered = await deliver(
-      claim.rows.map((row) => ({ id: row.id, attempt: row.attempt, node_id: row.node_id!, task: taskOf(row) })),
+      claim.rows.map((row) => ({ id: row.id, attempt: row.attempt, node_id: row.node_id!, task: taskOf(row, openSecrets) })),
       new Map(offered.map((s) => [s.nodeId, s])),
     );
     // Another replica took some of the jobs placed: read the queue again.

@@ -35,6 +35,7 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--plaintext', 'serve without TLS and without authentication (development; loopback only)', 'GRID_PLAINTEXT'))
   .addOption(envOption('--allow-plaintext-on-network-INSECURE', 'let --plaintext listen on an address that is not loopback', 'GRID_ALLOW_PLAINTEXT_ON_NETWORK_INSECURE'))
   .addOption(envOption('--database-url <url>', 'PostgreSQL URL (default: an embedded PostgreSQL in the data dir)', 'GRID_DATABASE_URL'))
+  .addOption(envOption('--secret-key-file <file>', 'key (32 bytes, base64: `openssl rand -base64 32`) sealing jobs\' secret env values in the database; the same on every replica', 'GRID_SECRET_KEY_FILE'))
   .addOption(envOption('--data-dir <dir>', 'where the embedded PostgreSQL keeps its data', 'GRID_DATA_DIR', defaultDataDir()))
   .addOption(envOption('--runtimes <file>', 'JSON file of runtime presets (name → image, interpreter, extensions)', 'GRID_RUNTIMES'))
   .addOption(envOption('--default-image <image>', 'image for commands submitted without one', 'GRID_DEFAULT_IMAGE', DEFAULT_SPEC_POLICY.defaultImage))
@@ -74,6 +75,7 @@ const program = new Command('grid-control-plane')
         listen: flags.listen,
         transport,
         databaseUrl: flags.databaseUrl,
+        secretKeyFile: flags.secretKeyFile,
         dataDir: flags.dataDir,
         runtimes: loadRuntimes(flags.runtimes),
         policy: {

@@ -12,6 +12,7 @@ import { CancelCause, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import { stateFromDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { Dispatcher } from './dispatcher.js';
+import { secretOpener, type OpenSecrets } from './secret-box.js';
 import { activeAttemptsOnNodes, assignedTasks, cancelGraceOf, type ActiveAttemptRow } from './job-store.js';
 import type { JobTransitions } from './job-transitions.js';
 import type { NodeRegistry } from './node-registry.js';
@@ -43,6 +44,8 @@ export function startNodeReconciler(deps: {
   dispatcher: Dispatcher;
   log: Logger;
   intervalMs: number;
+  /** Unseals the secret env values of a task sent again (secret-box.ts); none: no key. */
+  openSecrets?: OpenSecrets;
 }): NodeReconciler {
   const { sql, registry, log } = deps;
   // The latest read for each session, waiting for the session's next heartbeat.
@@ -93,7 +96,7 @@ export function startNodeReconciler(deps: {
     if (plan.resend.length > 0) {
       // Read again: only attempts still assigned to this node are sent.
       const sent: AttemptRef[] = [];
-      for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend)) {
+      for (const { key, task } of await assignedTasks(sql, session.nodeId, plan.resend, deps.openSecrets ?? secretOpener(undefined))) {
         // Sent meanwhile (by the claim that made it): never twice.
         if (session.holds(key)) continue;
         if (session.judged || !session.sendAssignment(key, task)) break;

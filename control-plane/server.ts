@@ -2,6 +2,8 @@
 // dispatcher and the three gRPC services. Holds no job state of its own beyond
 // the streams it serves, so any number of these can run over one Postgres.
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createSecretBox, ensureSecretKeyFile, readSecretKey, secretOpener } from './secret-box.js';
 import { createServer } from 'nice-grpc';
 import type { Logger } from 'pino';
 import { AgentServiceDefinition } from '../common/gen/grid/v1/agent.js';
@@ -38,6 +40,12 @@ export interface ControlPlaneOptions {
   transport: Transport;
   /** Postgres URL; without one, an embedded PostgreSQL is started in dataDir. */
   databaseUrl?: string;
+  /**
+   * File of the key that seals jobs' secret env values. Without one, the
+   * embedded PostgreSQL's Grid makes one in dataDir; with an external database,
+   * jobs with secrets are refused. Every replica needs the same key.
+   */
+  secretKeyFile?: string;
   dataDir: string;
   runtimes: RuntimePreset[];
   policy: SpecPolicy;
@@ -65,6 +73,10 @@ const SHUTDOWN_TIMEOUT_MS = 3000;
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { log } = options;
+  // First: a bad key file is a plain error before anything is started.
+  const keyFile = options.secretKeyFile ?? (options.databaseUrl ? undefined : ensureSecretKeyFile(join(options.dataDir, 'secret.key')));
+  const secrets = keyFile ? createSecretBox(readSecretKey(keyFile)) : undefined;
+  const openSecrets = secretOpener(secrets);
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = options.databaseUrl;
   if (!databaseUrl) {
@@ -93,6 +105,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     events,
     log,
     backstopMarginMs: options.backstopMarginMs,
+    openSecrets,
     kick: (why) => dispatcher.kick(why),
   });
 
@@ -113,12 +126,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       maxQueued: options.maxQueued,
       watchRecheckMs: 10_000,
       blobs,
+      secrets,
       log,
     }),
   );
   server.add(NodeServiceDefinition, createNodeService({ sql }));
   let liveness: NodeLiveness | undefined;
-  const reconciler = startNodeReconciler({ sql, registry, transitions: () => transitions, dispatcher, log, intervalMs: options.reconcileIntervalMs });
+  const reconciler = startNodeReconciler({ sql, registry, transitions: () => transitions, dispatcher, log, intervalMs: options.reconcileIntervalMs, openSecrets });
   server.add(
     AgentServiceDefinition,
     createAgentService({

@@ -75,9 +75,20 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SCRIPT_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,254}$/;
 
 export interface ValidatedSubmission {
-  /** The spec as it will run: defaults filled in, runtime and image resolved. */
+  /** The spec as it will run: defaults filled in, runtime and image resolved; secret values replaced by REDACTED. */
   spec: JobSpec;
+  /** What the agent runs, without the secret values (delivery adds them: see withSecrets). */
   task: Task;
+  /** spec.secret_env's values, to be sealed; never stored or answered in clear. */
+  secrets: Record<string, string>;
+}
+
+/** What every answer shows in place of a secret env value. */
+export const REDACTED = '<redacted>';
+
+/** The task as it is sent to its node: with the secret values it needs in its env. */
+export function withSecrets(task: Task, secrets: Record<string, string> | undefined): Task {
+  return secrets && Object.keys(secrets).length > 0 ? { ...task, env: { ...task.env, ...secrets } } : task;
 }
 
 export function validateSubmission(
@@ -154,20 +165,15 @@ export function validateSubmission(
   const imageProblem = imageReferenceProblem(spec.image);
   if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
 
-  const envNames = Object.keys(spec.env);
-  if (envNames.length > MAX_ENV) throw invalidArgument(`spec.env has ${envNames.length} variables; at most ${MAX_ENV}`);
-  for (const [name, value] of Object.entries(spec.env)) {
-    if (name.length > MAX_ENV_NAME) throw invalidArgument(`spec.env name of ${name.length} characters is too long: at most ${MAX_ENV_NAME}`);
-    // Linux refuses to start a process with a longer "NAME=value" string (MAX_ARG_STRLEN, NUL included).
-    const bytes = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
-    if (bytes > MAX_ENV_STRING) {
-      throw invalidArgument(`spec.env ${name} is ${bytes} bytes as "${name}=value"; a process's environment string may be at most ${MAX_ENV_STRING}`);
-    }
-    if (!ENV_NAME.test(name)) {
-      throw invalidArgument(`spec.env name "${name}" is not valid: use letters, digits and "_", not starting with a digit`);
-    }
-    if (value.includes('\0')) throw invalidArgument(`spec.env ${name} contains a NUL byte`);
-  }
+  checkEnv('spec.env', spec.env);
+  checkEnv('spec.secret_env', spec.secretEnv);
+  const secretNames = Object.keys(spec.secretEnv);
+  if (Object.keys(spec.env).length + secretNames.length > MAX_ENV) throw invalidArgument(`spec.env and spec.secret_env hold more than ${MAX_ENV} variables`);
+  const both = secretNames.find((name) => name in spec.env);
+  if (both) throw invalidArgument(`${both} is in both spec.env and spec.secret_env: give it once`);
+  // The secrets leave the spec here: what is stored and answered has only their names.
+  const secrets = spec.secretEnv;
+  spec.secretEnv = Object.fromEntries(secretNames.map((name) => [name, REDACTED]));
 
   if (spec.workingDir && !spec.workingDir.startsWith('/')) {
     throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`);
@@ -229,8 +235,26 @@ export function validateSubmission(
     outputCapBytes: BigInt(policy.outputCapBytes),
     outputFilesCapBytes: BigInt(policy.maxOutputFilesBytes),
     cacheMounts: mounts,
+    secretEnvNames: secretNames,
   };
-  return { spec, task };
+  return { spec, task, secrets };
+}
+
+function checkEnv(field: string, env: Record<string, string>): void {
+  const names = Object.keys(env);
+  if (names.length > MAX_ENV) throw invalidArgument(`${field} has ${names.length} variables; at most ${MAX_ENV}`);
+  for (const [name, value] of Object.entries(env)) {
+    if (name.length > MAX_ENV_NAME) throw invalidArgument(`${field} name of ${name.length} characters is too long: at most ${MAX_ENV_NAME}`);
+    // Linux refuses to start a process with a longer "NAME=value" string (MAX_ARG_STRLEN, NUL included).
+    const bytes = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
+    if (bytes > MAX_ENV_STRING) {
+      throw invalidArgument(`${field} ${name} is ${bytes} bytes as "${name}=value"; a process's environment string may be at most ${MAX_ENV_STRING}`);
+    }
+    if (!ENV_NAME.test(name)) {
+      throw invalidArgument(`${field} name "${name}" is not valid: use letters, digits and "_", not starting with a digit`);
+    }
+    if (value.includes('\0')) throw invalidArgument(`${field} ${name} contains a NUL byte`);
+  }
 }
 
 function checkArgv(field: string, argv: string[]): void {

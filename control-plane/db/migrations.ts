@@ -355,4 +355,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 14,
+    name: 'secret env values, sealed',
+    sql: `
+      -- spec.secret_env's values, sealed with the control plane's key (secret-box.ts);
+      -- the spec keeps only their names.
+      ALTER TABLE jobs ADD COLUMN secret_env bytea;
+    `,
+  },
 ];

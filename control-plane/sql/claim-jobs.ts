@@ -7,12 +7,16 @@ import { JobState } from '../../common/gen/grid/v1/job.js';
 import { claimTargetOf, stateToDb } from '../../common/job-state.js';
 import type { Sql } from '../db/connect.js';
 import { placeJobs, type NodeOffer, type QueuedJob } from '../scheduler.js';
+import { withSecrets } from '../spec-validation.js';
+import type { OpenSecrets } from '../secret-box.js';
 import { changedColumns, guardKeys, movesByState, pick, type ChangedJob } from './changed-job.js';
 
 const CLAIM = movesByState([JobState.JOB_STATE_QUEUED], claimTargetOf);
 
 export interface ClaimedJob extends ChangedJob {
   task: Buffer;
+  /** Sealed secret env values, if the job has any (see secret-box.ts). */
+  secret_env: Buffer | null;
 }
 
 /**
@@ -63,7 +67,7 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
       -- statistics miss after a burst (test/integration/statement-plans.test.ts).
       WHERE jobs.id = ANY(${placed.map((p) => p.id)}::uuid[]) AND jobs.id = placed.id
         AND array_position(${guardKeys(CLAIM)}::text[], jobs.state) IS NOT NULL
-      RETURNING ${changedColumns(sql)}, jobs.task, jobs.assigned_at
+      RETURNING ${changedColumns(sql)}, jobs.task, jobs.secret_env, jobs.assigned_at
     ), history AS (
       INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)
       SELECT id, attempt, node_id, assigned_at FROM claimed
@@ -73,6 +77,7 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
   return { rows, exhausted: exhausted && !raced, raced };
 }
 
-export function taskOf(row: ClaimedJob): Task {
-  return Task.decode(row.task);
+/** The task as sent to its node: with its secret values unsealed. */
+export function taskOf(row: ClaimedJob, open: OpenSecrets): Task {
+  return withSecrets(Task.decode(row.task), open(row.id, row.secret_env));
 }

@@ -22,6 +22,10 @@ export interface NewJob {
   task: Task;
   /** Empty: no idempotency key. */
   requestId: string;
+  /** spec.secret_env's values: in memory only, for a delivery straight from the submit. */
+  secrets?: Record<string, string>;
+  /** The same, sealed (secret-box.ts): what is stored. */
+  sealedSecrets?: Buffer;
 }
 
 export interface InsertedJob {
@@ -74,17 +78,19 @@ export async function insertJobs(
         ${col((j) => Number(j.task.memoryBytes))}::int8[], ${col((j) => j.requestId || null)}::text[],
         ${col((j) => j.spec.maxAttempts)}::int[], ${col((j) => durationToMs(j.spec.queueTimeout))}::int8[],
         ${col((j) => durationToMs(j.task.timeout))}::int8[], ${col((j) => durationToMs(j.task.stopGrace))}::int[],
-        ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[]
+        ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[],
+        ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
-                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, ord)
+                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ord)
     ), room AS (
       SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at)
+                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
              now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
-             CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END
+             CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END,
+             decode(sealed_secrets, 'base64')
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING

@@ -56,6 +56,7 @@ test('buildSpec for a command with no flags leaves every default to the server',
     script: undefined,
     args: [],
     env: {},
+    secretEnv: {},
     workingDir: '',
     resources: undefined,
     timeout: undefined,
@@ -88,6 +89,7 @@ test('buildSpec for a command carries every flag', (t) => {
     script: undefined,
     args: [],
     env: { A: '1', USER: 'me' },
+    secretEnv: {},
     workingDir: '/work',
     resources: { cpus: 0.5, memoryBytes: 268_435_456n },
     timeout: { seconds: 90n, nanos: 500_000_000 },
@@ -136,4 +138,12 @@ test('buildSpec reads bare --env names from the environment it is given', (t) =>
   const spec = buildSpec({ env: ['TOKEN'] }, { kind: 'command', argv: ['x'] }, { TOKEN: 's3cret' });
   t.deepEqual(spec.env, { TOKEN: 's3cret' });
   t.throws(() => buildSpec({ env: ['TOKEN'] }, { kind: 'command', argv: ['x'] }, {}), { message: /TOKEN is not set here/ });
+});
+
+test('--secret-env takes names, their values from this shell, never NAME=VALUE', (t) => {
+  const spec = buildSpec({ env: [], secretEnv: ['TOKEN'] }, { kind: 'command', argv: ['x'] }, { TOKEN: 's3cret' });
+  t.deepEqual(spec.secretEnv, { TOKEN: 's3cret' });
+  t.deepEqual(spec.env, {});
+  t.throws(() => buildSpec({ env: [], secretEnv: ['TOKEN=s3cret'] }, { kind: 'command', argv: ['x'] }, {}), { message: /takes a NAME, not NAME=VALUE/ });
+  t.throws(() => buildSpec({ env: [], secretEnv: ['TOKEN'] }, { kind: 'command', argv: ['x'] }, {}), { message: /TOKEN is not set here/ });
 });

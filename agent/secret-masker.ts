@@ -1,0 +1,52 @@
+// Masks a job's secret env values in its output before the output leaves the
+// node, as "*" of the same length: byte offsets stay those of what the process
+// wrote, so resuming and de-duplicating by offset still line up. A value split
+// across two writes is caught by holding back, per stream, the end of a write
+// that could be the start of a secret (usually nothing) until more comes or
+// the stream ends.
+import { LogStream } from '../common/gen/grid/v1/job.js';
+import type { OutputSink } from './runtime-driver.js';
+
+export interface SecretMasker {
+  sink: OutputSink;
+  /** Sends what is held back (masked): the streams have ended. */
+  flush(): void;
+}
+
+export function maskSecrets(values: string[], onOutput: OutputSink): SecretMasker {
+  const secrets = [...new Set(values.filter((v) => v.length > 0))].map((v) => Buffer.from(v)).sort((a, b) => b.length - a.length);
+  if (secrets.length === 0) return { sink: onOutput, flush() {} };
+  const held = new Map<LogStream, Buffer>();
+
+  const sink: OutputSink = (stream, data) => {
+    const text = Buffer.concat([held.get(stream) ?? Buffer.alloc(0), data]);
+    for (const secret of secrets) {
+      for (let at = text.indexOf(secret); at >= 0; at = text.indexOf(secret, at + secret.length)) text.fill('*', at, at + secret.length);
+    }
+    const keep = heldBack(text, secrets);
+    held.set(stream, Buffer.from(text.subarray(text.length - keep)));
+    if (text.length > keep) onOutput(stream, text.subarray(0, text.length - keep));
+  };
+
+  return {
+    sink,
+    flush() {
+      for (const [stream, rest] of held) if (rest.length > 0) onOutput(stream, rest);
+      held.clear();
+    },
+  };
+}
+
+/** The length of the longest end of `text` that is a proper start of some secret. */
+function heldBack(text: Buffer, secrets: Buffer[]): number {
+  let best = 0;
+  for (const secret of secrets) {
+    for (let n = Math.min(secret.length - 1, text.length); n > best; n--) {
+      if (text.subarray(text.length - n).equals(secret.subarray(0, n))) {
+        best = n;
+        break;
+      }
+    }
+  }
+  return best;
+}
