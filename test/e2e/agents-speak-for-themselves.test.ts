@@ -27,6 +27,15 @@ test('a report about another node\'s attempt is refused and changes nothing', as
     const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'echo real output; sleep 30']), requestId: '' });
     const running = await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs on the honest node');
     t.is(running.nodeId, 'honest-node');
+    const logsOf = async () => {
+      const logs: string[] = [];
+      for await (const { chunk } of api.jobs.readJobLogs({ jobId: running.id, attempt: 0, stream: LogStream.LOG_STREAM_UNSPECIFIED })) {
+        logs.push(Buffer.from(chunk!.data).toString());
+      }
+      return logs.join('');
+    };
+    // The real output first, so that what is stored afterwards is all the impostor's doing.
+    for (const until = Date.now() + 10_000; (await logsOf()) === '' && Date.now() < until; ) await sleep(50);
     // Knowing only what ListJobs shows (the job id and attempt), as a stranger would.
     impostor = connectRawAgent(cp.address, 'impostor-node', 'impostor-1');
     t.is(((await impostor.first) as ConnectResponse).message?.$case, 'welcome');
@@ -57,11 +66,7 @@ test('a report about another node\'s attempt is refused and changes nothing', as
     const after = (await api.jobs.getJob({ jobId: running.id })).job!;
     t.is(after.state, JobState.JOB_STATE_RUNNING);
     t.is(after.nodeId, 'honest-node');
-    const logs: string[] = [];
-    for await (const { chunk } of api.jobs.readJobLogs({ jobId: running.id, attempt: 0, stream: LogStream.LOG_STREAM_UNSPECIFIED })) {
-      logs.push(Buffer.from(chunk!.data).toString());
-    }
-    t.is(logs.join(''), 'real output\n');
+    t.is(await logsOf(), 'real output\n');
     t.regex(cp.output(), /refused a report about an attempt that is not this node's/);
     await api.jobs.cancelJob({ jobId: running.id, grace: { seconds: 0n, nanos: 0 } });
   } finally {

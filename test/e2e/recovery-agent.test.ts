@@ -66,7 +66,7 @@ test.serial('SIGSTOP: the node is lost within heartbeat timeout + 1 s, the job r
     for (let i = 0; i < 200 && (await containersOf(job!.id, 1)).length > 0; i++) await sleep(50);
     t.deepEqual(await containersOf(job!.id, 1), [], 'the stale attempt\'s container was killed and removed');
     await sleep(300);
-    t.regex(cp.output(), new RegExp(`"job_id":"${job!.id}","attempt":1[^\\n]*refused report from a stale attempt`));
+    t.regex(cp.output(), new RegExp(`"job_id":"${job!.id}","attempt":1[^\\n]*refused a report about an attempt that is not this node's current one`));
 
     // Exactly one end, attempt 2's; attempt 1 is recorded as lost.
     const final = (await api.jobs.getJob({ jobId: job!.id })).job!;
