@@ -24,6 +24,7 @@ import { createChannel, createClient, type Client } from 'nice-grpc';
 import { NodeServiceDefinition, NodeState } from '../common/gen/grid/v1/node.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/postgres.js';
+import { listAllNodes } from '../test/helpers/grid.js';
 import { startControlPlaneAtDefaults, type BenchControlPlane } from './control-plane-at-defaults.js';
 import { postgresCpuMs, processCpuMs } from './process-cpu.js';
 import { failed, measured, ms, type Figure, type Section } from './report.js';
@@ -318,7 +319,7 @@ async function falseLost(s: Stage, silenced: Set<string> = new Set()) {
     const k = v.why.replace(/\d+/g, 'N');
     why[k] = (why[k] ?? 0) + 1;
   }
-  const { nodes } = await s.api.nodes.listNodes({});
+  const nodes = await listAllNodes(s.api);
   const mine = new Set(s.fleet.nodeIds);
   const listed = nodes.filter((x) => mine.has(x.id) && !silenced.has(x.id));
   const lostListed = listed.filter((x) => x.state === NodeState.NODE_STATE_LOST).map((x) => x.id);
@@ -512,7 +513,7 @@ async function curvePoint(o: ScaleOptions, intervalMs: number, figures: Figure[]
     }
     const silentSet = new Set(ids);
     const lost = await falseLost(s, silentSet);
-    const { nodes } = await s.api.nodes.listNodes({});
+    const nodes = await listAllNodes(s.api);
     const listedLost = nodes.filter((x) => silentSet.has(x.id) && x.state === NodeState.NODE_STATE_LOST).length;
     const neverHeartbeat = silenced.filter((a) => a.lastHeartbeatAt === 0).length;
     if (seenLost.size < ids.length || listedLost < ids.length || neverHeartbeat > 0) {

@@ -2,7 +2,7 @@
 // PostgreSQL, the control plane as its own process at its defaults, and a fleet
 // of SIMULATED agents (bench/simulated-agent.ts) connected over real sockets.
 import { NodeState } from '../common/gen/grid/v1/node.js';
-import { BUSYBOX, clients, commandSpec, type Clients } from '../test/helpers/grid.js';
+import { BUSYBOX, clients, commandSpec, listAllNodes, type Clients } from '../test/helpers/grid.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/postgres.js';
 import { startControlPlaneAtDefaults, type BenchControlPlane } from './control-plane-at-defaults.js';
 import { startSimulatedAgents, type ReportMode, type SimulatedFleet } from './simulated-agent.js';
@@ -47,7 +47,7 @@ export async function startSimulatedGrid(options: { agents: number; reports?: Re
 async function waitUntilReady(api: Clients, nodes: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const listed = (await api.nodes.listNodes({})).nodes;
+    const listed = await listAllNodes(api);
     const ready = listed.filter((n) => n.state === NodeState.NODE_STATE_READY).length;
     if (ready >= nodes) return;
     if (Date.now() > deadline) throw new Error(`only ${ready} of ${nodes} simulated agents became READY`);

@@ -9,6 +9,7 @@ import { invalidArgument, permissionDenied, unauthenticated } from '../common/er
 import { VERIFIED_NODE_KEY, type Transport } from './transport-security.js';
 
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const MAX_LABEL_BYTES = 4096;
 
 export function identifyNode(hello: Hello, ctx: CallContext, transport: Transport['kind']): string {
   if (transport === 'tls') {
@@ -43,6 +44,9 @@ export function identifyNode(hello: Hello, ctx: CallContext, transport: Transpor
     checkText('a key of hello.labels', key, 128);
     checkText(`hello.labels["${key.slice(0, 64)}"]`, value, 256);
   }
+  // Every ListNodes page carries them: a page of 1000 nodes stays a few MB.
+  const labelBytes = labels.reduce((n, [k, v]) => n + k.length + v.length, 0);
+  if (labelBytes > MAX_LABEL_BYTES) throw invalidArgument(`hello.labels hold ${labelBytes} characters in all: at most ${MAX_LABEL_BYTES}`);
   // Postgres holds memory in a bigint, and a double all the arithmetic here.
   if (c.memoryBytes > BigInt(Number.MAX_SAFE_INTEGER) || !Number.isFinite(c.cpus) || c.cpus > 1e6 || c.slots > 1e6) {
     throw invalidArgument('hello.capacity is out of range');

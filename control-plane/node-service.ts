@@ -1,12 +1,32 @@
-// NodeService: the fleet as Postgres records it.
+// NodeService: the fleet as Postgres records it, a page at a time (a page of
+// 1000 nodes with the largest hellos allowed stays well under the message limit).
 import type { NodeServiceImplementation } from '../common/gen/grid/v1/node.js';
+import { invalidArgument } from '../common/errors.js';
 import type { Sql } from './db/connect.js';
 import { listNodes } from './node-store.js';
 
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 5000;
+
 export function createNodeService(deps: { sql: Sql }): NodeServiceImplementation {
   return {
-    async listNodes() {
-      return { nodes: await listNodes(deps.sql) };
+    async listNodes(request) {
+      const pageSize = request.pageSize || DEFAULT_PAGE;
+      if (pageSize < 1 || pageSize > MAX_PAGE) throw invalidArgument(`page_size is ${request.pageSize}: must be between 1 and ${MAX_PAGE}`);
+      let after: { name: string; id: string } | undefined;
+      if (request.pageToken) {
+        try {
+          after = JSON.parse(Buffer.from(request.pageToken, 'base64url').toString()) as { name: string; id: string };
+        } catch {
+          after = undefined;
+        }
+        if (typeof after?.name !== 'string' || typeof after?.id !== 'string') throw invalidArgument('page_token is not one this server gave out');
+      }
+      const nodes = await listNodes(deps.sql, { limit: pageSize + 1, after });
+      const more = nodes.length > pageSize;
+      const page = more ? nodes.slice(0, pageSize) : nodes;
+      const last = page[page.length - 1];
+      return { nodes: page, nextPageToken: more && last ? Buffer.from(JSON.stringify({ name: last.name, id: last.id })).toString('base64url') : '' };
     },
   };
 }

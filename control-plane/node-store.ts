@@ -88,10 +88,12 @@ export async function nodesPastGrace(sql: Sql, graceMs: number): Promise<{ id: s
        OR (state = 'LOST' AND EXISTS (SELECT 1 FROM jobs WHERE jobs.node_id = nodes.id AND jobs.state = ANY(${ACTIVE_DB_STATES})))`;
 }
 
-export async function listNodes(sql: Sql): Promise<Node[]> {
+/** A page of nodes by (name, id), after the given one. */
+export async function listNodes(sql: Sql, page: { limit: number; after?: { name: string; id: string } }): Promise<Node[]> {
+  const after = page.after ? sql`WHERE (n.name, n.id) > (${page.after.name}, ${page.after.id})` : sql``;
   const rows = await sql<NodeRow[]>`
     SELECT n.*, (SELECT count(*)::int FROM jobs j WHERE j.node_id = n.id AND j.state = ANY(${ACTIVE_DB_STATES})) AS running_jobs
-    FROM nodes n ORDER BY n.name, n.id`;
+    FROM nodes n ${after} ORDER BY n.name, n.id LIMIT ${page.limit}`;
   return rows.map((r) => ({
     id: r.id,
     name: r.name,

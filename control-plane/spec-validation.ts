@@ -71,6 +71,8 @@ const MAX_ARG_BYTES = 128 * 1024;
 const MAX_ENV = 1024;
 const MAX_ENV_NAME = 256;
 const MAX_ENV_STRING = 128 * 1024 - 1;
+const MAX_ENV_TOTAL = 1024 * 1024;
+const MAX_PATH = 4096;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SCRIPT_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,254}$/;
 
@@ -169,12 +171,20 @@ export function validateSubmission(
   checkEnv('spec.secret_env', spec.secretEnv);
   const secretNames = Object.keys(spec.secretEnv);
   if (Object.keys(spec.env).length + secretNames.length > MAX_ENV) throw invalidArgument(`spec.env and spec.secret_env hold more than ${MAX_ENV} variables`);
+  // Linux refuses to exec with more than ARG_MAX (a quarter of the stack limit, 2 MiB by
+  // default) of arguments and environment together: half of it for the environment.
+  const envBytes = [...Object.entries(spec.env), ...Object.entries(spec.secretEnv)].reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+  if (envBytes > MAX_ENV_TOTAL) {
+    throw invalidArgument(`spec.env and spec.secret_env are ${formatBytes(envBytes)} as "NAME=value" strings; at most ${formatBytes(MAX_ENV_TOTAL)} in all`);
+  }
   const both = secretNames.find((name) => name in spec.env);
   if (both) throw invalidArgument(`${both} is in both spec.env and spec.secret_env: give it once`);
   // The secrets leave the spec here: what is stored and answered has only their names.
   const secrets = spec.secretEnv;
   spec.secretEnv = Object.fromEntries(secretNames.map((name) => [name, REDACTED]));
 
+  if (spec.workingDir.length > MAX_PATH) throw invalidArgument(`spec.working_dir is ${spec.workingDir.length} characters; at most ${MAX_PATH}`);
+  if (spec.workingDir.includes('\0')) throw invalidArgument('spec.working_dir holds a NUL character');
   if (spec.workingDir && !spec.workingDir.startsWith('/')) {
     throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`);
   }
@@ -290,6 +300,7 @@ function inputFiles(spec: JobSpec, policy: SpecPolicy, taken: string[]): TaskFil
   let total = 0;
   const seen = new Set(taken);
   return spec.inputs.map((input, i) => {
+    if (input.path.length > MAX_PATH) throw invalidArgument(`spec.inputs[${i}].path is ${input.path.length} characters; at most ${MAX_PATH}`);
     const parts = input.path.split('/');
     if (!input.path || input.path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || input.path.includes('\0')) {
       throw invalidArgument(`spec.inputs[${i}].path "${input.path}" must be a relative path without "." or ".." parts`);

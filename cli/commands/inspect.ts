@@ -47,7 +47,13 @@ export async function listCommand(
 }
 
 export async function nodesCommand(clients: GridClients, output: Output): Promise<number> {
-  const { nodes } = await clients.nodes.listNodes({}, callOptions());
+  const nodes: Node[] = [];
+  let pageToken = '';
+  do {
+    const page = await clients.nodes.listNodes({ pageSize: 5000, pageToken }, callOptions());
+    nodes.push(...page.nodes);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
   process.stdout.write(output === 'json' ? json(nodes.map((n) => Node.toJSON(n))) : nodesTable(nodes));
   return 0;
 }

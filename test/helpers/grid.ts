@@ -13,7 +13,7 @@ import type { TestFn } from 'ava';
 import { JobSpec, JobServiceDefinition, type Job, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
-import { NodeServiceDefinition, NodeState, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
+import { NodeServiceDefinition, NodeState, type Node, type NodeServiceClient } from '../../common/gen/grid/v1/node.js';
 import { LABEL_NODE_ID } from '../../agent/docker-driver.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -167,10 +167,22 @@ export function clients(address: string, options: { credentials?: ChannelCredent
   };
 }
 
+/** Every node, page by page (ListNodes answers at most 1000 at a time by default). */
+export async function listAllNodes(c: Pick<Clients, 'nodes'>): Promise<Node[]> {
+  const all: Node[] = [];
+  let pageToken = '';
+  do {
+    const page = await c.nodes.listNodes({ pageSize: 5000, pageToken });
+    all.push(...page.nodes);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return all;
+}
+
 export async function waitForNodes(c: Clients, nodeIds: string[], timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { nodes } = await c.nodes.listNodes({});
+    const nodes = await listAllNodes(c);
     const ready = new Set(nodes.filter((n) => n.state === NodeState.NODE_STATE_READY).map((n) => n.id));
     if (nodeIds.every((id) => ready.has(id))) return;
     if (Date.now() > deadline) throw new Error(`nodes ${nodeIds.join(', ')} did not become ready`);

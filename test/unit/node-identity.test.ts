@@ -57,3 +57,10 @@ test('over TLS a stream without a verified certificate is UNAUTHENTICATED, sayin
   t.is(err?.code, Status.UNAUTHENTICATED);
   t.regex(err?.details ?? '', /gridctl certs issue-agent/);
 });
+
+test('hello labels are bounded in all, so a ListNodes page stays small', (t) => {
+  const labels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'v'.repeat(250)]));
+  const err = t.throws(() => identifyNode(Hello.fromPartial({ nodeId: 'n', capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels }), {} as never, 'plaintext'), { instanceOf: ServerError });
+  t.is(err?.code, Status.INVALID_ARGUMENT);
+  t.regex(err?.details ?? '', /hello\.labels hold 5\d{3} characters in all: at most 4096/);
+});

@@ -265,3 +265,25 @@ test('refuses an env name or value no process could be given (a fuzz run sent a 
   const { task } = validateSubmission(spec({ env: { FINE: 'x'.repeat(100 * 1024) } }), DEFAULT_SPEC_POLICY, runtimes);
   t.is(task.env.FINE?.length, 100 * 1024);
 });
+
+test('the environment in all is bounded: Linux starts no process whose env passes its limit', (t) => {
+  const env = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`V${i}`, 'x'.repeat(120 * 1024)]));
+  refuses(t, spec({ env }), /spec\.env and spec\.secret_env are 1\.2 MiB as "NAME=value" strings; at most 1 MiB/);
+  refuses(t, spec({ env: { A: 'x'.repeat(100 * 1024) }, secretEnv: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`S${i}`, 'y'.repeat(110 * 1024)])) }), /at most 1 MiB/);
+});
+
+test('secret env values leave the spec: it keeps their names, the task their names only', (t) => {
+  const { spec: out, task, secrets } = validateSubmission(spec({ env: { A: '1' }, secretEnv: { TOKEN: 's3cret' } }), DEFAULT_SPEC_POLICY, runtimes);
+  t.deepEqual(out.secretEnv, { TOKEN: '<redacted>' });
+  t.deepEqual(task.env, { A: '1' });
+  t.deepEqual(task.secretEnvNames, ['TOKEN']);
+  t.deepEqual(secrets, { TOKEN: 's3cret' });
+  refuses(t, spec({ env: { TOKEN: 'a' }, secretEnv: { TOKEN: 'b' } }), /TOKEN is in both spec\.env and spec\.secret_env/);
+  refuses(t, spec({ secretEnv: { 'BAD-NAME': 'b' } }), /spec\.secret_env name "BAD-NAME" is not valid/);
+});
+
+test('paths are bounded in length and hold no NUL', (t) => {
+  refuses(t, spec({ workingDir: '/' + 'd'.repeat(5000) }), /spec\.working_dir is 5001 characters; at most 4096/);
+  refuses(t, spec({ workingDir: '/tmp\0x' }), /spec\.working_dir holds a NUL/);
+  refuses(t, spec({ inputs: [{ path: 'p'.repeat(5000), content: Buffer.from('x'), mode: 0 }] }), /spec\.inputs\[0\]\.path is 5000 characters; at most 4096/);
+});
