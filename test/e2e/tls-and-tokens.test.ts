@@ -56,8 +56,15 @@ async function refused(t: import('ava').ExecutionContext, call: Promise<unknown>
   t.regex((err as ClientError).details, message);
 }
 
-test('gridctl runs a job over TLS with a submit token from GRID_TOKEN', async (t) => {
-  const run = await gridctl(cp.address, ['--tls-ca', certs.ca, 'run', '--', 'echo', 'over tls'], { env: { GRID_TOKEN: tokenOf('submit', 'ci') } });
+test('gridctl runs a job over TLS with a submit token from GRID_TOKEN, made by `gridctl token create` (the README\'s steps)', async (t) => {
+  const made = await gridctl(cp.address, ['--tls-ca', certs.ca, 'token', 'create', '--scope', 'submit', '--name', 'ci'], { env: { GRID_TOKEN: admin } });
+  t.is(made.code, 0, made.stderr.toString());
+  t.regex(made.stderr.toString(), /made submit token "ci" \(id [0-9a-f]{12}\); it is shown only now/);
+  const ci = made.stdout.toString().trim();
+  const listed = await gridctl(cp.address, ['--tls-ca', certs.ca, 'token', 'list'], { env: { GRID_TOKEN: admin } });
+  t.regex(listed.stdout.toString(), /\bci\s+submit\s+valid\b/);
+  t.false(listed.stdout.toString().includes(ci.slice(18)), 'token list shows no secret');
+  const run = await gridctl(cp.address, ['--tls-ca', certs.ca, 'run', '--', 'echo', 'over tls'], { env: { GRID_TOKEN: ci } });
   t.is(run.code, 0, run.stderr.toString());
   t.is(run.stdout.toString(), 'over tls\n');
 });
