@@ -67,7 +67,9 @@ export function readSecretKey(file: string): Buffer {
 
 /** The embedded development Grid's key: made once in its data dir, beside (not in) its database. */
 export function ensureSecretKeyFile(file: string): string {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // The data dir's own mode is left as the embedded PostgreSQL needs it (its user must enter it);
+  // the key file alone is private.
+  mkdirSync(dirname(file), { recursive: true });
   if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
   return file;
 }
