@@ -289,12 +289,17 @@ export function createJobTransitions(deps: {
     const stored = await appendOutputs(sql, outputs);
     const finished = await finishAttempts(sql, finishes);
     const keysOf = (rows: { id: string; attempt: number }[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
-    const applied = { started: keysOf(started), finished: keysOf(finished) };
+    // Applied keys name the node too: two nodes' reports about one attempt can share a group,
+    // and only the one from the attempt's node applies.
+    const nodeKeyOf = (nodeId: string, a: AttemptRef) => `${nodeId}/${attemptKeyOf(a)}`;
+    const nodeKeysOf = (rows: { id: string; attempt: number; node_id: string | null }[]) =>
+      new Set(rows.map((r) => nodeKeyOf(r.node_id ?? '', { jobId: r.id, attempt: r.attempt })));
+    const applied = { started: nodeKeysOf(started), finished: nodeKeysOf(finished) };
     // The reports not applied: a duplicate if their attempt already ended, else stale.
     const wasApplied = (key: string) => applied.started.has(key) || applied.finished.has(key);
     const refused = [
       ...new Set([
-        ...[...starts, ...finishes].filter((r) => !wasApplied(attemptKeyOf(r.attempt))).map((r) => r.attempt.jobId),
+        ...[...starts, ...finishes].filter((r) => !wasApplied(nodeKeyOf(r.nodeId, r.attempt))).map((r) => r.attempt.jobId),
         ...outputs.filter((_, i) => stored[i] === undefined).map((r) => r.attempt.jobId),
       ]),
     ];
@@ -310,6 +315,7 @@ export function createJobTransitions(deps: {
     const results = groups.map(({ session, reports }) =>
       reports.map((r): ReportOutcome => {
         const key = attemptKeyOf(r.report.attempt);
+        const fromNode = nodeKeyOf(session.nodeId, r.report.attempt);
         let outcome: ReportOutcome;
         if (r.kind === 'output') {
           const chunks = stored[output++];
@@ -318,9 +324,9 @@ export function createJobTransitions(deps: {
           for (const chunk of chunks ?? []) events.publish(r.report.attempt.jobId, { kind: 'log', jobId: r.report.attempt.jobId, chunk });
         } else {
           // Only the first of several reports of one attempt's start (or end) in this commit applied it.
-          const first = !claimed.has(`${r.kind}/${key}`);
-          claimed.add(`${r.kind}/${key}`);
-          const applies = applied[r.kind].has(key);
+          const first = !claimed.has(`${r.kind}/${fromNode}`);
+          claimed.add(`${r.kind}/${fromNode}`);
+          const applies = applied[r.kind].has(fromNode);
           outcome = applies && first ? 'applied' : applies || over.has(key) ? 'duplicate' : 'stale';
         }
         // The attempt is over on the node, whatever became of the report.

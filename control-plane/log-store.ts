@@ -32,17 +32,17 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode
   const chunks = withoutOverlaps(reports);
   const db = sql as Sql;
   const col = <T>(f: (c: (typeof chunks)[number]) => T) => chunks.map(f);
-  const rows = await db<(LogRow & { job_id: string; is_chunk: boolean })[]>`
+  const rows = await db<(LogRow & { job_id: string; node_id: string | null; is_chunk: boolean })[]>`
     WITH incoming AS (
       -- postgres.js needs sql.array() for bytea[] and ISO strings for timestamptz[].
       SELECT * FROM unnest(${col((c) => c.jobId)}::uuid[], ${col((c) => c.attempt)}::int[], ${col((c) => c.chunk.stream)}::int2[],
                            ${col((c) => String(c.chunk.offset))}::int8[], ${db.array(col((c) => Buffer.from(c.chunk.data)))}::bytea[],
-                           ${col((c) => (c.chunk.time ?? new Date()).toISOString())}::timestamptz[])
-               AS u(job_id, attempt, stream, byte_offset, data, logged_at)
+                           ${col((c) => (c.chunk.time ?? new Date()).toISOString())}::timestamptz[], ${col((c) => c.nodeId)}::text[])
+               AS u(job_id, attempt, stream, byte_offset, data, logged_at, node_id)
     ), current_attempts AS (
       -- The row locks serialise appends for one job, so two of them never trim
       -- against the same stored end and overlap. In id order: no deadlocks between appends.
-      SELECT id, attempt FROM jobs
+      SELECT id, attempt, node_id FROM jobs
       -- The node is part of the fence: a node stores output only for its own attempts.
       WHERE (id, attempt, node_id) IN (SELECT * FROM unnest(${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
                                                             ${reports.map((r) => r.nodeId)}::text[]))
@@ -50,7 +50,7 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode
       ORDER BY id
       FOR UPDATE
     ), stored_end AS (
-      SELECT c.id AS job_id, c.attempt, s.stream, coalesce((
+      SELECT c.id AS job_id, c.attempt, c.node_id, s.stream, coalesce((
         SELECT l.byte_offset + length(l.data) FROM job_logs l
         WHERE l.job_id = c.id AND l.attempt = c.attempt AND l.stream = s.stream
         ORDER BY l.byte_offset DESC LIMIT 1), 0) AS end_offset
@@ -59,7 +59,8 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode
       SELECT i.job_id, i.attempt, i.stream, greatest(i.byte_offset, e.end_offset) AS byte_offset,
              substring(i.data FROM (greatest(i.byte_offset, e.end_offset) - i.byte_offset + 1)::int) AS data,
              i.logged_at
-      FROM incoming i JOIN stored_end e USING (job_id, attempt, stream)
+      -- On the node too: another node's chunks for this attempt in the same call are not stored.
+      FROM incoming i JOIN stored_end e USING (job_id, attempt, node_id, stream)
       WHERE i.byte_offset + length(i.data) > e.end_offset
     ), inserted AS (
       INSERT INTO job_logs (job_id, attempt, stream, byte_offset, data, logged_at)
@@ -67,23 +68,27 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode
       ON CONFLICT DO NOTHING
       RETURNING job_id, attempt, stream, byte_offset, data, logged_at
     )
-    SELECT false AS is_chunk, id AS job_id, attempt, NULL::int2 AS stream, NULL::int8 AS byte_offset, NULL::bytea AS data, NULL::timestamptz AS logged_at
+    SELECT false AS is_chunk, id AS job_id, attempt, node_id, NULL::int2 AS stream, NULL::int8 AS byte_offset, NULL::bytea AS data, NULL::timestamptz AS logged_at
     FROM current_attempts
     UNION ALL
-    SELECT true, job_id, attempt, stream, byte_offset, data, logged_at FROM inserted
+    SELECT true, job_id, attempt, NULL, stream, byte_offset, data, logged_at FROM inserted
     ORDER BY is_chunk, job_id, stream, byte_offset`;
+  // By attempt: an active attempt has one node, so its chunks are that node's.
   const stored = new Map<string, LogChunk[]>();
+  const nodeOf = new Map<string, string>();
   for (const r of rows) {
     const key = attemptKeyOf({ jobId: r.job_id, attempt: r.attempt });
-    if (!r.is_chunk) stored.set(key, stored.get(key) ?? []);
-    else stored.get(key)?.push({ stream: r.stream as LogStream, offset: BigInt(r.byte_offset), data: r.data, time: r.logged_at, attempt: r.attempt });
+    if (!r.is_chunk) {
+      stored.set(key, stored.get(key) ?? []);
+      nodeOf.set(key, r.node_id!);
+    } else stored.get(key)?.push({ stream: r.stream as LogStream, offset: BigInt(r.byte_offset), data: r.data, time: r.logged_at, attempt: r.attempt });
   }
   // Each attempt's new output once, on its first report of this call.
   const seen = new Set<string>();
   return reports.map((r) => {
     const key = attemptKeyOf(r.attempt);
     const chunks = stored.get(key);
-    if (!chunks) return undefined;
+    if (!chunks || nodeOf.get(key) !== r.nodeId) return undefined;
     if (seen.has(key)) return [];
     seen.add(key);
     return chunks;
@@ -91,17 +96,18 @@ export async function appendOutputs(sql: Sql | TransactionSql, reports: FromNode
 }
 
 /** The reports' chunks in offset order per attempt and stream, each trimmed to start past the ones before it. */
-function withoutOverlaps(reports: OutputReport[]): { jobId: string; attempt: number; chunk: LogChunk }[] {
-  const byStream = new Map<string, { jobId: string; attempt: number; chunk: LogChunk }[]>();
+function withoutOverlaps(reports: FromNode<OutputReport>[]): { jobId: string; attempt: number; nodeId: string; chunk: LogChunk }[] {
+  const byStream = new Map<string, { jobId: string; attempt: number; nodeId: string; chunk: LogChunk }[]>();
   for (const r of reports) {
     for (const chunk of r.chunks) {
-      const key = `${attemptKeyOf(r.attempt)}/${chunk.stream}`;
+      // Per node: another node's chunks must not trim away the real ones.
+      const key = `${r.nodeId}/${attemptKeyOf(r.attempt)}/${chunk.stream}`;
       let list = byStream.get(key);
       if (!list) byStream.set(key, (list = []));
-      list.push({ jobId: r.attempt.jobId, attempt: r.attempt.attempt, chunk });
+      list.push({ jobId: r.attempt.jobId, attempt: r.attempt.attempt, nodeId: r.nodeId, chunk });
     }
   }
-  const out: { jobId: string; attempt: number; chunk: LogChunk }[] = [];
+  const out: { jobId: string; attempt: number; nodeId: string; chunk: LogChunk }[] = [];
   for (const list of byStream.values()) {
     list.sort((a, b) => Number(a.chunk.offset - b.chunk.offset));
     let end = -1;

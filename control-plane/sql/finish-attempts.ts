@@ -42,7 +42,7 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNod
   const reason = pick(db, FINISH, key, 'reason');
   return db<ChangedJob[]>`
     WITH input AS (
-      SELECT DISTINCT ON (id, attempt) * FROM unnest(
+      SELECT DISTINCT ON (id, attempt, node_id) * FROM unnest(
         ${col((r) => r.attempt.jobId)}::uuid[], ${col((r) => r.attempt.attempt)}::int[],
         ${col((r) => reasonToDb(r.reason))}::text[], ${col((r) => r.exitCode ?? null)}::int[],
         ${col((r) => r.message)}::text[], ${col((r) => overruled(r))}::text[],
@@ -50,8 +50,9 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNod
         ${col((r) => r.output?.stdoutBytes ?? null)}::int8[], ${col((r) => r.output?.stderrBytes ?? null)}::int8[],
         ${col((r) => r.nodeId)}::text[]
       ) WITH ORDINALITY AS r(id, attempt, reported, exit_code, message, overruled_message, started_at, ended_at, stdout_bytes, stderr_bytes, node_id, ord)
-      -- The first report of an attempt wins; a second in the same call is its duplicate.
-      ORDER BY id, attempt, ord
+      -- The first report of an attempt from one node wins; a second in the same call is its
+      -- duplicate. Per node: another node's report (refused below) must not shadow the real one.
+      ORDER BY id, attempt, node_id, ord
     ), finished AS (
       UPDATE jobs SET version = jobs.version + 1, state = ${pick(db, FINISH, key, 'state')}, end_reason = ${reason},
         exit_code = input.exit_code,

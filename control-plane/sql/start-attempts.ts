@@ -23,12 +23,13 @@ export async function startAttempts(sql: Sql | TransactionSql, reports: FromNode
   const running = sql`${pick(sql as Sql, START, sql`jobs.state`, 'state')}`;
   return sql<ChangedJob[]>`
     WITH input AS (
-      SELECT DISTINCT ON (id, attempt) * FROM unnest(
+      SELECT DISTINCT ON (id, attempt, node_id) * FROM unnest(
         ${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
         ${reports.map((r) => r.startedAt.toISOString())}::timestamptz[], ${reports.map((r) => r.nodeId)}::text[])
         WITH ORDINALITY AS r(id, attempt, started_at, node_id, ord)
-      -- The first report of an attempt wins; a second in the same call is its duplicate.
-      ORDER BY id, attempt, ord
+      -- The first report of an attempt from one node wins; a second in the same call is its
+      -- duplicate. Per node: another node's report (refused below) must not shadow the real one.
+      ORDER BY id, attempt, node_id, ord
     ), started AS (
       UPDATE jobs SET version = jobs.version + 1, started_at = coalesce(jobs.started_at, input.started_at),
         backstop_at = CASE WHEN ${running} <> jobs.state AND jobs.timeout_ms > 0
