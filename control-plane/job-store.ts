@@ -131,7 +131,14 @@ export async function assignedTasks(sql: Sql, nodeId: string, keys: AttemptRef[]
     SELECT id, attempt, task, secret_env FROM jobs
     WHERE node_id = ${nodeId} AND state = ${stateToDb(JobState.JOB_STATE_ASSIGNED)}
       AND (id, attempt) IN (SELECT * FROM unnest(${keys.map((k) => k.jobId)}::uuid[], ${keys.map((k) => k.attempt)}::int[]))`;
-  return rows.map((r) => ({ key: { jobId: r.id, attempt: r.attempt }, task: withSecrets(Task.decode(r.task), open(r.id, r.secret_env)) }));
+  // A task whose secrets cannot be unsealed here is not sent again (its claim failed it, see failUnsealable).
+  return rows.flatMap((r) => {
+    try {
+      return [{ key: { jobId: r.id, attempt: r.attempt }, task: withSecrets(Task.decode(r.task), open(r.id, r.secret_env)) }];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Whether the attempt is its job's current, active one, on the reporting node: the fence for node reports. */

@@ -9,6 +9,7 @@
 // job API) make one call and read its outcome.
 import type { Logger } from 'pino';
 import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
+import { EndReason } from '../common/gen/grid/v1/job.js';
 import { Job, JobState } from '../common/gen/grid/v1/job.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
 import { isTransientDatabaseError } from '../common/errors.js';
@@ -24,7 +25,7 @@ import type { NodeSession } from './node-session.js';
 import { createGroupCommit } from './group-commit.js';
 import { type ChangedJob } from './sql/changed-job.js';
 import { cancelJobs } from './sql/cancel-jobs.js';
-import { claimJobs, taskOf } from './sql/claim-jobs.js';
+import { claimJobs, taskOf, type ClaimedJob } from './sql/claim-jobs.js';
 import { secretOpener, type OpenSecrets } from './secret-box.js';
 import { withSecrets } from './spec-validation.js';
 import type { NodeOffer } from './scheduler.js';
@@ -367,13 +368,41 @@ export function createJobTransitions(deps: {
     pacer.claimed(claim.rows.length, performance.now());
     queued = Math.max(0, queued - claim.rows.length);
     backlog = !claim.exhausted && claim.rows.length > 0;
-    const undelivered = await deliver(
-      claim.rows.map((row) => ({ id: row.id, attempt: row.attempt, node_id: row.node_id!, task: taskOf(row, openSecrets) })),
-      new Map(offered.map((s) => [s.nodeId, s])),
-    );
+    const sendable: { id: string; attempt: number; node_id: string; task: Task }[] = [];
+    const unsealable: { row: ClaimedJob; err: Error }[] = [];
+    for (const row of claim.rows) {
+      try {
+        sendable.push({ id: row.id, attempt: row.attempt, node_id: row.node_id!, task: taskOf(row, openSecrets) });
+      } catch (err) {
+        unsealable.push({ row, err: err as Error });
+      }
+    }
+    const undelivered = await deliver(sendable, new Map(offered.map((s) => [s.nodeId, s])));
+    await failUnsealable(unsealable);
     // Another replica took some of the jobs placed: read the queue again.
     if (claim.raced) deps.kick('queued');
-    return { claimed: claim.rows.length - undelivered.length, exhausted: claim.exhausted };
+    return { claimed: sendable.length - undelivered.length, exhausted: claim.exhausted };
+  }
+
+  /**
+   * A claimed job whose secrets this replica cannot unseal (no key, or another
+   * key than the one that sealed them) would sit ASSIGNED, never sent: it ends
+   * START_FAILED instead, as if its node had reported so, saying why.
+   */
+  async function failUnsealable(failed: { row: { id: string; attempt: number; node_id: string | null }; err: Error }[]): Promise<void> {
+    if (failed.length === 0) return;
+    log.error({ jobs: failed.map((f) => f.row.id), err: failed[0]!.err }, 'cannot unseal the secret env values of claimed jobs; they fail');
+    const ended = await finishAttempts(
+      sql,
+      failed.map(({ row, err }) => ({
+        attempt: { jobId: row.id, attempt: row.attempt },
+        nodeId: row.node_id!,
+        reason: EndReason.END_REASON_START_FAILED,
+        message: `${err.message}: every control-plane replica needs the same --secret-key-file`,
+        endedAt: new Date(),
+      })),
+    );
+    publish(ended);
   }
 
   /**

@@ -8,9 +8,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientError, Status } from 'nice-grpc';
-import { Job, JobState } from '../../common/gen/grid/v1/job.js';
+import { EndReason, Job, JobState } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { clients, commandSpec, gridctl, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
+import { clients, commandSpec, gridctl, jobWhenEnded, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -20,7 +20,7 @@ test.after.always(async () => db?.drop());
 
 const reverse = (s: string) => [...s].reverse().join('');
 
-test('a secret env value appears only inside the job', async (t) => {
+test.serial('a secret env value appears only inside the job', async (t) => {
   const keyFile = join(mkdtempSync(join(tmpdir(), 'grid-key-')), 'secret.key');
   writeFileSync(keyFile, randomBytes(32).toString('base64'));
   const cp = await startControlPlane(db.url, ['--secret-key-file', keyFile, '--log-level', 'debug']);
@@ -75,7 +75,7 @@ test('a secret env value appears only inside the job', async (t) => {
   }
 });
 
-test('without a secret key, a job with secrets is refused, saying what is missing; gridctl never takes a value on its command line', async (t) => {
+test.serial('without a secret key, a job with secrets is refused, saying what is missing; gridctl never takes a value on its command line', async (t) => {
   const cp = await startControlPlane(db.url);
   const api = clients(cp.address);
   try {
@@ -91,5 +91,27 @@ test('without a secret key, a job with secrets is refused, saying what is missin
   } finally {
     api.close();
     await cp.stop();
+  }
+});
+
+test.serial('a replica without the key that claims a job with secrets fails it, saying why, instead of stranding it', async (t) => {
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'grid-key-')), 'secret.key');
+  writeFileSync(keyFile, randomBytes(32).toString('base64'));
+  const keyed = await startControlPlane(db.url, ['--secret-key-file', keyFile]);
+  const keyless = await startControlPlane(db.url);
+  const agent = startAgent(keyless.address, 'keyless-node');
+  const viaKeyed = clients(keyed.address);
+  try {
+    await waitForNodes(viaKeyed, ['keyless-node']);
+    const { job } = await viaKeyed.jobs.submitJob({ spec: commandSpec(['true'], { secretEnv: { TOKEN: 'x'.repeat(12) } }), requestId: '' });
+    const ended = await jobWhenEnded(viaKeyed, job!.id, 30_000);
+    t.is(ended.state, JobState.JOB_STATE_FAILED);
+    t.is(ended.endReason, EndReason.END_REASON_START_FAILED);
+    t.regex(ended.message, /no --secret-key-file to open them: every control-plane replica needs the same --secret-key-file/);
+  } finally {
+    viaKeyed.close();
+    await agent.stop();
+    await keyless.stop();
+    await keyed.stop();
   }
 });
