@@ -174,3 +174,26 @@ test('plaintext is served only when asked for, and on a network address only wit
   t.regex(overridden.output(), /PLAINTEXT WITHOUT AUTHENTICATION on a network address/);
   await overridden.stop();
 });
+
+test('a revoke ends a watch already open with that token', async (t) => {
+  const adm = api(admin);
+  const submitter = api(tokenOf('submit', 'watcher-submit'));
+  const { token, info } = await adm.tokens.createToken({ name: 'watcher', scope: TokenScope.TOKEN_SCOPE_READ, expiresIn: undefined });
+  const watcher = api(token);
+  const { job } = await submitter.jobs.submitJob({ spec: commandSpec(['sleep', '60']), requestId: '' });
+  try {
+    const watching = (async () => {
+      for await (const _ of watcher.jobs.watchJob({ jobId: job!.id, includeLogs: true, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 }));
+    })();
+    await new Promise((r) => setTimeout(r, 500));
+    const revokedAt = Date.now();
+    await adm.tokens.revokeToken({ tokenId: info!.id });
+    await refused(t, watching, Status.UNAUTHENTICATED, /"watcher" .* was revoked/);
+    const tookMs = Date.now() - revokedAt;
+    t.log(`the watch ended ${tookMs} ms after the revoke`);
+    t.true(tookMs < 10_000);
+  } finally {
+    await submitter.jobs.cancelJob({ jobId: job!.id, grace: { seconds: 0n, nanos: 0 } });
+    for (const c of [adm, submitter, watcher]) c.close();
+  }
+});
