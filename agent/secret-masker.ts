@@ -20,9 +20,13 @@ export function maskSecrets(values: string[], onOutput: OutputSink): SecretMaske
 
   const sink: OutputSink = (stream, data) => {
     const text = Buffer.concat([held.get(stream) ?? Buffer.alloc(0), data]);
+    // Every occurrence of every secret in what was written, then masked at once:
+    // masking one secret first could break up an overlapping other and leave part of it.
+    const spans: [number, number][] = [];
     for (const secret of secrets) {
-      for (let at = text.indexOf(secret); at >= 0; at = text.indexOf(secret, at + secret.length)) text.fill('*', at, at + secret.length);
+      for (let at = text.indexOf(secret); at >= 0; at = text.indexOf(secret, at + 1)) spans.push([at, at + secret.length]);
     }
+    for (const [from, to] of spans) text.fill('*', from, to);
     const keep = heldBack(text, secrets);
     held.set(stream, Buffer.from(text.subarray(text.length - keep)));
     if (text.length > keep) onOutput(stream, text.subarray(0, text.length - keep));
@@ -37,13 +41,17 @@ export function maskSecrets(values: string[], onOutput: OutputSink): SecretMaske
   };
 }
 
-/** The length of the longest end of `text` that is a proper start of some secret. */
+/**
+ * The length of the longest end of `text` that is a proper start of some
+ * secret: only the places in the last (length − 1) bytes where a secret's
+ * first byte occurs are compared, without copying.
+ */
 function heldBack(text: Buffer, secrets: Buffer[]): number {
   let best = 0;
   for (const secret of secrets) {
-    for (let n = Math.min(secret.length - 1, text.length); n > best; n--) {
-      if (text.subarray(text.length - n).equals(secret.subarray(0, n))) {
-        best = n;
+    for (let at = text.indexOf(secret[0]!, Math.max(0, text.length - secret.length + 1)); at >= 0 && text.length - at > best; at = text.indexOf(secret[0]!, at + 1)) {
+      if (text.compare(secret, 0, text.length - at, at) === 0) {
+        best = text.length - at;
         break;
       }
     }

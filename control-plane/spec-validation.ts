@@ -72,6 +72,7 @@ const MAX_ENV = 1024;
 const MAX_ENV_NAME = 256;
 const MAX_ENV_STRING = 128 * 1024 - 1;
 const MAX_ENV_TOTAL = 1024 * 1024;
+const MAX_SECRET_BYTES = 64 * 1024;
 const MAX_PATH = 4096;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SCRIPT_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,254}$/;
@@ -177,6 +178,9 @@ export function validateSubmission(
   if (envBytes > MAX_ENV_TOTAL) {
     throw invalidArgument(`spec.env and spec.secret_env are ${formatBytes(envBytes)} as "NAME=value" strings; at most ${formatBytes(MAX_ENV_TOTAL)} in all`);
   }
+  // The agent scans every byte of the job's output for each value (secret-masker.ts).
+  const secretBytes = Object.values(spec.secretEnv).reduce((n, v) => n + Buffer.byteLength(v), 0);
+  if (secretBytes > MAX_SECRET_BYTES) throw invalidArgument(`spec.secret_env values are ${formatBytes(secretBytes)} in all; at most ${formatBytes(MAX_SECRET_BYTES)}`);
   const both = secretNames.find((name) => name in spec.env);
   if (both) throw invalidArgument(`${both} is in both spec.env and spec.secret_env: give it once`);
   // The secrets leave the spec here: what is stored and answered has only their names.

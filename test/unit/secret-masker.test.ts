@@ -34,3 +34,16 @@ test('streams are masked apart, and a prefix held back at the end is sent', (t) 
 test('with no secrets the output passes untouched', (t) => {
   t.deepEqual(run([''], [[OUT, 'plain']]), { 1: 'plain', 2: '' });
 });
+
+test('overlapping secrets are masked whole, each of them', (t) => {
+  t.is(run(['abcd', 'cdxy'], [[OUT, '-abcdxy-']])[1], '-******-');
+  t.is(run(['aaa'], [[OUT, 'aaaa']])[1], '****');
+});
+
+test('holding back stays cheap with a long secret and many small writes', (t) => {
+  const secret = 'q'.repeat(60_000);
+  const started = performance.now();
+  const out = run([secret], Array.from({ length: 2000 }, () => [OUT, 'ab\n'] as [LogStream, string]));
+  t.is(out[1], 'ab\n'.repeat(2000));
+  t.log(`${(performance.now() - started).toFixed(0)} ms for 2000 writes against a 60 kB secret`);
+});

@@ -280,6 +280,7 @@ test('secret env values leave the spec: it keeps their names, the task their nam
   t.deepEqual(secrets, { TOKEN: 's3cret' });
   refuses(t, spec({ env: { TOKEN: 'a' }, secretEnv: { TOKEN: 'b' } }), /TOKEN is in both spec\.env and spec\.secret_env/);
   refuses(t, spec({ secretEnv: { 'BAD-NAME': 'b' } }), /spec\.secret_env name "BAD-NAME" is not valid/);
+  refuses(t, spec({ secretEnv: { A: 'x'.repeat(40_000), B: 'y'.repeat(40_000) } }), /spec\.secret_env values are 78\.1 KiB in all; at most 64 KiB/);
 });
 
 test('paths are bounded in length and hold no NUL', (t) => {
