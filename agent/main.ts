@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // grid-agent: the daemon on each host (see systemd/grid-agent.service).
 import { Command, Option } from 'commander';
-import { envOption, flagParser, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag } from '../common/cli-options.js';
+import { envOption, flagParser, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
@@ -95,4 +95,5 @@ function tlsOf(flags: Record<string, string | undefined>): ClientTls | undefined
   return { caFile: flags.tlsCa, certFile: flags.tlsCert, keyFile: flags.tlsKey };
 }
 
+readSwitchesFromEnv(program);
 await program.parseAsync();

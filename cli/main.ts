@@ -2,7 +2,7 @@
 // gridctl: submit a script or command, watch it, read its logs, cancel it, and
 // list jobs and nodes.
 import { Command, CommanderError, Option } from 'commander';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
@@ -199,4 +199,5 @@ async function exit(code: number): Promise<never> {
   process.exit(code);
 }
 
+readSwitchesFromEnv(program);
 await program.parseAsync();

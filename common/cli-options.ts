@@ -1,6 +1,6 @@
 // Every flag of every Grid executable can also come from a GRID_* environment
 // variable (the systemd units use that); commander shows both in --help.
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseBytes, parseDurationMs } from './units.js';
 
 export function envOption(flags: string, description: string, env: string, defaultValue?: unknown): Option {
@@ -40,3 +40,24 @@ export const parseNumberFlag = flagParser((text: string) => {
   if (text.trim() === '' || !Number.isFinite(n)) throw new Error(`"${text}" is not a number`);
   return n;
 });
+
+/**
+ * Commander sets a switch (a flag without a value) whenever its variable is
+ * defined, whatever it holds: GRID_PLAINTEXT=0 would turn plaintext on. This
+ * reads the value instead: 1/true/yes/on or 0/false/no/off/empty, anything
+ * else an error naming the variable. Installed once on a program's root.
+ */
+export function readSwitchesFromEnv(program: Command): Command {
+  return program.hook('preAction', (root, action) => {
+    for (let cmd: Command | null = action; cmd; cmd = cmd.parent) {
+      for (const option of cmd.options) {
+        const name = option.attributeName();
+        if (option.required || option.optional || !option.envVar || cmd.getOptionValueSource(name) !== 'env') continue;
+        const text = (process.env[option.envVar] ?? '').trim().toLowerCase();
+        if (['1', 'true', 'yes', 'on'].includes(text)) cmd.setOptionValueWithSource(name, true, 'env');
+        else if (['0', 'false', 'no', 'off', ''].includes(text)) cmd.setOptionValueWithSource(name, undefined, 'env');
+        else cmd.error(`${root.name()}: ${option.envVar}="${process.env[option.envVar]}" is not a yes or no: use 1 or 0`);
+      }
+    }
+  });
+}

@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseTimerFlag } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseTimerFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent } from '../agent/launch.js';
@@ -194,4 +194,5 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
+readSwitchesFromEnv(program);
 await program.parseAsync();
