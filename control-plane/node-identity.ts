@@ -45,8 +45,8 @@ export function identifyNode(hello: Hello, ctx: CallContext, transport: Transpor
     checkText(`hello.labels["${key.slice(0, 64)}"]`, value, 256);
   }
   // Every ListNodes page carries them: a page of 1000 nodes stays a few MB.
-  const labelBytes = labels.reduce((n, [k, v]) => n + k.length + v.length, 0);
-  if (labelBytes > MAX_LABEL_BYTES) throw invalidArgument(`hello.labels hold ${labelBytes} characters in all: at most ${MAX_LABEL_BYTES}`);
+  const labelBytes = labels.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (labelBytes > MAX_LABEL_BYTES) throw invalidArgument(`hello.labels hold ${labelBytes} bytes in all: at most ${MAX_LABEL_BYTES}`);
   // Postgres holds memory in a bigint, and a double all the arithmetic here.
   if (c.memoryBytes > BigInt(Number.MAX_SAFE_INTEGER) || !Number.isFinite(c.cpus) || c.cpus > 1e6 || c.slots > 1e6) {
     throw invalidArgument('hello.capacity is out of range');

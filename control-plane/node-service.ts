@@ -6,7 +6,8 @@ import type { Sql } from './db/connect.js';
 import { listNodes } from './node-store.js';
 
 const DEFAULT_PAGE = 1000;
-const MAX_PAGE = 5000;
+// A page of nodes at the hello limits (4 KiB of labels, 256-character names) stays far below the 32 MiB message limit.
+const MAX_PAGE = 2000;
 
 export function createNodeService(deps: { sql: Sql }): NodeServiceImplementation {
   return {
@@ -20,7 +21,9 @@ export function createNodeService(deps: { sql: Sql }): NodeServiceImplementation
         } catch {
           after = undefined;
         }
-        if (typeof after?.name !== 'string' || typeof after?.id !== 'string') throw invalidArgument('page_token is not one this server gave out');
+        if (typeof after?.name !== 'string' || typeof after?.id !== 'string' || `${after.name}${after.id}`.includes('\0')) {
+          throw invalidArgument('page_token is not one this server gave out');
+        }
       }
       const nodes = await listNodes(deps.sql, { limit: pageSize + 1, after });
       const more = nodes.length > pageSize;

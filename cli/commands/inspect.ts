@@ -50,7 +50,7 @@ export async function nodesCommand(clients: GridClients, output: Output): Promis
   const nodes: Node[] = [];
   let pageToken = '';
   do {
-    const page = await clients.nodes.listNodes({ pageSize: 5000, pageToken }, callOptions());
+    const page = await clients.nodes.listNodes({ pageSize: 1000, pageToken }, callOptions());
     nodes.push(...page.nodes);
     pageToken = page.nextPageToken;
   } while (pageToken);

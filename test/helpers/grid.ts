@@ -172,7 +172,7 @@ export async function listAllNodes(c: Pick<Clients, 'nodes'>): Promise<Node[]> {
   const all: Node[] = [];
   let pageToken = '';
   do {
-    const page = await c.nodes.listNodes({ pageSize: 5000, pageToken });
+    const page = await c.nodes.listNodes({ pageSize: 1000, pageToken });
     all.push(...page.nodes);
     pageToken = page.nextPageToken;
   } while (pageToken);

@@ -30,7 +30,7 @@ test('pages of at most page_size nodes cover the fleet once; a bad page is INVAL
   } while (pageToken);
   t.is(pages, 3);
   t.is(new Set(seen).size, 2500);
-  for (const bad of [{ pageSize: 5001, pageToken: '' }, { pageSize: 10, pageToken: 'nonsense' }]) {
+  for (const bad of [{ pageSize: 2001, pageToken: '' }, { pageSize: 10, pageToken: 'nonsense' }, { pageSize: 10, pageToken: Buffer.from(JSON.stringify({ name: 'a\0', id: 'b' })).toString('base64url') }]) {
     const err = await t.throwsAsync(Promise.resolve(service.listNodes(bad, {} as never)), { instanceOf: ServerError });
     t.is(err?.code, Status.INVALID_ARGUMENT);
   }

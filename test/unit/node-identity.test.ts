@@ -62,5 +62,9 @@ test('hello labels are bounded in all, so a ListNodes page stays small', (t) => 
   const labels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'v'.repeat(250)]));
   const err = t.throws(() => identifyNode(Hello.fromPartial({ nodeId: 'n', capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels }), {} as never, 'plaintext'), { instanceOf: ServerError });
   t.is(err?.code, Status.INVALID_ARGUMENT);
-  t.regex(err?.details ?? '', /hello\.labels hold 5\d{3} characters in all: at most 4096/);
+  t.regex(err?.details ?? '', /hello\.labels hold 5\d{3} bytes in all: at most 4096/);
+  // Bytes, not characters: 20 labels of 60 four-byte characters (120 UTF-16 units each) are 4,800 bytes.
+  const wideLabels = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, '💥'.repeat(60)]));
+  const wide = Hello.fromPartial({ nodeId: 'n', capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: wideLabels });
+  t.throws(() => identifyNode(wide, {} as never, 'plaintext'), { message: /hello\.labels hold 4850 bytes/ });
 });
