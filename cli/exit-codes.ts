@@ -24,4 +24,4 @@ export function exitCodeFor(job: Job): number {
 export const EXIT_CODE_HELP = `
 Exit codes (run, logs -f, cancel --wait): the job's own exit code when it ran to the end;
   130 cancelled, 124 timed out, 123 queue timeout, 122 node lost, 121 image unavailable,
-  126 could not start, 137 killed for memory, 125 gridctl could not do what was asked.`;
+  126 could not start, 137 killed for memory, 125 gridctl could not do what was asked (a usage error too).`;

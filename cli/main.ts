@@ -23,7 +23,9 @@ const program = new Command('gridctl')
   .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
   .addOption(envOption('--token-file <file>', 'file holding the API token (or set GRID_TOKEN; never a flag, which `ps` shows)', 'GRID_TOKEN_FILE'))
   .addHelpText('after', EXIT_CODE_HELP)
-  .exitOverride((err: CommanderError) => exit(err.exitCode === 0 ? 0 : EXIT_GRID_ERROR))
+  // Synchronous: commander calls process.exit(1) itself the moment this returns.
+  // Writes to a terminal, a file or a pipe are synchronous on Linux, so nothing is lost.
+  .exitOverride((err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : EXIT_GRID_ERROR))
   .showHelpAfterError('(run with --help for usage)');
 
 const outputOption = () => new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table');

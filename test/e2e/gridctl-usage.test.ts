@@ -1,0 +1,19 @@
+// gridctl's own failures exit 125, usage errors included: a job's exit code of
+// 1 must never be confused with a mistyped flag.
+import test from 'ava';
+import { gridctl } from '../helpers/grid.js';
+
+for (const args of [['--bogus'], ['status'], ['list', '--limit', 'x'], ['run', '--cpu', 'abc', '--', 'true'], ['nosuchcommand'], ['token', 'create', '--name', 'x']]) {
+  test(`gridctl ${args.join(' ')} is a usage error: exit 125, with a hint`, async (t) => {
+    // No control plane is needed: every one is refused before dialling (port 9 would refuse anyway).
+    const r = await gridctl('127.0.0.1:9', args);
+    t.is(r.code, 125, r.stderr.toString());
+    t.regex(r.stderr.toString(), /error|unknown|missing|invalid/i);
+  });
+}
+
+test('--help and --version exit 0', async (t) => {
+  t.is((await gridctl('127.0.0.1:9', ['--help'])).code, 0);
+  t.is((await gridctl('127.0.0.1:9', ['--version'])).code, 0);
+  t.is((await gridctl('127.0.0.1:9', ['run', '--help'])).code, 0);
+});
