@@ -9,7 +9,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN } from '../test/helpers/grid.js';
+import { BIN, servingAddress } from '../test/helpers/grid.js';
 
 export interface BenchControlPlane {
   address: string;
@@ -66,8 +66,8 @@ export async function startControlPlaneAtDefaults(databaseUrl: string, launch: C
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const m = /serving on (\S+)\s/.exec(readFileSync(logFile, 'utf8'));
-    if (m) return { address: m[1]!, pid: child.pid!, logFile, logTail, stop };
+    const address = servingAddress(readFileSync(logFile, 'utf8'));
+    if (address) return { address, pid: child.pid!, logFile, logTail, stop };
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`control plane did not start (${logFile}):\n${logTail()}`);

@@ -13,7 +13,7 @@ import { EndReason } from '../common/gen/grid/v1/job.js';
 import { Job, JobState } from '../common/gen/grid/v1/job.js';
 import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
 import { isTransientDatabaseError } from '../common/errors.js';
-import { stateFromDb, stateToDb } from '../common/job-state.js';
+import { isTerminal, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import { publishJobRow, type JobEventBus } from './job-events.js';
 import { cancelGraceOf, getJobs, queueDepth, rowToJob } from './job-store.js';
@@ -124,6 +124,17 @@ export function createJobTransitions(deps: {
       // Watchers re-read on their own within their recheck interval.
       (err) => log.warn({ err }, 'cannot read changed jobs for their watchers'),
     );
+  }
+
+  /** One log line per job that a transition just ended (never for a duplicate report): what operators grep for. */
+  function announceEnds(rows: ChangedJob[]): void {
+    for (const row of rows) {
+      if (!isTerminal(stateFromDb(row.state))) continue;
+      log.info(
+        { job_id: row.id, attempt: row.attempt, node: row.node_id ?? undefined, state: row.state, reason: row.end_reason ?? undefined, exit_code: row.exit_code ?? undefined },
+        'job ended',
+      );
+    }
   }
 
   function deliverCancel(row: ChangedJob): boolean {
@@ -350,6 +361,7 @@ export function createJobTransitions(deps: {
     // A duplicate may be the retry of a commit whose answer was lost: publish it
     // too (watchers drop what they already have by version).
     publish([...started, ...finished, ...ended]);
+    announceEnds(finished);
     if (freed) deps.kick('capacity');
     return results;
   }
@@ -403,6 +415,7 @@ export function createJobTransitions(deps: {
       })),
     );
     publish(ended);
+    announceEnds(ended);
   }
 
   /**
@@ -480,6 +493,7 @@ export function createJobTransitions(deps: {
     async cancel(ids, graceMs) {
       const rows = await cancelJobs(sql, ids, graceMs, deps.backstopMarginMs);
       publish(rows);
+      announceEnds(rows);
       // A node whose stream is on another replica gets it from there (job-event-feed.ts);
       // a disconnected one when it reconnects.
       for (const row of rows) deliverCancel(row);
@@ -491,6 +505,7 @@ export function createJobTransitions(deps: {
       if (rows.length > 0) log.warn({ node: session.nodeId, attempts: rows.map((r) => ({ job_id: r.id, attempt: r.attempt })) }, 'node no longer has some of its attempts; they are lost');
       for (const row of rows) session.release({ jobId: row.id, attempt: row.attempt });
       publish(rows);
+      announceEnds(rows);
       if (rows.length > 0) deps.kick('queued');
       return rows;
     },
@@ -500,6 +515,7 @@ export function createJobTransitions(deps: {
       if (!rows) return undefined;
       log.warn({ node: nodeId, why, attempts_lost: rows.length }, 'node lost');
       publish(rows);
+      announceEnds(rows);
       if (rows.some((r) => r.state === QUEUED)) deps.kick('queued');
       return rows;
     },
@@ -508,6 +524,7 @@ export function createJobTransitions(deps: {
       const rows = await expireQueued(sql, limit);
       for (const row of rows) log.info({ job_id: row.id }, 'queue timeout');
       publish(rows);
+      announceEnds(rows);
       return rows;
     },
 
@@ -523,6 +540,7 @@ export function createJobTransitions(deps: {
         session.sendCancel({ jobId: row.id, attempt: row.attempt }, 0, CancelCause.CANCEL_CAUSE_STALE);
       }
       publish(rows);
+      announceEnds(rows);
       if (freed) deps.kick('capacity');
       return rows;
     },

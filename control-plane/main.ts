@@ -107,7 +107,8 @@ const program = new Command('grid-control-plane')
       await controlPlane?.close();
       fail(err);
     }
-    process.stderr.write(`grid-control-plane ${GRID_VERSION} serving on ${controlPlane.address}${agent ? ' with a local agent' : ''}\n`);
+    // A log line like every other (stderr is NDJSON for jq and collectors); scripts read its address.
+    log.info({ address: controlPlane.address, version: GRID_VERSION, local_agent: Boolean(agent) }, 'serving');
     const shutdown = async () => {
       // Running jobs keep running; the next start takes them up again.
       await agent?.stop();

@@ -105,6 +105,23 @@ export interface ControlPlaneProcess extends RunningProcess {
   address: string;
 }
 
+/**
+ * The address in a control plane's "serving" log line (or, from builds before
+ * its stderr was all NDJSON, its plain "serving on" line): scripts wait for it.
+ */
+export function servingAddress(output: string): string | undefined {
+  for (const line of output.split('\n')) {
+    if (line.startsWith('{') && line.includes('"msg":"serving"')) {
+      try {
+        return (JSON.parse(line) as { address?: string }).address;
+      } catch {
+        // A line still being written.
+      }
+    }
+  }
+  return /serving on (\S+)\s/.exec(output)?.[1];
+}
+
 export async function startControlPlane(
   databaseUrl: string,
   extraArgs: string[] = [],
@@ -121,10 +138,10 @@ export async function startControlPlane(
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`control plane did not start:\n${proc.output()}`)), 30_000);
     const onData = () => {
-      const m = /serving on (\S+)/.exec(proc.output());
-      if (m) {
+      const address = servingAddress(proc.output());
+      if (address) {
         clearTimeout(timer);
-        resolve(m[1]!);
+        resolve(address);
       }
     };
     proc.child.stderr!.on('data', onData);

@@ -1,0 +1,45 @@
+// The control plane's stderr is NDJSON from its first line to its last (jq and
+// log collectors read it whole), and a job's end is one line with its reason,
+// job id, attempt and node.
+import test from 'ava';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { clients, gridctl, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
+
+let db: TestDatabase;
+test.before(async () => {
+  db = await createTestDatabase();
+});
+test.after.always(async () => db?.drop());
+
+test('every line is JSON, and each ended job has its "job ended" line', async (t) => {
+  const cp = await startControlPlane(db.url);
+  const agent = startAgent(cp.address, 'log-node');
+  const api = clients(cp.address);
+  try {
+    await waitForNodes(api, ['log-node']);
+    t.is((await gridctl(cp.address, ['run', '--', 'true'])).code, 0);
+    t.is((await gridctl(cp.address, ['run', '--', 'sh', '-c', 'exit 3'])).code, 3);
+  } finally {
+    api.close();
+    await agent.stop();
+    await cp.stop();
+  }
+  const lines = cp.output().trimEnd().split('\n');
+  const parsed = lines.map((line) => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  });
+  t.deepEqual(lines.filter((_, i) => parsed[i] === undefined), [], 'lines that are not JSON');
+  const ended = parsed.filter((l) => l?.msg === 'job ended');
+  t.deepEqual(
+    ended.map((l) => [l!.state, l!.reason, l!.exit_code, l!.attempt, l!.node, typeof l!.job_id]),
+    [
+      ['SUCCEEDED', 'SUCCEEDED', 0, 1, 'log-node', 'string'],
+      ['FAILED', 'FAILED', 3, 1, 'log-node', 'string'],
+    ],
+  );
+  t.truthy(parsed.find((l) => l?.msg === 'serving' && typeof l.address === 'string'));
+});
