@@ -50,11 +50,16 @@ const SUBMIT_METHODS = new Set(['/grid.v1.JobService/SubmitJob', '/grid.v1.JobSe
 
 /**
  * The least scope a call needs, or undefined for calls a token does not
- * authorise (AgentService: agents prove who they are with certificates).
+ * authorise (AgentService: agents prove who they are with certificates;
+ * health: probes carry none).
  * A method Grid does not know needs admin: a new service is closed until it is sorted.
  */
 export function requiredScope(methodPath: string): TokenScope | undefined {
   if (methodPath.startsWith('/grid.v1.AgentService/')) return undefined;
+  // Probes and load balancers carry no token; health says nothing but up or down.
+  if (methodPath.startsWith('/grpc.health.v1.Health/')) return undefined;
+  // The schema is the public contract, but who may browse it is still a reader.
+  if (methodPath.startsWith('/grpc.reflection.v1.ServerReflection/')) return TokenScope.TOKEN_SCOPE_READ;
   if (SUBMIT_METHODS.has(methodPath)) return TokenScope.TOKEN_SCOPE_SUBMIT;
   if (methodPath.startsWith('/grid.v1.JobService/') || methodPath === '/grid.v1.NodeService/ListNodes') return TokenScope.TOKEN_SCOPE_READ;
   return TokenScope.TOKEN_SCOPE_ADMIN;

@@ -30,6 +30,7 @@ import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
 import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
 import { createTokenAuth } from './token-auth.js';
+import { addOperatorServices } from './operator-services.js';
 import { createTokenService } from './token-service.js';
 import { serverCredentials, verifiedNodeInterceptor, type Transport } from './transport-security.js';
 
@@ -115,6 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] }).use(errorMiddleware(log));
   const server = auth ? base.use(auth.middleware) : base;
   server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
+  const operator = addOperatorServices(server);
   server.add(
     JobServiceDefinition,
     createJobService({
@@ -162,6 +164,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
   const port = await server.listen(options.listen, serverCredentials(options.transport));
+  operator.setServing(true);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
   log.info({ address, replica: replicaId }, 'control plane listening');
@@ -169,6 +172,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   return {
     address,
     async close() {
+      // First: balancers and probes stop sending work here while it winds down.
+      operator.setServing(false);
       liveness!.stop();
       await reconciler.stop();
       await deadlines.stop();

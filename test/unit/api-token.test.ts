@@ -24,7 +24,9 @@ test('each call needs its scope; agents need none (they have certificates); an u
   t.is(requiredScope('/grid.v1.JobService/CancelJob'), TokenScope.TOKEN_SCOPE_SUBMIT);
   t.is(requiredScope('/grid.v1.TokenService/CreateToken'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grid.v1.NodeService/DrainNode'), TokenScope.TOKEN_SCOPE_ADMIN);
-  t.is(requiredScope('/grpc.reflection.v1.ServerReflection/Info'), TokenScope.TOKEN_SCOPE_ADMIN);
+  t.is(requiredScope('/grpc.reflection.v1alpha.ServerReflection/Info'), TokenScope.TOKEN_SCOPE_ADMIN);
+  t.is(requiredScope('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo'), TokenScope.TOKEN_SCOPE_READ);
+  t.is(requiredScope('/grpc.health.v1.Health/Check'), undefined);
   t.is(requiredScope('/grid.v1.AgentService/Connect'), undefined);
   t.true(scopeAllows(TokenScope.TOKEN_SCOPE_ADMIN, TokenScope.TOKEN_SCOPE_READ));
   t.false(scopeAllows(TokenScope.TOKEN_SCOPE_READ, TokenScope.TOKEN_SCOPE_SUBMIT));
