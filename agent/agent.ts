@@ -24,6 +24,7 @@ import { attemptKeyOf } from '../common/attempt.js';
 import { requestBatches, unbatchResponse } from '../common/message-batches.js';
 import { ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
+import type { AgentMetrics } from './metrics.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
 
 export interface AgentOptions {
@@ -50,7 +51,8 @@ export interface AgentOptions {
   /** Least time between two pull progress messages of one attempt. */
   pullProgressIntervalMs: number;
   /** How long a report waits for others to share its message batch (see ReportOutbox). */
-  reportWindowMs: number;
+  reportWindowMs: number;  /** Counters for Prometheus (metrics.ts); none: not counted. */
+  metrics?: AgentMetrics;
 }
 
 export interface Agent {
@@ -101,7 +103,9 @@ export function startAgent(options: AgentOptions): Agent {
     flushIntervalMs: options.flushIntervalMs,
     maxChunkBytes: options.maxChunkBytes,
     timeoutGraceMs: options.timeoutGraceMs,
+    metrics: options.metrics,
   };
+  options.metrics?.watch({ containers: () => runners.size, outbox: () => reports.pending });
 
   /** Attempts this agent holds: running, or with a report not yet acknowledged. */
   function attempts() {

@@ -6,6 +6,8 @@ import { startAgent, type Agent } from './agent.js';
 import { createDockerDriver, type PullPolicy } from './docker-driver.js';
 import { resolveNodeId } from './node-identity.js';
 import { DEFAULT_CONTAINER_POLICY, type ContainerPolicy } from './container-policy.js';
+import { createAgentMetrics } from './metrics.js';
+import { serveMetrics } from '../common/metrics-endpoint.js';
 import { commonNameOf, type ClientTls } from '../common/client-credentials.js';
 
 export interface AgentSettings {
@@ -31,7 +33,8 @@ export interface AgentSettings {
   /** Reports held in memory while the control plane is away, before spilling to disk. */
   outboxMemoryBytes?: number;
   /** How job containers are hardened; the defaults drop every capability and keep jobs off this host's ports. */
-  containerPolicy?: ContainerPolicy;
+  containerPolicy?: ContainerPolicy;  /** host:port for Prometheus's GET /metrics; none: not served. */
+  metricsListen?: string;
 }
 
 const REPORT_WINDOW_MS = 20;
@@ -47,7 +50,11 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
   });
   await driver.prepare();
   const cpus = settings.cpus ?? availableParallelism();
-  return startAgent({
+  const metrics = settings.metricsListen ? createAgentMetrics() : undefined;
+  const endpoint = metrics ? await serveMetrics(metrics.registry, settings.metricsListen!) : undefined;
+  if (endpoint) log.info({ address: endpoint.address }, 'serving metrics');
+  const agent = startAgent({
+    metrics,
     server: settings.server,
     tls: settings.tls,
     nodeId: nodeIdOf(settings),
@@ -74,6 +81,14 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
     // ~190 ms from its start report to its end report, so it still sends two.
     reportWindowMs: REPORT_WINDOW_MS,
   });
+  return {
+    nodeId: agent.nodeId,
+    connected: () => agent.connected(),
+    async stop() {
+      await agent.stop();
+      await endpoint?.close();
+    },
+  };
 }
 
 /** Over TLS the node is the one its certificate names; else the flag's, or the one kept in the state dir. */

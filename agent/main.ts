@@ -38,6 +38,7 @@ const program = new Command('grid-agent')
   .addOption(envOption('--read-only-rootfs', 'job containers get a read-only root filesystem (/tmp and /grid stay writable)', 'GRID_READ_ONLY_ROOTFS'))
   .addOption(envOption('--user <uid[:gid]>', 'user jobs run as (default: the image\'s)', 'GRID_USER', ''))
   .addOption(envOption('--pids-limit <n>', 'processes a job container may have', 'GRID_PIDS_LIMIT', DEFAULT_CONTAINER_POLICY.pidsLimit).argParser(parseIntFlag))
+  .addOption(envOption('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics here (default: not served)', 'GRID_METRICS_LISTEN'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
   .action(async (flags) => {
     const log = createLogger('grid-agent', flags.logLevel);
@@ -61,6 +62,7 @@ const program = new Command('grid-agent')
           heartbeatIntervalMs: flags.heartbeatInterval,
           timeoutGraceMs: flags.timeoutGrace,
           outboxMemoryBytes: flags.outboxMemory,
+          metricsListen: flags.metricsListen,
           containerPolicy: {
             network: flags.network,
             capAdd: flags.capAdd,

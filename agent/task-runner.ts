@@ -5,9 +5,10 @@
 // the agent touches a running task.
 import type { Logger } from 'pino';
 import { CancelCause, type AttemptRef, type Task } from '../common/gen/grid/v1/agent.js';
-import { EndReason, type LogStream } from '../common/gen/grid/v1/job.js';
+import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { reasonForExit } from '../common/job-state.js';
 import { durationToMs } from '../common/units.js';
+import type { AgentMetrics } from './metrics.js';
 import { OutputBatcher } from './output-batcher.js';
 import { pacePullProgress } from './pull-progress.js';
 import type { News, Report } from './report-outbox.js';
@@ -26,7 +27,7 @@ export interface TaskRunnerDeps {
   flushIntervalMs: number;
   maxChunkBytes: number;
   /** Grace given when the run timeout stops a task that names none. */
-  timeoutGraceMs: number;
+  timeoutGraceMs: number;  metrics?: AgentMetrics;
 }
 
 const FILES_PIECE_BYTES = 1024 * 1024;
@@ -64,7 +65,10 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     capBytes:
       source.kind === 'new' && source.task.outputCapBytes > 0n ? Number(source.task.outputCapBytes)
         : source.kind === 'found' ? source.found.outputCapBytes : Infinity,
-    emit: (chunks) => void deps.report({ $case: 'jobOutput', value: { attempt, chunks } }),
+    emit: (chunks) => {
+      for (const c of chunks) deps.metrics?.logBytesSent.inc({ stream: c.stream === LogStream.LOG_STREAM_STDERR ? 'stderr' : 'stdout' }, c.data.length);
+      void deps.report({ $case: 'jobOutput', value: { attempt, chunks } });
+    },
   });
 
   // Stops a start still preparing (pulling its image) when a stop comes first.
@@ -112,10 +116,12 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       onPullProgress: (summary, done) => (done ? pullProgress.finish(summary) : pullProgress.update(summary)),
     };
     try {
+      const endStart = source.kind === 'new' ? deps.metrics?.containerStartSeconds.startTimer() : undefined;
       running =
         source.kind === 'new'
           ? await deps.driver.start({ ...attempt, nodeId: deps.nodeId }, source.task, onOutput, hooks)
           : await deps.driver.reattach(source.found, onOutput);
+      endStart?.();
     } catch (err) {
       pullProgress.stop();
       // Stopped before it ran, by the stop or not: the stop decides how it ends.

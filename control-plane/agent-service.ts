@@ -29,6 +29,7 @@ import { outputsKey, type BlobStore } from './blob-store.js';
 import { listFiles } from '../common/tar-archive.js';
 import { identifyNode } from './node-identity.js';
 import type { Transport } from './transport-security.js';
+import type { ControlPlaneMetrics } from './metrics.js';
 import type { NodeLiveness } from './node-liveness.js';
 import type { NodeRegistry } from './node-registry.js';
 import { NodeSession } from './node-session.js';
@@ -52,6 +53,7 @@ export interface AgentServiceDeps {
   blobs: BlobStore;
   /** Over TLS a stream speaks for the node its certificate names (see node-identity.ts). */
   transport: Transport['kind'];
+  metrics?: ControlPlaneMetrics;
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
@@ -105,6 +107,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
             );
           }
           session.opened(generation);
+          deps.metrics?.streamsOpened.inc();
           await welcome(session, hello);
         } finally {
           admitted();

@@ -27,6 +27,7 @@ import { type ChangedJob } from './sql/changed-job.js';
 import { cancelJobs } from './sql/cancel-jobs.js';
 import { claimJobs, taskOf, type ClaimedJob } from './sql/claim-jobs.js';
 import { secretOpener, type OpenSecrets } from './secret-box.js';
+import { submittedAtOf, type ControlPlaneMetrics } from './metrics.js';
 import { withSecrets } from './spec-validation.js';
 import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
@@ -109,11 +110,23 @@ export function createJobTransitions(deps: {
   backstopMarginMs: number;
   /** Unseals a claimed job's secret env values for its node (secret-box.ts); none: no key. */
   openSecrets?: OpenSecrets;
+  /** Counters and histograms for Prometheus (metrics.ts); none: not counted. */
+  metrics?: ControlPlaneMetrics;
   /** Asks for a dispatch pass: `queued` when jobs may have become claimable, `capacity` when slots were freed. */
   kick(why: 'queued' | 'capacity'): void;
 }): JobTransitions {
   const { sql, registry, events, log } = deps;
   const openSecrets = deps.openSecrets ?? secretOpener(undefined);
+  const metrics = deps.metrics;
+  /** Runs a hot-path statement group, timed for grid_postgres_statement_seconds. */
+  async function timed<T>(statement: string, run: () => Promise<T>): Promise<T> {
+    const end = metrics?.statementSeconds.startTimer({ statement });
+    try {
+      return await run();
+    } finally {
+      end?.();
+    }
+  }
 
   /** Watchers get the whole job: read (one statement) only for the changed jobs someone watches. */
   function publish(rows: { id: string }[]): void {
@@ -134,6 +147,7 @@ export function createJobTransitions(deps: {
         { job_id: row.id, attempt: row.attempt, node: row.node_id ?? undefined, state: row.state, reason: row.end_reason ?? undefined, exit_code: row.exit_code ?? undefined },
         'job ended',
       );
+      metrics?.jobsEnded.inc({ reason: row.end_reason ?? 'UNKNOWN' });
     }
   }
 
@@ -222,7 +236,7 @@ export function createJobTransitions(deps: {
       const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
       admittedMayQueue += mayQueue;
       try {
-        inserted = await insertJobs(sql, jobs, maxQueued, placement?.nodeOf);
+        inserted = await timed('submit', () => insertJobs(sql, jobs, maxQueued, placement?.nodeOf));
       } catch (err) {
         placement?.release();
         // It may have committed with its answer lost, as a claim can (see claimFor).
@@ -235,6 +249,7 @@ export function createJobTransitions(deps: {
       }
       const { outcomes, queuedBefore } = inserted;
       const created = outcomes.flatMap((o) => (o.kind === 'created' ? [o.row] : []));
+      metrics?.jobsSubmitted.inc(created.length);
       const assigned = created.filter((r) => r.state !== QUEUED);
       if (queuedBefore !== undefined) queued = queuedBefore + created.length - assigned.length;
       const lost = placement ? await deliverPlaced(placement, jobs, assigned) : [];
@@ -297,9 +312,10 @@ export function createJobTransitions(deps: {
     // process, porsager/postgres#1208) off the hot path, and every report is
     // idempotent, so a group retried after a partial commit applies the rest
     // and answers the rest as duplicates.
-    const started = await startAttempts(sql, starts, deps.backstopMarginMs);
-    const stored = await appendOutputs(sql, outputs);
-    const finished = await finishAttempts(sql, finishes);
+    const started = await timed('report_starts', () => startAttempts(sql, starts, deps.backstopMarginMs));
+    const stored = await timed('report_output', () => appendOutputs(sql, outputs));
+    const finished = await timed('report_ends', () => finishAttempts(sql, finishes));
+    for (const row of started) if (row.assigned_ms !== null) metrics?.dispatchSeconds.observe({ phase: 'assigned_to_started' }, Math.max(0, row.assigned_ms) / 1000);
     const keysOf = (rows: { id: string; attempt: number }[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
     // Applied keys name the node too: two nodes' reports about one attempt can share a group,
     // and only the one from the attempt's node applies.
@@ -370,7 +386,7 @@ export function createJobTransitions(deps: {
   async function claimFor(offered: NodeSession[], offers: NodeOffer[]): Promise<ClaimResult> {
     let claim;
     try {
-      claim = await claimJobs(sql, offers);
+      claim = await timed('claim', () => claimJobs(sql, offers));
     } catch (err) {
       // The claim may have committed with its answer lost: until each node is
       // reconciled, what it holds is unknown, and its slots are not offered.
@@ -438,6 +454,7 @@ export function createJobTransitions(deps: {
       }
       session.hold(attempt, row.task);
       log.debug({ job_id: row.id, attempt: row.attempt, node: session.nodeId }, 'assigned');
+      metrics?.dispatchSeconds.observe({ phase: 'submitted_to_assigned' }, Math.max(0, Date.now() - submittedAtOf(row.id)) / 1000);
     }
     publish(rows);
     // A stream that replaced this one may have been sent the attempt already, by

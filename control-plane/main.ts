@@ -56,6 +56,7 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--reconnect-grace <duration>', 'how long a disconnected node keeps its jobs', 'GRID_RECONNECT_GRACE', 10_000).argParser(parseTimerFlag))
   .addOption(envOption('--dispatch-sweep <duration>', 'safety re-check of the queue (dispatch itself is pushed, not polled)', 'GRID_DISPATCH_SWEEP', 5000).argParser(parseTimerFlag))
   .addOption(envOption('--reconcile-interval <duration>', 'how often what each node holds is compared with the database (repairs any divergence)', 'GRID_RECONCILE_INTERVAL', 2000).argParser(parseTimerFlag))
+  .addOption(envOption('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics here (default: not served)', 'GRID_METRICS_LISTEN'))
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
@@ -100,6 +101,7 @@ const program = new Command('grid-control-plane')
         deadlineCheckMs: 250,
         dispatchSweepMs: flags.dispatchSweep,
         reconcileIntervalMs: flags.reconcileInterval,
+        metricsListen: flags.metricsListen,
         log,
       });
       if (flags.localAgent) agent = await startLocalAgent(controlPlane.address, flags, log);

@@ -31,6 +31,8 @@ import type { SpecPolicy } from './spec-validation.js';
 import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
 import { createTokenAuth } from './token-auth.js';
 import { addOperatorServices } from './operator-services.js';
+import { createControlPlaneMetrics } from './metrics.js';
+import { serveMetrics } from '../common/metrics-endpoint.js';
 import { createTokenService } from './token-service.js';
 import { serverCredentials, verifiedNodeInterceptor, type Transport } from './transport-security.js';
 
@@ -61,12 +63,16 @@ export interface ControlPlaneOptions {
   dispatchSweepMs: number;
   /** How often what each node holds is compared with Postgres (see node-reconciler.ts). */
   reconcileIntervalMs: number;
+  /** host:port for Prometheus's GET /metrics (metrics.ts); none: not served. */
+  metricsListen?: string;
   log: Logger;
 }
 
 export interface ControlPlane {
   /** host:port clients and agents can dial. */
   address: string;
+  /** host:port of GET /metrics, when served. */
+  metricsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -94,9 +100,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new Error(`cannot prepare the database: ${(err as Error).message}`, { cause: err });
   }
 
+  const registry = new NodeRegistry();
+  const metrics = createControlPlaneMetrics({ sql, registry });
   const events = createLocalEventBus();
   const blobs = postgresBlobStore(sql);
-  const registry = new NodeRegistry();
   // The owner of every job transition, and the dispatcher that asks it to claim:
   // each needs the other, so the dispatcher reaches it through a closure.
   const dispatcher = createDispatcher({ sql, registry, transitions: () => transitions, log, sweepIntervalMs: options.dispatchSweepMs });
@@ -107,6 +114,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     log,
     backstopMarginMs: options.backstopMarginMs,
     openSecrets,
+    metrics,
     kick: (why) => dispatcher.kick(why),
   });
 
@@ -149,6 +157,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       blobs,
       transport: options.transport.kind,
+      metrics,
     }),
   );
   liveness = startNodeLiveness({
@@ -165,12 +174,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
   const port = await server.listen(options.listen, serverCredentials(options.transport));
   operator.setServing(true);
+  const metricsEndpoint = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen) : undefined;
+  if (metricsEndpoint) log.info({ address: metricsEndpoint.address }, 'serving metrics');
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host === '0.0.0.0' || host === '' ? '127.0.0.1' : host}:${port}`;
   log.info({ address, replica: replicaId }, 'control plane listening');
 
   return {
     address,
+    metricsAddress: metricsEndpoint?.address,
     async close() {
       // First: balancers and probes stop sending work here while it winds down.
       operator.setServing(false);
@@ -191,6 +203,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       clearTimeout(timer);
       server.forceShutdown();
       await auth?.stop();
+      await metricsEndpoint?.close();
       await sql.end({ timeout: 2 });
       await embedded?.stop();
     },

@@ -18,10 +18,10 @@ export interface StartReport {
  * set as the job starts running: the agent stops the job at its timeout; this
  * is only for an agent that does not.
  */
-export async function startAttempts(sql: Sql | TransactionSql, reports: FromNode<StartReport>[], backstopMarginMs: number): Promise<ChangedJob[]> {
+export async function startAttempts(sql: Sql | TransactionSql, reports: FromNode<StartReport>[], backstopMarginMs: number): Promise<(ChangedJob & { assigned_ms: number | null })[]> {
   if (reports.length === 0) return [];
   const running = sql`${pick(sql as Sql, START, sql`jobs.state`, 'state')}`;
-  return sql<ChangedJob[]>`
+  return sql<(ChangedJob & { assigned_ms: number | null })[]>`
     WITH input AS (
       SELECT DISTINCT ON (id, attempt, node_id) * FROM unnest(
         ${reports.map((r) => r.attempt.jobId)}::uuid[], ${reports.map((r) => r.attempt.attempt)}::int[],
@@ -41,7 +41,9 @@ export async function startAttempts(sql: Sql | TransactionSql, reports: FromNode
       WHERE jobs.id = ANY(${reports.map((r) => r.attempt.jobId)}::uuid[]) AND jobs.id = input.id AND jobs.attempt = input.attempt
         AND jobs.node_id = input.node_id
         AND array_position(${guardKeys(START)}::text[], jobs.state) IS NOT NULL
-      RETURNING ${changedColumns(sql as Sql)}, jobs.started_at
+      RETURNING ${changedColumns(sql as Sql)}, jobs.started_at,
+        -- For the assigned → started histogram: both ends on this database's clock.
+        (extract(epoch FROM now() - jobs.assigned_at) * 1000)::float8 AS assigned_ms
     ), history AS (
       UPDATE job_attempts a SET started_at = coalesce(a.started_at, s.started_at)
       FROM started s WHERE a.job_id = s.id AND a.attempt = s.attempt
