@@ -34,7 +34,17 @@ export function connectionOf(flags: { tlsCa?: string; tokenFile?: string }, env 
   return { tls: flags.tlsCa ? { caFile: flags.tlsCa } : undefined, token };
 }
 
-export function connect(server: string, connection: Connection = {}): GridClients {
+/** The control plane's default port when an address names none: `-s localhost` means localhost:7070, not port 80. */
+export const DEFAULT_PORT = 7070;
+
+/** host:port as given, or with the default port when it has none (IPv6 in brackets). */
+export function withDefaultPort(server: string): string {
+  const hasPort = server.startsWith('[') ? /\]:\d+$/.test(server) : /:\d+$/.test(server);
+  return hasPort ? server : `${server}:${DEFAULT_PORT}`;
+}
+
+export function connect(given: string, connection: Connection = {}): GridClients {
+  const server = withDefaultPort(given);
   const channel: Channel = createChannel(server, channelCredentials(connection.tls), CLIENT_OPTIONS);
   const defaults = connection.token ? { '*': { metadata: Metadata({ authorization: `Bearer ${connection.token}` }) } } : {};
   return {

@@ -14,6 +14,8 @@ export interface FollowOptions {
   onPullProgress?: (progress: ImagePullProgress) => void;
   /** Byte offsets already shown (of the job's current attempt): follow from there. */
   from?: { stdout: number; stderr: number };
+  /** The control plane already answered this command (a submit): an outage from the start is waited out too. */
+  reachable?: boolean;
 }
 
 /** A follower gives up after the control plane was unreachable this long. */
@@ -24,6 +26,9 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
   let attempt = 0;
   let outageStarted: number | undefined;
   let delay = 100;
+  // Until the control plane has answered once, an unreachable one is a plain error
+  // (as for every other command), not an outage to wait out.
+  let answered = options.reachable ?? false;
   for (;;) {
     try {
       const events = clients.jobs.watchJob(
@@ -37,6 +42,7 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
         },
       );
       for await (const { event } of events) {
+        answered = true;
         outageStarted = undefined;
         delay = 100;
         if (!event) continue;
@@ -61,7 +67,7 @@ export async function followJob(clients: GridClients, jobId: string, options: Fo
         if (event.$case === 'ended') return job;
       }
     } catch (err) {
-      if (!isRetryable(err)) throw err;
+      if (!isRetryable(err) || !answered) throw err;
       outageStarted ??= Date.now();
       if (Date.now() - outageStarted > MAX_OUTAGE_MS) throw err;
     }

@@ -4,6 +4,7 @@
 // and the last, never a flood.
 import type { ImagePullProgress } from '../common/gen/grid/v1/job.js';
 import { pullProgressLine } from './format.js';
+import { dim } from './style.js';
 
 export type PullDisplayMode = 'tty' | 'plain' | 'none';
 
@@ -38,7 +39,7 @@ export function createPullDisplay(mode: PullDisplayMode, target: PullDisplayTarg
         let text = `grid: ${pullProgressLine(p)}`;
         const width = (target.columns ?? 80) - 1;
         if (text.length > width) text = text.slice(0, Math.max(0, width - 1)) + '…';
-        target.write(`\r\x1b[K\x1b[2m${text}\x1b[0m`);
+        target.write(`\r\x1b[K${dim(text)}`);
         live = true;
         if (p.done) end();
       },

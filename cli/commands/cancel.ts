@@ -16,7 +16,7 @@ export async function cancelCommand(
   );
   process.stderr.write(`job ${job!.id} is ${stateName(job!.state)}\n`);
   if (!options.wait) return 0;
-  const final = isTerminal(job!.state) ? job! : await followJob(clients, jobId, { includeLogs: false, stdout: false, stderr: false });
+  const final = isTerminal(job!.state) ? job! : await followJob(clients, jobId, { reachable: true, includeLogs: false, stdout: false, stderr: false });
   if (final !== job) process.stderr.write(`job ${final.id} ended ${stateName(final.state)}\n`);
   return exitCodeFor(final);
 }

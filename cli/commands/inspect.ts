@@ -93,6 +93,8 @@ export async function logsCommand(clients: GridClients, jobId: string, options: 
       includeLogs: true,
       stdout: false,
       stderr: false,
+      // With --tail the control plane has answered already.
+      reachable: options.tail !== undefined,
       from: options.tail !== undefined ? shown : undefined,
       onChunk: (chunk) => {
         if (chunk.stream === LogStream.LOG_STREAM_STDOUT ? wantOut : wantErr) write(writers, chunk);

@@ -8,6 +8,7 @@ import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { truncationNote } from '../format.js';
+import { dim } from '../style.js';
 import { createPullDisplay } from '../pull-display.js';
 import { followJob } from '../follow.js';
 import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
@@ -83,7 +84,7 @@ export async function runCommand(
   const tty = process.stderr.isTTY;
   const mode = options.progress === 'auto' || options.progress === undefined ? (tty ? 'tty' : 'none') : options.progress;
   const pull = createPullDisplay(mode, { write: (text) => process.stderr.write(text), columns: process.stderr.columns });
-  const note = (text: string) => tty && (pull.end(), process.stderr.write(`\x1b[2mgrid: ${text}\x1b[0m\n`));
+  const note = (text: string) => tty && (pull.end(), process.stderr.write(`${dim(`grid: ${text}`)}\n`));
   note(`job ${job.id} queued`);
   let last = job.state;
   const onInterrupt = () => {
@@ -94,6 +95,7 @@ export async function runCommand(
   process.once('SIGINT', onInterrupt);
   try {
     const final = await followJob(clients, job.id, {
+      reachable: true,
       includeLogs: true,
       stdout: true,
       stderr: true,

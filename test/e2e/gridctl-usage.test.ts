@@ -17,3 +17,16 @@ test('--help and --version exit 0', async (t) => {
   t.is((await gridctl('127.0.0.1:9', ['--version'])).code, 0);
   t.is((await gridctl('127.0.0.1:9', ['run', '--help'])).code, 0);
 });
+
+test('logs -f against a control plane that is not there fails at once, as status does', async (t) => {
+  const started = Date.now();
+  const r = await gridctl('127.0.0.1:9', ['logs', '-f', '01900000-0000-7000-8000-000000000000']);
+  t.is(r.code, 125, r.stderr.toString());
+  t.regex(r.stderr.toString(), /cannot reach the Grid control plane at 127\.0\.0\.1:9/);
+  t.true(Date.now() - started < 20_000, 'not an outage waited out (it was killed after 30 s before)');
+});
+
+test('-s without a port dials 7070', async (t) => {
+  const r = await gridctl('localhost', ['nodes']);
+  t.regex(r.stderr.toString(), /localhost:7070/);
+});
