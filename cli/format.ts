@@ -4,6 +4,7 @@ import { EndReason, JobState, type ImagePullProgress, type Job } from '../common
 import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
+import { shortIdOf } from '../common/short-id.js';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -70,7 +71,7 @@ export function jobsTable(jobs: Job[]): string {
   return table(
     ['ID', 'STATE', 'EXIT', 'IMAGE', 'COMMAND', 'NODE', 'SUBMITTED'],
     jobs.map((j) => [
-      j.id,
+      shortIdOf(j.id),
       stateWithDetail(j),
       j.exitCode === undefined ? '-' : String(j.exitCode),
       j.spec?.image ?? '',

@@ -26,6 +26,7 @@ import { readLogs } from './log-store.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { SecretBox } from './secret-box.js';
+import { MIN_PREFIX, SHORT_ID_LENGTH, shortIdOf } from '../common/short-id.js';
 
 export interface JobServiceDeps {
   sql: Sql;
@@ -74,13 +75,29 @@ const MAX_PAGE_SIZE = 1000;
 export function createJobService(deps: JobServiceDeps): JobServiceImplementation {
   const { sql } = deps;
 
+  /** The job a call names: by its id, or by a unique prefix of its short id (common/short-id.ts). */
   async function requireJob(jobId: string): Promise<JobRow> {
-    if (!UUID.test(jobId)) {
-      throw invalidArgument(`job id "${jobId}" is not a job id (a UUID like 0190a3c2-...); see \`gridctl list\``);
-    }
-    const row = await getJob(sql, jobId.toLowerCase());
+    const id = UUID.test(jobId) ? jobId.toLowerCase() : await resolveShortId(jobId);
+    const row = await getJob(sql, id);
     if (!row) throw notFound(`job ${jobId} does not exist`);
     return row;
+  }
+
+  async function resolveShortId(prefix: string): Promise<string> {
+    const text = prefix.toLowerCase();
+    if (!new RegExp(`^[0-9a-f]{${MIN_PREFIX},${SHORT_ID_LENGTH}}$`).test(text)) {
+      throw invalidArgument(
+        `job id "${prefix.slice(0, 64)}" is neither a job id (a UUID) nor ${MIN_PREFIX}-${SHORT_ID_LENGTH} hex digits of a short id`,
+      );
+    }
+    const found = await sql<{ id: string }[]>`
+      SELECT id FROM jobs WHERE right(id::text, ${SHORT_ID_LENGTH}) LIKE ${text + '%'} ORDER BY id DESC LIMIT 11`;
+    if (found.length === 0) throw notFound(`no job's short id starts with ${text}`);
+    if (found.length > 1) {
+      const shown = found.slice(0, 10).map((r) => shortIdOf(r.id));
+      throw invalidArgument(`${text} starts the short id of ${found.length > 10 ? 'more than 10' : found.length} jobs: ${shown.join(', ')}; give more of it`);
+    }
+    return found[0]!.id;
   }
 
   function validated(request: SubmitJobRequest): NewJob {

@@ -364,4 +364,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN secret_env bytea;
     `,
   },
+  {
+    version: 15,
+    name: 'short job ids, found by prefix',
+    sql: `
+      -- A job's short id is its UUID's random tail (common/short-id.ts): a prefix is an index range.
+      CREATE INDEX jobs_short_id ON jobs ((right(id::text, 12)) text_pattern_ops);
+    `,
+  },
 ];
