@@ -21,6 +21,7 @@ const program = new Command('gridctl')
   .version(GRID_VERSION)
   .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
   .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
+  .addOption(new Option('--log-level <level>', 'debug shows the stack of an error; gridctl logs nothing else').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info').env('GRID_LOG_LEVEL'))
   .addOption(envOption('--token-file <file>', 'file holding the API token (or set GRID_TOKEN; never a flag, which `ps` shows)', 'GRID_TOKEN_FILE'))
   .addHelpText('after', EXIT_CODE_HELP)
   // Synchronous: commander calls process.exit(1) itself the moment this returns.
@@ -46,6 +47,7 @@ function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) =>
       code = await body(clients, ...args);
     } catch (err) {
       process.stderr.write(`gridctl: ${describeError(err, clients.server)}\n`);
+      if (['trace', 'debug'].includes(program.opts().logLevel) && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       code = EXIT_GRID_ERROR;
     } finally {
       clients.close();
@@ -122,22 +124,26 @@ program
   .description('list jobs, newest first')
   .option('--state <states>', 'only these states, comma-separated (e.g. running,queued)')
   .option('-n, --limit <n>', 'at most this many', parseIntFlag, 50)
+  .option('-q, --quiet', 'only the job ids, one per line (for scripts: xargs gridctl cancel)')
+  .option('--no-headers', 'the table without its header line')
   .addOption(outputOption())
   .action(action((clients, flags) => listCommand(clients, flags)));
 
 program
   .command('nodes')
   .description('list nodes and their state')
+  .option('-q, --quiet', 'only the node ids, one per line')
+  .option('--no-headers', 'the table without its header line')
   .addOption(outputOption())
-  .action(action((clients, flags: { output: Output }) => nodesCommand(clients, flags.output)));
+  .action(action((clients, flags: { output: Output; quiet?: boolean; headers: boolean }) => nodesCommand(clients, flags)));
 
 program
   .command('cancel')
-  .description('cancel a job (stop signal, grace, then SIGKILL)')
-  .argument('<job>')
+  .description('cancel jobs (stop signal, grace, then SIGKILL); ids or unique short-id prefixes')
+  .argument('<job...>')
   .option('--grace <duration>', 'time between SIGTERM and SIGKILL, e.g. 0s or 30s', parseDurationFlag)
   .option('--wait', 'wait until the job has ended; exit with its code')
-  .action(action((clients, job: string, flags) => cancelCommand(clients, job, flags)));
+  .action(action((clients, jobs: string[], flags) => cancelCommand(clients, jobs, flags)));
 
 const token = program.command('token').description('make, list and revoke API tokens (needs an admin token)');
 token

@@ -29,7 +29,7 @@ export function parseStates(text: string | undefined): JobState[] {
 
 export async function listCommand(
   clients: GridClients,
-  options: { state?: string; limit: number; output: Output },
+  options: { state?: string; limit: number; output: Output; quiet?: boolean; headers?: boolean },
 ): Promise<number> {
   const states = parseStates(options.state);
   const jobs: Job[] = [];
@@ -42,11 +42,17 @@ export async function listCommand(
     jobs.push(...page.jobs);
     pageToken = page.nextPageToken;
   } while (pageToken && jobs.length < options.limit);
-  process.stdout.write(options.output === 'json' ? json(jobs.map((j) => Job.toJSON(j))) : jobsTable(jobs));
+  if (options.quiet) process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
+  else process.stdout.write(options.output === 'json' ? json(jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs), options.headers));
   return 0;
 }
 
-export async function nodesCommand(clients: GridClients, output: Output): Promise<number> {
+/** A table, or (--no-headers) its rows alone. */
+function withoutHeader(table: string, headers = true): string {
+  return headers ? table : table.slice(table.indexOf('\n') + 1);
+}
+
+export async function nodesCommand(clients: GridClients, options: { output: Output; quiet?: boolean; headers?: boolean }): Promise<number> {
   const nodes: Node[] = [];
   let pageToken = '';
   do {
@@ -54,7 +60,8 @@ export async function nodesCommand(clients: GridClients, output: Output): Promis
     nodes.push(...page.nodes);
     pageToken = page.nextPageToken;
   } while (pageToken);
-  process.stdout.write(output === 'json' ? json(nodes.map((n) => Node.toJSON(n))) : nodesTable(nodes));
+  if (options.quiet) process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
+  else process.stdout.write(options.output === 'json' ? json(nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers));
   return 0;
 }
 

@@ -1,0 +1,36 @@
+// gridctl for scripts: -q prints ids alone, --no-headers drops the header,
+// cancel takes several ids (reporting a bad one and cancelling the rest), and
+// --log-level debug shows an error's stack.
+import test from 'ava';
+import { JobState } from '../../common/gen/grid/v1/job.js';
+import { commandSpec, gridctl, jobWhenEnded, useGrid } from '../helpers/grid.js';
+
+const grid = useGrid(test, { nodeId: 'lists-node' });
+
+test.serial('list -q gives the ids that cancel takes, several at once', async (t) => {
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await grid.api.jobs.submitJob({ spec: commandSpec(['sleep', '60']), requestId: '' })).job!.id);
+  const quiet = await gridctl(grid.cp.address, ['list', '-q', '--state', 'queued,assigned,running']);
+  t.deepEqual(quiet.stdout.toString().trim().split('\n').sort(), [...ids].sort());
+  const cancel = await gridctl(grid.cp.address, ['cancel', '--grace', '0s', ...ids.map((id) => id.slice(-12, -4)), 'ffffffffffff']);
+  t.is(cancel.code, 125, 'one of them was unknown');
+  t.regex(cancel.stderr.toString(), /gridctl: ffffffffffff: no job's short id starts with ffffffffffff/);
+  for (const id of ids) t.is((await jobWhenEnded(grid.api, id, 30_000)).state, JobState.JOB_STATE_CANCELLED);
+});
+
+test.serial('--no-headers drops the header line; nodes -q prints node ids', async (t) => {
+  const table = (await gridctl(grid.cp.address, ['nodes'])).stdout.toString();
+  const bare = (await gridctl(grid.cp.address, ['nodes', '--no-headers'])).stdout.toString();
+  t.regex(table, /^ID\s+NAME/);
+  t.regex(bare, /^lists-node\s+lists-node\s+READY/);
+  t.is(bare.split('\n').length, table.split('\n').length - 1);
+  t.is((await gridctl(grid.cp.address, ['nodes', '-q'])).stdout.toString(), 'lists-node\n');
+});
+
+test('--log-level debug adds the stack to an error', async (t) => {
+  const plain = await gridctl(grid.cp.address, ['status', 'ffffffffffff']);
+  const debug = await gridctl(grid.cp.address, ['--log-level', 'debug', 'status', 'ffffffffffff']);
+  t.is(plain.code, 125);
+  t.notRegex(plain.stderr.toString(), /\n\s+at /);
+  t.regex(debug.stderr.toString(), /\n\s+at /);
+});
