@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
+import { versionCommand } from './commands/version.js';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
 import { SCOPE_NAMES } from '../common/token-scope.js';
 import { certsInit, certsIssueAgent, certsIssueServer, type CertsFlags } from './commands/certs.js';
@@ -144,6 +145,13 @@ program
   .option('--grace <duration>', 'time between SIGTERM and SIGKILL, e.g. 0s or 30s', parseDurationFlag)
   .option('--wait', 'wait until the job has ended; exit with its code')
   .action(action((clients, jobs: string[], flags) => cancelCommand(clients, jobs, flags)));
+
+program
+  .command('version')
+  .description('the versions of gridctl and of the control plane it talks to')
+  .option('--client', 'only gridctl\'s own (no control plane needed)')
+  .addOption(outputOption())
+  .action(action((clients, flags: { client?: boolean; output: Output }) => versionCommand(clients, flags)));
 
 const token = program.command('token').description('make, list and revoke API tokens (needs an admin token)');
 token

@@ -2,7 +2,8 @@
 // balancers, Kubernetes probes, grpc_health_probe) and server reflection v1
 // (grpcurl, Postman), served beside Grid's own on the same port.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'nice-grpc';
+import type { Server, ServerMiddleware } from 'nice-grpc';
+import { GRID_VERSION } from '../common/version.js';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
 
@@ -27,3 +28,11 @@ export function addOperatorServices(server: Server): OperatorServices {
     },
   };
 }
+
+/** Metadata every answer's header carries: which Grid answered (`gridctl version` shows it). */
+export const SERVER_VERSION_HEADER = 'grid-server-version';
+
+export const serverVersionHeader: ServerMiddleware = async function* versionHeader(call, context) {
+  context.header.set(SERVER_VERSION_HEADER, GRID_VERSION);
+  return yield* call.next(call.request, context);
+};

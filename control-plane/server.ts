@@ -30,7 +30,7 @@ import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
 import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
 import { createTokenAuth } from './token-auth.js';
-import { addOperatorServices } from './operator-services.js';
+import { addOperatorServices, serverVersionHeader } from './operator-services.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { serveMetrics } from '../common/metrics-endpoint.js';
 import { createTokenService } from './token-service.js';
@@ -121,7 +121,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Over TLS every client call carries a token (agents, a certificate instead);
   // plaintext is a development control plane on loopback, with no authentication.
   const auth = options.transport.kind === 'tls' ? createTokenAuth({ sql, log }) : undefined;
-  const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] }).use(errorMiddleware(log));
+  const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] }).use(errorMiddleware(log)).use(serverVersionHeader);
   const server = auth ? base.use(auth.middleware) : base;
   server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
   const operator = addOperatorServices(server);

@@ -34,3 +34,12 @@ test('--log-level debug adds the stack to an error', async (t) => {
   t.notRegex(plain.stderr.toString(), /\n\s+at /);
   t.regex(debug.stderr.toString(), /\n\s+at /);
 });
+
+test('version shows the client\'s and the server\'s', async (t) => {
+  const text = await gridctl(grid.cp.address, ['version']);
+  t.is(text.code, 0, text.stderr.toString());
+  t.regex(text.stdout.toString(), /^client: \d+\.\d+\.\d+\nserver: \d+\.\d+\.\d+ at 127\.0\.0\.1:\d+\n$/);
+  const json = JSON.parse((await gridctl(grid.cp.address, ['version', '-o', 'json'])).stdout.toString());
+  t.is(json.client, json.server);
+  t.is((await gridctl('127.0.0.1:9', ['version', '--client'])).code, 0);
+});
