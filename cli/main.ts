@@ -6,6 +6,7 @@ import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumber
 import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
 import { versionCommand } from './commands/version.js';
+import { completionScript } from './completion.js';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
 import { SCOPE_NAMES } from '../common/token-scope.js';
 import { certsInit, certsIssueAgent, certsIssueServer, type CertsFlags } from './commands/certs.js';
@@ -209,6 +210,15 @@ certs
   .addOption(certsDir())
   .addOption(days())
   .action(offline((nodeId: string, flags: CertsFlags) => certsIssueAgent(nodeId, flags)));
+
+program
+  .command('completion')
+  .description('print a shell completion script: source <(gridctl completion bash), or zsh, or fish')
+  .argument('<shell>', 'bash, zsh or fish')
+  .action(offline((shell: string) => {
+    process.stdout.write(completionScript(program, shell));
+    return 0;
+  }));
 
 async function exit(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write('', resolve))));
