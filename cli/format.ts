@@ -6,6 +6,28 @@ import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
 import { shortIdOf } from '../common/short-id.js';
 
+/** Terminal width a table fits by default (`-o wide` does not fit it). */
+export const TABLE_WIDTH = 80;
+
+/**
+ * Shrinks the named columns (first the first) until the table fits `width`,
+ * cutting their cells with "…"; a column keeps at least its header's width.
+ */
+export function fitted(headers: string[], rows: string[][], width: number, shrink: number[]): string[][] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  let over = widths.reduce((a, b) => a + b, 0) + 2 * (headers.length - 1) - width;
+  for (const col of shrink) {
+    if (over <= 0) break;
+    const least = Math.max(headers[col]!.length, 6);
+    const cut = Math.min(over, widths[col]! - least);
+    if (cut > 0) {
+      widths[col]! -= cut;
+      over -= cut;
+    }
+  }
+  return rows.map((r) => r.map((cell, i) => (shrink.includes(i) && cell.length > widths[i]! ? cell.slice(0, widths[i]! - 1) + '…' : cell)));
+}
+
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
@@ -22,12 +44,12 @@ export function ago(d: Date | undefined, now = Date.now()): string {
   return d ? `${formatDurationMs(Math.max(0, now - d.getTime()))} ago` : '-';
 }
 
-export function what(job: Job): string {
+export function what(job: Job, max = 48): string {
   const spec = job.spec;
   if (!spec) return '';
   const argv = spec.script ? [spec.script.name, ...spec.args] : [...spec.command, ...spec.args];
   const text = argv.map((a) => (/^[\w./:=@%+-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
-  return text.length > 48 ? text.slice(0, 47) + '…' : text;
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
 }
 
 export function stateWithDetail(job: Job): string {
@@ -67,19 +89,20 @@ export function jobDetails(job: Job): string {
   return [...rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`), ...files].join('\n') + '\n';
 }
 
-export function jobsTable(jobs: Job[]): string {
-  return table(
-    ['ID', 'STATE', 'EXIT', 'IMAGE', 'COMMAND', 'NODE', 'SUBMITTED'],
-    jobs.map((j) => [
-      shortIdOf(j.id),
-      stateWithDetail(j),
-      j.exitCode === undefined ? '-' : String(j.exitCode),
-      j.spec?.image ?? '',
-      what(j),
-      j.nodeId || '-',
-      ago(j.submittedAt),
-    ]),
-  );
+/** Jobs as a table: 80 columns wide, COMMAND then IMAGE cut to fit; `wide` has full ids and cells. */
+export function jobsTable(jobs: Job[], wide = false): string {
+  const headers = ['ID', 'STATE', 'EXIT', 'IMAGE', 'COMMAND', 'NODE', 'SUBMITTED'];
+  const rows = jobs.map((j) => [
+    wide ? j.id : shortIdOf(j.id),
+    stateWithDetail(j),
+    j.exitCode === undefined ? '-' : String(j.exitCode),
+    j.spec?.image ?? '',
+    wide ? what(j, Infinity) : what(j),
+    j.nodeId || '-',
+    ago(j.submittedAt),
+  ]);
+  // COMMAND, then IMAGE, then NODE give way.
+  return table(headers, wide ? rows : fitted(headers, rows, TABLE_WIDTH, [4, 3, 5]));
 }
 
 export function nodesTable(nodes: Node[]): string {

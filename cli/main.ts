@@ -32,6 +32,8 @@ const program = new Command('gridctl')
   .showHelpAfterError('(run with --help for usage)');
 
 const outputOption = () => new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table');
+/** Lists also have wide: full ids and cells, not fitted to 80 columns. */
+const listOutputOption = () => new Option('-o, --output <format>', 'table (fits 80 columns), wide or json').choices(['table', 'wide', 'json']).default('table');
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Runs a command's body against the control plane and exits with its code. */
@@ -126,9 +128,11 @@ program
   .description('list jobs, newest first')
   .option('--state <states>', 'only these states, comma-separated (e.g. running,queued)')
   .option('-n, --limit <n>', 'at most this many', parseIntFlag, 50)
+  .option('--node <node-id>', 'only jobs on this node')
+  .option('--since <duration>', 'only jobs submitted within this long, e.g. 1h', parseDurationFlag)
   .option('-q, --quiet', 'only the job ids, one per line (for scripts: xargs gridctl cancel)')
   .option('--no-headers', 'the table without its header line')
-  .addOption(outputOption())
+  .addOption(listOutputOption())
   .action(action((clients, flags) => listCommand(clients, flags)));
 
 program

@@ -197,7 +197,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         }
       });
       const states = request.states.filter((s) => s !== JobState.JOB_STATE_UNSPECIFIED);
-      const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId });
+      if (request.nodeId.length > 128) throw invalidArgument('node_id is longer than 128 characters');
+      const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId, submittedAfter: request.submittedAfter, nodeId: request.nodeId || undefined });
       const page = rows.slice(0, pageSize);
       return {
         jobs: page.map((row) => withoutFileBytes(rowToJob(row))),

@@ -87,7 +87,7 @@ export async function queueDepth(sql: Sql): Promise<number> {
 /** Newest first; `beforeId` is the last id of the previous page (keyset paging). */
 export async function listJobs(
   sql: Sql,
-  opts: { states: JobState[]; limit: number; beforeId?: string },
+  opts: { states: JobState[]; limit: number; beforeId?: string; submittedAfter?: Date; nodeId?: string },
 ): Promise<JobRow[]> {
   const states = db(opts.states);
   return sql<JobRow[]>`
@@ -95,6 +95,8 @@ export async function listJobs(
     WHERE true
       ${states.length ? sql`AND state = ANY(${states})` : sql``}
       ${opts.beforeId ? sql`AND id < ${opts.beforeId}` : sql``}
+      ${opts.submittedAfter ? sql`AND id >= ${firstIdAt(opts.submittedAfter)}` : sql``}
+      ${opts.nodeId ? sql`AND node_id = ${opts.nodeId}` : sql``}
     ORDER BY id DESC
     LIMIT ${opts.limit}`;
 }
@@ -169,4 +171,10 @@ export async function outputFilesOf(sql: Sql, key: AttemptRef): Promise<{ path: 
   const rows = await sql<{ path: string; size: number }[]>`
     SELECT path, size FROM job_output_files WHERE job_id = ${key.jobId} AND attempt = ${key.attempt} ORDER BY path`;
   return rows.map((r) => ({ path: r.path, size: BigInt(r.size) }));
+}
+
+/** The least UUIDv7 of a millisecond: ids are made at submit, so "submitted after" is a range of the primary key. */
+export function firstIdAt(time: Date): string {
+  const hex = Math.max(0, Math.min(time.getTime(), 2 ** 48 - 1)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
 }

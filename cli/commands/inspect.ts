@@ -8,7 +8,7 @@ import { exitCodeFor } from '../exit-codes.js';
 import { followJob } from '../follow.js';
 import { jobDetails, jobsTable, json, nodesTable, runtimesTable, truncationNote } from '../format.js';
 
-export type Output = 'table' | 'json';
+export type Output = 'table' | 'wide' | 'json';
 
 export async function statusCommand(clients: GridClients, jobId: string, output: Output): Promise<number> {
   const { job } = await clients.jobs.getJob({ jobId }, callOptions());
@@ -29,21 +29,22 @@ export function parseStates(text: string | undefined): JobState[] {
 
 export async function listCommand(
   clients: GridClients,
-  options: { state?: string; limit: number; output: Output; quiet?: boolean; headers?: boolean },
+  options: { state?: string; limit: number; output: Output; quiet?: boolean; headers?: boolean; node?: string; since?: number },
 ): Promise<number> {
   const states = parseStates(options.state);
+  const filters = { nodeId: options.node ?? '', submittedAfter: options.since === undefined ? undefined : new Date(Date.now() - options.since) };
   const jobs: Job[] = [];
   let pageToken = '';
   do {
     const page = await clients.jobs.listJobs(
-      { states, pageSize: Math.min(options.limit - jobs.length, 1000), pageToken },
+      { states, pageSize: Math.min(options.limit - jobs.length, 1000), pageToken, ...filters },
       callOptions(),
     );
     jobs.push(...page.jobs);
     pageToken = page.nextPageToken;
   } while (pageToken && jobs.length < options.limit);
   if (options.quiet) process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
-  else process.stdout.write(options.output === 'json' ? json(jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs), options.headers));
+  else process.stdout.write(options.output === 'json' ? json(jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs, options.output === 'wide'), options.headers));
   return 0;
 }
 

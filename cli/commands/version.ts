@@ -5,7 +5,7 @@ import { callOptions, type GridClients } from '../client.js';
 
 const SERVER_VERSION_HEADER = 'grid-server-version';
 
-export async function versionCommand(clients: GridClients, options: { client?: boolean; output: 'table' | 'json' }): Promise<number> {
+export async function versionCommand(clients: GridClients, options: { client?: boolean; output: string }): Promise<number> {
   let server: string | undefined;
   if (!options.client) {
     await clients.jobs.listRuntimes({}, { ...callOptions(10_000), onHeader: (header) => (server = header.get(SERVER_VERSION_HEADER)) });

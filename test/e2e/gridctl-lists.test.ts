@@ -43,3 +43,19 @@ test('version shows the client\'s and the server\'s', async (t) => {
   t.is(json.client, json.server);
   t.is((await gridctl('127.0.0.1:9', ['version', '--client'])).code, 0);
 });
+
+test('list fits 80 columns (wide does not), and filters by node and by age', async (t) => {
+  const long = Array.from({ length: 30 }, (_, i) => `argument-${i}`);
+  const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['echo', ...long]), requestId: '' });
+  await jobWhenEnded(grid.api, job!.id, 30_000);
+  const table = (await gridctl(grid.cp.address, ['list'])).stdout.toString();
+  for (const line of table.trimEnd().split('\n')) t.true(line.length <= 80, `${line.length}: ${line}`);
+  const wide = (await gridctl(grid.cp.address, ['list', '-o', 'wide'])).stdout.toString();
+  t.true(wide.includes(job!.id) && wide.includes('argument-29'));
+  const onNode = (await gridctl(grid.cp.address, ['list', '-q', '--node', 'lists-node'])).stdout.toString();
+  t.true(onNode.includes(job!.id));
+  t.is((await gridctl(grid.cp.address, ['list', '-q', '--node', 'no-such-node'])).stdout.toString(), '');
+  t.true((await gridctl(grid.cp.address, ['list', '-q', '--since', '1m'])).stdout.toString().includes(job!.id));
+  await new Promise((r) => setTimeout(r, 1100));
+  t.false((await gridctl(grid.cp.address, ['list', '-q', '--since', '1s'])).stdout.toString().includes(job!.id));
+});
