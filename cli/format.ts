@@ -67,7 +67,7 @@ export function jobDetails(job: Job): string {
   const rows: [string, string][] = [
     ['Job', job.id],
     ['State', stateName(job.state)],
-    ['Reason', reasonName(job.endReason) || '-'],
+    ['Reason', reasonName(job.endReason) || job.waitingReason || '-'],
     ['Exit code', job.exitCode === undefined ? '-' : String(job.exitCode)],
     ['Message', job.message || '-'],
     ['Image', spec.image],

@@ -26,6 +26,7 @@ import { readLogs } from './log-store.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { SecretBox } from './secret-box.js';
+import { waitingReason, type FleetSummary } from './waiting-reason.js';
 import { MIN_PREFIX, SHORT_ID_LENGTH, shortIdOf } from '../common/short-id.js';
 
 export interface JobServiceDeps {
@@ -74,6 +75,31 @@ const MAX_PAGE_SIZE = 1000;
 
 export function createJobService(deps: JobServiceDeps): JobServiceImplementation {
   const { sql } = deps;
+
+  // The fleet for queued jobs' waiting reasons: read at most once a second, and only when a queued job is answered.
+  let fleet: { at: number; summary: Promise<FleetSummary> } | undefined;
+  function fleetSummary(): Promise<FleetSummary> {
+    if (!fleet || performance.now() - fleet.at > 1000) {
+      const summary = sql<{ state: string; cpus: number; memory_bytes: number }[]>`SELECT state, cpus, memory_bytes FROM nodes`.then((rows) => ({
+        ready: rows.filter((r) => r.state === 'READY').map((r) => ({ cpus: r.cpus, memoryBytes: Number(r.memory_bytes) })),
+        disconnected: rows.filter((r) => r.state === 'DISCONNECTED').length,
+        lost: rows.filter((r) => r.state === 'LOST').length,
+      }));
+      fleet = { at: performance.now(), summary };
+      summary.catch(() => (fleet = undefined));
+    }
+    return fleet.summary;
+  }
+  /** The jobs with their waiting reasons set, where they are queued. */
+  async function withReasons<T extends Job>(jobs: T[]): Promise<T[]> {
+    if (!jobs.some((j) => j.state === JobState.JOB_STATE_QUEUED)) return jobs;
+    const summary = await fleetSummary();
+    for (const j of jobs) {
+      if (j.state !== JobState.JOB_STATE_QUEUED) continue;
+      j.waitingReason = waitingReason({ cpus: j.spec?.resources?.cpus ?? 0, memoryBytes: Number(j.spec?.resources?.memoryBytes ?? 0n) }, summary);
+    }
+    return jobs;
+  }
 
   /** The job a call names: by its id, or by a unique prefix of its short id (common/short-id.ts). */
   async function requireJob(jobId: string): Promise<JobRow> {
@@ -161,7 +187,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
 
     async getJob(request) {
       const row = await requireJob(request.jobId);
-      const job = rowToJob(row);
+      const [job] = await withReasons([rowToJob(row)]);
       if (row.attempt > 0) job.outputFiles = await outputFilesOf(sql, { jobId: row.id, attempt: row.attempt });
       return { job };
     },
@@ -201,7 +227,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId, submittedAfter: request.submittedAfter, nodeId: request.nodeId || undefined });
       const page = rows.slice(0, pageSize);
       return {
-        jobs: page.map((row) => withoutFileBytes(rowToJob(row))),
+        jobs: await withReasons(page.map((row) => withoutFileBytes(rowToJob(row)))),
         nextPageToken: rows.length > pageSize ? Buffer.from(page.at(-1)!.id).toString('base64url') : '',
       };
     },
@@ -254,7 +280,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     const recheck = setInterval(() => queue.push({ kind: 'resync', jobId: initial.id }), deps.watchRecheckMs);
     try {
       const row = (await getJob(sql, initial.id))!;
-      let job: Job = rowToJob(row);
+      let [job] = await withReasons([rowToJob(row)]);
       let version = row.version;
       let attempt = job.attempt;
       const resuming = request.attempt === 0 || request.attempt === attempt;
@@ -278,7 +304,14 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         if (event.kind === 'resync') {
           const row = await getJob(sql, initial.id);
           if (!row) continue;
-          event = { kind: 'state', job: rowToJob(row), version: row.version };
+          const [fresh] = await withReasons([rowToJob(row)]);
+          // A queued job's reason changes with the fleet, not with the job's version.
+          if (row.version === version && fresh!.waitingReason !== job!.waitingReason) {
+            job = fresh!;
+            yield { event: { $case: 'job', value: job } };
+            continue;
+          }
+          event = { kind: 'state', job: fresh!, version: row.version };
         }
         if (event.kind === 'state') {
           if (event.version > version) {

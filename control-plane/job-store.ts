@@ -62,6 +62,7 @@ export function rowToJob(row: JobRow): Job {
     // Listed by getJob (outputFilesOf); not loaded for every row of a list.
     outputFiles: [],
     outputFilesError: row.output_files_error ?? '',
+    waitingReason: '',
   };
 }
 

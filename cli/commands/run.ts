@@ -87,6 +87,7 @@ export async function runCommand(
   const note = (text: string) => tty && (pull.end(), process.stderr.write(`${dim(`grid: ${text}`)}\n`));
   note(`job ${job.id} queued`);
   let last = job.state;
+  let waiting = '';
   const onInterrupt = () => {
     // The leading newline moves past the ^C, and past a live progress line too.
     process.stderr.write(`\ngrid: stopped following; job ${job.id} goes on (gridctl logs -f ${job.id}, gridctl cancel ${job.id})\n`);
@@ -103,6 +104,7 @@ export async function runCommand(
       // Output never lands on the end of a live progress line (its done event may be lost).
       onChunk: () => pull.end(),
       onState: (j) => {
+        if (j.state === JobState.JOB_STATE_QUEUED && j.waitingReason && j.waitingReason !== waiting) note(`queued: ${(waiting = j.waitingReason)}`);
         if (j.state === last) return;
         last = j.state;
         if (j.state === JobState.JOB_STATE_RUNNING) note(`running on ${j.nodeId} (attempt ${j.attempt})`);

@@ -21,6 +21,7 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     output: undefined,
     outputFiles: [],
     outputFilesError: '',
+    waitingReason: '',
   };
 }
 
