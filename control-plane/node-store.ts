@@ -36,10 +36,11 @@ export async function recordNodesConnected(
   const col = <T>(f: (n: { nodeId: string; hello: Hello }) => T) => nodes.map(f);
   const rows = await sql<{ id: string; generation: number }[]>`
     INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, agent_instance, connected_at, last_seen_at, generation)
-    SELECT id, name, 'READY', slots, cpus, memory_bytes, labels, agent_version, agent_instance, now(), now(), 1
+    SELECT id, name, 'READY', slots, cpus, memory_bytes, labels::jsonb, agent_version, agent_instance, now(), now(), 1
     FROM unnest(${col((n) => n.nodeId)}::text[], ${col((n) => n.hello.name)}::text[], ${col((n) => n.hello.capacity!.slots)}::int[],
                 ${col((n) => n.hello.capacity!.cpus)}::float8[], ${col((n) => Number(n.hello.capacity!.memoryBytes))}::int8[],
-                ${col((n) => JSON.stringify(n.hello.labels))}::jsonb[], ${col((n) => n.hello.agentVersion)}::text[],
+                -- As text, made jsonb per row: postgres.js would encode a jsonb[] of strings again (a JSON string of the JSON).
+                ${col((n) => JSON.stringify(n.hello.labels))}::text[], ${col((n) => n.hello.agentVersion)}::text[],
                 ${col((n) => n.hello.agentInstance)}::text[])
          AS n(id, name, slots, cpus, memory_bytes, labels, agent_version, agent_instance)
     ON CONFLICT (id) DO UPDATE SET
@@ -99,7 +100,8 @@ export async function listNodes(sql: Sql, page: { limit: number; after?: { name:
     name: r.name,
     state: NodeState[`NODE_STATE_${r.state}` as keyof typeof NodeState] as NodeState,
     capacity: { slots: r.slots, cpus: r.cpus, memoryBytes: BigInt(r.memory_bytes) },
-    labels: r.labels,
+    // Rows written before the fix hold their labels as a JSON string of the JSON.
+    labels: typeof r.labels === 'string' ? (JSON.parse(r.labels) as Record<string, string>) : r.labels,
     agentVersion: r.agent_version,
     runningJobs: r.running_jobs,
     connectedAt: r.connected_at ?? undefined,
