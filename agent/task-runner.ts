@@ -130,6 +130,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
         ? reasonForStop(requestedStop.cause)
         : err instanceof TaskStartError ? err.reason : EndReason.END_REASON_START_FAILED;
       if (aborted) log.info({ reason: EndReason[reason] }, 'stopped before the task started');
+      // A job that cannot start (no such image, a bad command) is the job's story, told in its end
+      // report: one line with the reason. A stack only for the unexpected, or when asked (debug).
+      else if (err instanceof TaskStartError && !log.isLevelEnabled('debug')) log.info({ reason: EndReason[reason], why: err.message }, 'task did not start');
       else log.warn({ err }, 'task did not start');
       await deps.report({
         $case: 'jobFinished',

@@ -61,3 +61,22 @@ test('Ctrl-C on a control plane with a local agent stops it quietly: no warning,
   const [node] = await db.sql<{ state: string }[]>`SELECT state FROM nodes WHERE labels->>'local' = 'true'`;
   t.is(node?.state, 'DISCONNECTED');
 });
+
+test('a job that cannot start is one agent line with its reason, no stack (unless debug)', async (t) => {
+  const cp = await startControlPlane(db.url);
+  const agent = startAgent(cp.address, 'no-pull-node', ['--pull', 'never']);
+  const api = clients(cp.address);
+  try {
+    await waitForNodes(api, ['no-pull-node']);
+    const run = await gridctl(cp.address, ['run', '--image', 'grid-test/not-here:1', '--', 'true']);
+    t.is(run.code, 121, run.stderr.toString());
+  } finally {
+    api.close();
+    await agent.stop();
+    await cp.stop();
+  }
+  const lines = agent.output().split('\n').filter((l) => l.includes('task did not start'));
+  t.is(lines.length, 1);
+  t.regex(lines[0]!, /"level":30.*"reason":"END_REASON_IMAGE_UNAVAILABLE".*"why":"image grid-test\/not-here:1 is not on node/);
+  t.false(lines[0]!.includes('"stack"'));
+});
