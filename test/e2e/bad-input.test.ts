@@ -72,7 +72,7 @@ test('an unknown job id is NOT_FOUND for every call; a malformed one is INVALID_
     for await (const _ of api.jobs.watchJob({ jobId: unknown, includeLogs: true, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 }));
   };
   await refused(t, watch(), Status.NOT_FOUND, /does not exist/);
-  await refused(t, api.jobs.getJob({ jobId: 'nope' }), Status.INVALID_ARGUMENT, /"nope" is not a job id/);
+  await refused(t, api.jobs.getJob({ jobId: 'nope' }), Status.INVALID_ARGUMENT, /"nope" is neither a job id \(a UUID\) nor 4-12 hex digits of a short id/);
   await refused(t, api.jobs.listJobs({ states: [], pageSize: 5000, pageToken: '' }), Status.INVALID_ARGUMENT, /page_size is 5000/);
 });
 
