@@ -37,7 +37,7 @@ export function createPullDisplay(mode: PullDisplayMode, target: PullDisplayTarg
       end,
       onPullProgress(p) {
         let text = `grid: ${pullProgressLine(p)}`;
-        const width = (target.columns ?? 80) - 1;
+        const width = (target.columns || 80) - 1;
         if (text.length > width) text = text.slice(0, Math.max(0, width - 1)) + '…';
         target.write(`\r\x1b[K${dim(text)}`);
         live = true;

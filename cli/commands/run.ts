@@ -8,7 +8,8 @@ import { reasonName, stateName } from '../../common/job-state.js';
 import { callOptions, isRetryable, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { truncationNote } from '../format.js';
-import { dim } from '../style.js';
+import { colourOn, dim } from '../style.js';
+import { startWaitLine, type WaitLine } from '../wait-line.js';
 import { createPullDisplay } from '../pull-display.js';
 import { followJob } from '../follow.js';
 import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
@@ -82,13 +83,19 @@ export async function runCommand(
     return 0;
   }
   const tty = process.stderr.isTTY;
-  const mode = options.progress === 'auto' || options.progress === undefined ? (tty ? 'tty' : 'none') : options.progress;
+  // Live lines move the cursor: only where colour is on too (NO_COLOR asks for output with no escape bytes).
+  const live = tty && colourOn();
+  const mode = options.progress === 'auto' || options.progress === undefined ? (live ? 'tty' : tty ? 'plain' : 'none') : options.progress;
   const pull = createPullDisplay(mode, { write: (text) => process.stderr.write(text), columns: process.stderr.columns });
-  const note = (text: string) => tty && (pull.end(), process.stderr.write(`${dim(`grid: ${text}`)}\n`));
+  let wait: WaitLine | undefined;
+  let waiting = '';
+  const note = (text: string) => tty && (wait?.stop(), pull.end(), process.stderr.write(`${dim(`grid: ${text}`)}\n`));
   note(`job ${job.id} queued`);
   let last = job.state;
-  let waiting = '';
+  // On a terminal, a live line while the job waits to run (see wait-line.ts).
+  wait = live ? startWaitLine({ write: (text) => process.stderr.write(text), columns: process.stderr.columns }) : undefined;
   const onInterrupt = () => {
+    wait?.stop();
     // The leading newline moves past the ^C, and past a live progress line too.
     process.stderr.write(`\ngrid: stopped following; job ${job.id} goes on (gridctl logs -f ${job.id}, gridctl cancel ${job.id})\n`);
     process.exit(130);
@@ -100,11 +107,14 @@ export async function runCommand(
       includeLogs: true,
       stdout: true,
       stderr: true,
-      onPullProgress: pull.onPullProgress,
-      // Output never lands on the end of a live progress line (its done event may be lost).
-      onChunk: () => pull.end(),
+      onPullProgress: pull.onPullProgress && ((p) => (wait?.stop(), pull.onPullProgress!(p))),
+      // Output never lands on the end of a live line (a pull's done event may be lost).
+      onChunk: () => (wait?.stop(), pull.end()),
       onState: (j) => {
-        if (j.state === JobState.JOB_STATE_QUEUED && j.waitingReason && j.waitingReason !== waiting) note(`queued: ${(waiting = j.waitingReason)}`);
+        if (j.state === JobState.JOB_STATE_QUEUED || j.state === JobState.JOB_STATE_ASSIGNED) wait?.update(j.state, j.waitingReason);
+        else wait?.stop();
+        // Without a live line (NO_COLOR), a changed reason is a plain note.
+        if (!wait && j.state === JobState.JOB_STATE_QUEUED && j.waitingReason && j.waitingReason !== waiting) note(`queued: ${(waiting = j.waitingReason)}`);
         if (j.state === last) return;
         last = j.state;
         if (j.state === JobState.JOB_STATE_RUNNING) note(`running on ${j.nodeId} (attempt ${j.attempt})`);
@@ -121,6 +131,7 @@ export async function runCommand(
     if (truncated) process.stderr.write(truncated + '\n');
     return exitCodeFor(final);
   } finally {
+    wait?.stop();
     pull.end();
     process.removeListener('SIGINT', onInterrupt);
   }
