@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ClientError, createChannel, createClient, Metadata, Status, type Channel } from 'nice-grpc';
 import { channelCredentials, type ClientTls } from '../common/client-credentials.js';
+import type { Context } from './config-file.js';
 import { JobServiceDefinition, type JobServiceClient } from '../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition, type NodeServiceClient } from '../common/gen/grid/v1/node.js';
 import { TokenServiceDefinition, type TokenServiceClient } from '../common/gen/grid/v1/token.js';
@@ -21,9 +22,13 @@ export interface Connection {
   token?: string;
 }
 
-/** TLS and token from gridctl's global flags and GRID_TOKEN. */
-export function connectionOf(flags: { tlsCa?: string; tokenFile?: string }, env = process.env): Connection {
-  let token = env.GRID_TOKEN?.trim() || undefined;
+/**
+ * TLS and token from gridctl's global flags and GRID_TOKEN, else the chosen
+ * context of the config file (flags and environment win over it).
+ */
+export function connectionOf(flags: { tlsCa?: string; tokenFile?: string }, env = process.env, context: Context = {}): Connection {
+  flags = { tlsCa: flags.tlsCa ?? context['tls-ca'], tokenFile: flags.tokenFile ?? (env.GRID_TOKEN ? undefined : context['token-file']) };
+  let token = env.GRID_TOKEN?.trim() || context.token?.trim() || undefined;
   if (flags.tokenFile) {
     try {
       token = readFileSync(flags.tokenFile, 'utf8').trim();

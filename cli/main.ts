@@ -7,6 +7,8 @@ import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
 import { versionCommand } from './commands/version.js';
 import { completionScript } from './completion.js';
+import { resolve } from 'node:path';
+import { chosenContext, configPath, readConfig, writeConfig, type Context } from './config-file.js';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
 import { SCOPE_NAMES } from '../common/token-scope.js';
 import { certsInit, certsIssueAgent, certsIssueServer, type CertsFlags } from './commands/certs.js';
@@ -22,6 +24,7 @@ const program = new Command('gridctl')
   .description('Run scripts and containers on a Grid.')
   .version(GRID_VERSION)
   .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addOption(envOption('--context <name>', 'the config file\'s context to use (default: its current-context)', 'GRID_CONTEXT'))
   .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
   .addOption(new Option('--log-level <level>', 'debug shows the stack of an error; gridctl logs nothing else').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info').env('GRID_LOG_LEVEL'))
   .addOption(envOption('--token-file <file>', 'file holding the API token (or set GRID_TOKEN; never a flag, which `ps` shows)', 'GRID_TOKEN_FILE'))
@@ -42,7 +45,11 @@ function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) =>
     let code: number;
     let clients: GridClients;
     try {
-      clients = connect(program.opts().server, connectionOf(program.opts()));
+      const path = configPath();
+      const context = chosenContext(readConfig(path), program.opts().context, path) ?? {};
+      // The context's server unless a flag or GRID_SERVER gave one.
+      const server = program.getOptionValueSource('server') === 'default' && context.server ? context.server : program.opts().server;
+      clients = connect(server, connectionOf(program.opts(), process.env, context));
     } catch (err) {
       process.stderr.write(`gridctl: ${(err as Error).message}\n`);
       return exit(EXIT_GRID_ERROR);
@@ -176,6 +183,48 @@ token
   .description('revoke tokens by id: calls with them fail within seconds')
   .argument('<token-id...>')
   .action(action((clients, ids: string[]) => tokenRevokeCommand(clients, ids)));
+
+const config = program.command('config').description(`named contexts (address, TLS CA, token file) in ${configPath()} or $GRID_CONFIG`);
+config
+  .command('get-contexts')
+  .description('list the contexts; * marks the current one')
+  .action(offline(() => {
+    const file = readConfig(configPath());
+    for (const [name, c] of Object.entries(file.contexts)) {
+      process.stdout.write(`${name === file['current-context'] ? '*' : ' '} ${name}  ${c.server ?? '-'}${c['tls-ca'] ? '  tls' : ''}${c['token-file'] || c.token ? '  token' : ''}\n`);
+    }
+    return 0;
+  }));
+config
+  .command('use-context')
+  .description('make a context the current one')
+  .argument('<name>')
+  .action(offline((name: string) => {
+    const path = configPath();
+    const file = readConfig(path);
+    chosenContext(file, name, path);
+    writeConfig(path, { ...file, 'current-context': name });
+    process.stdout.write(`now using context "${name}"\n`);
+    return 0;
+  }));
+config
+  .command('set-context')
+  .description('make or change a context from the -s/--server, --tls-ca and --token-file given (it becomes the current one if there is none)')
+  .argument('<name>')
+  .action(offline((name: string) => {
+    // Those are gridctl's global flags, parsed by the root: only the ones on this command line count.
+    const given = (flag: 'server' | 'tlsCa' | 'tokenFile') => (program.getOptionValueSource(flag) === 'cli' ? (program.opts()[flag] as string) : undefined);
+    const flags = { server: given('server'), tlsCa: given('tlsCa'), tokenFile: given('tokenFile') };
+    const path = configPath();
+    const file = readConfig(path);
+    const context: Context = { ...file.contexts[name] };
+    if (flags.server) context.server = flags.server;
+    if (flags.tlsCa) context['tls-ca'] = resolve(flags.tlsCa);
+    if (flags.tokenFile) context['token-file'] = resolve(flags.tokenFile);
+    writeConfig(path, { 'current-context': file['current-context'] ?? name, contexts: { ...file.contexts, [name]: context } });
+    process.stdout.write(`context "${name}" saved in ${path}\n`);
+    return 0;
+  }));
 
 /** Runs a command that needs no control plane. */
 function offline<A extends unknown[]>(body: (...args: A) => number) {

@@ -6,6 +6,9 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ClientError, Status } from 'nice-grpc';
 import { TokenScope } from '../../common/gen/grid/v1/token.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
@@ -196,4 +199,24 @@ test('a revoke ends a watch already open with that token', async (t) => {
     await submitter.jobs.cancelJob({ jobId: job!.id, grace: { seconds: 0n, nanos: 0 } });
     for (const c of [adm, submitter, watcher]) c.close();
   }
+});
+
+test('a config file context gives gridctl its address, CA and token; flags still win', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'grid-config-'));
+  const tokenFile = join(dir, 'ci.token');
+  writeFileSync(tokenFile, tokenOf('submit', 'from-context') + '\n');
+  const env: NodeJS.ProcessEnv = { ...process.env, GRID_CONFIG: join(dir, 'config.yaml') };
+  delete env.GRID_SERVER;
+  delete env.GRID_TOKEN;
+  const run = (args: string[]) => spawnSync(process.execPath, [BIN.gridctl, ...args], { env, encoding: 'utf8' });
+  const set = run(['config', 'set-context', 'prod', '--server', cp.address, '--tls-ca', certs.ca, '--token-file', tokenFile]);
+  t.is(set.status, 0, set.stderr);
+  t.regex(run(['config', 'get-contexts']).stdout, /^\* prod {2}127\.0\.0\.1:\d+ {2}tls {2}token$/m);
+  const viaContext = run(['run', '--', 'echo', 'via a context']);
+  t.is(viaContext.status, 0, viaContext.stderr);
+  t.is(viaContext.stdout, 'via a context\n');
+  const flagWins = run(['-s', '127.0.0.1:9', 'nodes']);
+  t.is(flagWins.status, 125);
+  t.regex(flagWins.stderr, /127\.0\.0\.1:9/);
+  t.regex(run(['--context', 'nope', 'nodes']).stderr, /no context "nope" in .*config\.yaml \(it has: prod\)/);
 });
