@@ -78,7 +78,7 @@ const program = new Command('grid-control-plane')
         databaseUrl: flags.databaseUrl,
         secretKeyFile: flags.secretKeyFile,
         dataDir: flags.dataDir,
-        runtimes: loadRuntimes(flags.runtimes),
+        runtimes: loadRuntimes(flags.runtimes, flags.defaultImage),
         policy: {
           ...DEFAULT_SPEC_POLICY,
           defaultImage: flags.defaultImage,

@@ -40,8 +40,12 @@ export function inferRuntime(fileName: string, runtimes: RuntimeTable): RuntimeP
  * "extensions": [...] }, ... }`. Fields left out keep the default preset's value, so
  * a file that only swaps images stays short.
  */
-export function loadRuntimes(file: string | undefined): RuntimePreset[] {
-  if (!file) return [...DEFAULT_RUNTIMES];
+export function loadRuntimes(file: string | undefined, defaultImage?: string): RuntimePreset[] {
+  // sh needs nothing but a POSIX shell, which the default image for commands has: an
+  // operator who points --default-image at a local image has sh scripts run there too.
+  const withDefault = (presets: RuntimePreset[], shImageGiven: boolean) =>
+    presets.map((p) => (p.name === 'sh' && defaultImage && !shImageGiven ? { ...p, image: defaultImage } : p));
+  if (!file) return withDefault([...DEFAULT_RUNTIMES], false);
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
@@ -61,5 +65,6 @@ export function loadRuntimes(file: string | undefined): RuntimePreset[] {
     preset.extensions ??= [];
     merged.set(name, preset);
   }
-  return [...merged.values()];
+  const shImageGiven = typeof (parsed as Record<string, Partial<RuntimePreset>>).sh?.image === 'string';
+  return withDefault([...merged.values()], shImageGiven);
 }
