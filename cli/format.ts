@@ -5,6 +5,7 @@ import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
 import { shortIdOf } from '../common/short-id.js';
+import { stringify } from 'yaml';
 
 /** Terminal width a table fits by default (`-o wide` does not fit it). */
 export const TABLE_WIDTH = 80;
@@ -125,6 +126,13 @@ export function nodesTable(nodes: Node[]): string {
 export function json(value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n';
 }
+
+/** A machine format: the proto3 JSON mapping, as JSON or (the same fields) YAML. */
+export function machine(format: string, value: unknown): string {
+  return format === 'yaml' ? stringify(value) : json(value);
+}
+
+export const isMachine = (format: string) => format === 'json' || format === 'yaml';
 
 /** "stdout 50 MiB, stderr 0 B" plus what was kept when the cap cut it. */
 export function outputSummary(job: Job): string {

@@ -34,9 +34,9 @@ const program = new Command('gridctl')
   .exitOverride((err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : EXIT_GRID_ERROR))
   .showHelpAfterError('(run with --help for usage)');
 
-const outputOption = () => new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table');
+const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).default('table');
 /** Lists also have wide: full ids and cells, not fitted to 80 columns. */
-const listOutputOption = () => new Option('-o, --output <format>', 'table (fits 80 columns), wide or json').choices(['table', 'wide', 'json']).default('table');
+const listOutputOption = () => new Option('-o, --output <format>', 'table (fits 80 columns), wide, json or yaml').choices(['table', 'wide', 'json', 'yaml']).default('table');
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Runs a command's body against the control plane and exits with its code. */

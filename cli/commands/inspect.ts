@@ -6,13 +6,13 @@ import { stateFromDb } from '../../common/job-state.js';
 import { callOptions, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { followJob } from '../follow.js';
-import { jobDetails, jobsTable, json, nodesTable, runtimesTable, truncationNote } from '../format.js';
+import { isMachine, jobDetails, jobsTable, machine, nodesTable, runtimesTable, truncationNote } from '../format.js';
 
-export type Output = 'table' | 'wide' | 'json';
+export type Output = 'table' | 'wide' | 'json' | 'yaml';
 
 export async function statusCommand(clients: GridClients, jobId: string, output: Output): Promise<number> {
   const { job } = await clients.jobs.getJob({ jobId }, callOptions());
-  process.stdout.write(output === 'json' ? json(Job.toJSON(job!)) : jobDetails(job!));
+  process.stdout.write(isMachine(output) ? machine(output, Job.toJSON(job!)) : jobDetails(job!));
   return 0;
 }
 
@@ -44,7 +44,7 @@ export async function listCommand(
     pageToken = page.nextPageToken;
   } while (pageToken && jobs.length < options.limit);
   if (options.quiet) process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
-  else process.stdout.write(options.output === 'json' ? json(jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs, options.output === 'wide'), options.headers));
+  else process.stdout.write(isMachine(options.output) ? machine(options.output, jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs, options.output === 'wide'), options.headers));
   return 0;
 }
 
@@ -62,7 +62,7 @@ export async function nodesCommand(clients: GridClients, options: { output: Outp
     pageToken = page.nextPageToken;
   } while (pageToken);
   if (options.quiet) process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
-  else process.stdout.write(options.output === 'json' ? json(nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers));
+  else process.stdout.write(isMachine(options.output) ? machine(options.output, nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers));
   return 0;
 }
 
@@ -125,6 +125,6 @@ function write(writers: { stdout: LineWriter; stderr: LineWriter }, chunk: LogCh
 
 export async function runtimesCommand(clients: GridClients, output: Output): Promise<number> {
   const { runtimes } = await clients.jobs.listRuntimes({}, callOptions());
-  process.stdout.write(output === 'json' ? json(runtimes) : runtimesTable(runtimes));
+  process.stdout.write(isMachine(output) ? machine(output, runtimes) : runtimesTable(runtimes));
   return 0;
 }

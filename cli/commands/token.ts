@@ -3,7 +3,7 @@ import { TokenInfo } from '../../common/gen/grid/v1/token.js';
 import { parseScope, scopeName } from '../../common/token-scope.js';
 import { msToDuration } from '../../common/units.js';
 import { callOptions, type GridClients } from '../client.js';
-import { ago, table, time } from '../format.js';
+import { ago, isMachine, machine, table, time } from '../format.js';
 import type { Output } from './inspect.js';
 
 /** Prints the new token alone on stdout (so `$(gridctl token create …)` captures it), and what it is on stderr. */
@@ -19,8 +19,8 @@ export async function tokenCreateCommand(clients: GridClients, flags: { name: st
 
 export async function tokenListCommand(clients: GridClients, output: Output): Promise<number> {
   const { tokens } = await clients.tokens.listTokens({}, callOptions());
-  if (output === 'json') {
-    process.stdout.write(JSON.stringify(tokens.map((t) => TokenInfo.toJSON(t)), null, 2) + '\n');
+  if (isMachine(output)) {
+    process.stdout.write(machine(output, tokens.map((t) => TokenInfo.toJSON(t))));
     return 0;
   }
   const now = Date.now();

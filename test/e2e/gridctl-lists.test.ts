@@ -2,6 +2,7 @@
 // cancel takes several ids (reporting a bad one and cancelling the rest), and
 // --log-level debug shows an error's stack.
 import test from 'ava';
+import { parse as parseYaml } from 'yaml';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { commandSpec, gridctl, jobWhenEnded, useGrid } from '../helpers/grid.js';
 
@@ -58,4 +59,13 @@ test('list fits 80 columns (wide does not), and filters by node and by age', asy
   t.true((await gridctl(grid.cp.address, ['list', '-q', '--since', '1m'])).stdout.toString().includes(job!.id));
   await new Promise((r) => setTimeout(r, 1100));
   t.false((await gridctl(grid.cp.address, ['list', '-q', '--since', '1s'])).stdout.toString().includes(job!.id));
+});
+
+test('-o yaml carries the same fields as -o json', async (t) => {
+  const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['true']), requestId: '' });
+  await jobWhenEnded(grid.api, job!.id, 30_000);
+  const asJson = JSON.parse((await gridctl(grid.cp.address, ['status', job!.id, '-o', 'json'])).stdout.toString());
+  const asYaml = parseYaml((await gridctl(grid.cp.address, ['status', job!.id, '-o', 'yaml'])).stdout.toString());
+  t.deepEqual(asYaml, asJson);
+  t.deepEqual(parseYaml((await gridctl(grid.cp.address, ['nodes', '-o', 'yaml'])).stdout.toString()).map((n: { id: string }) => n.id), ['lists-node']);
 });
