@@ -172,7 +172,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
-  const port = await server.listen(options.listen, serverCredentials(options.transport));
+  const port = await server.listen(options.listen, await serverCredentials(options.transport));
   operator.setServing(true);
   const metricsEndpoint = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen) : undefined;
   if (metricsEndpoint) log.info({ address: metricsEndpoint.address }, 'serving metrics');

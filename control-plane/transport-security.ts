@@ -4,6 +4,7 @@
 // certificate names, see node-identity.ts) on the same port. Plaintext is only
 // for a development control plane on loopback, unless a loudly named flag says
 // otherwise: a token or a job's environment would cross the network in clear.
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
@@ -67,13 +68,30 @@ export function isLoopback(host: string): boolean {
  * asked for but not required: clients authenticate with tokens; agents without
  * a verified certificate are refused by the agent service.
  */
-export function serverCredentials(transport: Transport): grpc.ServerCredentials {
+export async function serverCredentials(transport: Transport): Promise<grpc.ServerCredentials> {
   if (transport.kind === 'plaintext') return grpc.ServerCredentials.createInsecure();
+  // A missing or unreadable file is a plain error at start, not a port that drops every handshake.
+  for (const [what, file] of [['--tls-cert', transport.certFile], ['--tls-key', transport.keyFile], ['--tls-client-ca', transport.clientCaFile]]) {
+    try {
+      readFileSync(file!);
+    } catch (err) {
+      throw new Error(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  }
   const files = new grpc.experimental.FileWatcherCertificateProvider({
     certificateFile: transport.certFile,
     privateKeyFile: transport.keyFile,
     caCertificateFile: transport.clientCaFile,
     refreshIntervalMs: transport.reloadMs,
+  });
+  // The provider reads the files asynchronously, and until it has, the port drops every TLS
+  // handshake: wait for the first certificate and CA before the caller listens.
+  await new Promise<void>((resolve, reject) => {
+    const loaded = { identity: false, ca: false };
+    const settle = () => loaded.identity && loaded.ca && (clearTimeout(timer), resolve());
+    const timer = setTimeout(() => reject(new Error(`the TLS files (${transport.certFile}, ${transport.keyFile}, ${transport.clientCaFile}) did not load`)), 10_000);
+    files.addIdentityCertificateListener((update) => update && ((loaded.identity = true), settle()));
+    files.addCaCertificateListener((update) => update && ((loaded.ca = true), settle()));
   });
   return grpc.experimental.createCertificateProviderServerCredentials(files, files, false);
 }
