@@ -4,7 +4,7 @@ import { EndReason, JobState, type ImagePullProgress, type Job } from '../common
 import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
-import { shortIdOf } from '../common/short-id.js';
+import { shortIdOf } from '../common/job-id.js';
 import { stringify } from 'yaml';
 
 /** Terminal width a table fits by default (`-o wide` does not fit it). */

@@ -27,7 +27,7 @@ import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { SecretBox } from './secret-box.js';
 import { waitingReason, type FleetSummary } from './waiting-reason.js';
-import { MIN_PREFIX, SHORT_ID_LENGTH, shortIdOf } from '../common/short-id.js';
+import { MIN_PREFIX, SHORT_ID_LENGTH, shortIdOf } from '../common/job-id.js';
 
 export interface JobServiceDeps {
   sql: Sql;

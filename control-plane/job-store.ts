@@ -4,6 +4,7 @@
 import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
 import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import type { FromNode } from '../common/attempt.js';
+import { firstIdAt } from '../common/job-id.js';
 import { ACTIVE_DB_STATES, reasonFromDb, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { OpenSecrets } from './secret-box.js';
@@ -172,10 +173,4 @@ export async function outputFilesOf(sql: Sql, key: AttemptRef): Promise<{ path: 
   const rows = await sql<{ path: string; size: number }[]>`
     SELECT path, size FROM job_output_files WHERE job_id = ${key.jobId} AND attempt = ${key.attempt} ORDER BY path`;
   return rows.map((r) => ({ path: r.path, size: BigInt(r.size) }));
-}
-
-/** The least UUIDv7 of a millisecond: ids are made at submit, so "submitted after" is a range of the primary key. */
-export function firstIdAt(time: Date): string {
-  const hex = Math.max(0, Math.min(time.getTime(), 2 ** 48 - 1)).toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
 }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { CancelCause, type Task } from '../common/gen/grid/v1/agent.js';
 import { EndReason } from '../common/gen/grid/v1/job.js';
 import { Job, JobState } from '../common/gen/grid/v1/job.js';
-import { attemptKeyOf, type AttemptRef } from '../common/attempt.js';
+import { attemptKeyOf, type AttemptRef, type FromNode } from '../common/attempt.js';
 import { isTransientDatabaseError } from '../common/errors.js';
 import { isTerminal, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
@@ -27,7 +27,8 @@ import { type ChangedJob } from './sql/changed-job.js';
 import { cancelJobs } from './sql/cancel-jobs.js';
 import { claimJobs, taskOf, type ClaimedJob } from './sql/claim-jobs.js';
 import { secretOpener, type OpenSecrets } from './secret-box.js';
-import { submittedAtOf, type ControlPlaneMetrics } from './metrics.js';
+import type { ControlPlaneMetrics } from './metrics.js';
+import { submittedAtOf } from '../common/job-id.js';
 import { withSecrets } from './spec-validation.js';
 import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
@@ -303,10 +304,16 @@ export function createJobTransitions(deps: {
   /** Every report of the groups, set-based: starts, then output, then ends, so each stream's order holds. */
   async function applyReports(groups: { session: NodeSession; reports: NodeReport[] }[]): Promise<ReportOutcome[][]> {
     // Each report with the node that sent it: the node is part of the fence.
-    const all = groups.flatMap((g) => g.reports.map((r) => ({ ...r, nodeId: g.session.nodeId })));
-    const starts = all.flatMap((r) => (r.kind === 'started' ? [{ ...r.report, nodeId: r.nodeId }] : []));
-    const outputs = all.flatMap((r) => (r.kind === 'output' ? [{ ...r.report, nodeId: r.nodeId }] : []));
-    const finishes = all.flatMap((r) => (r.kind === 'finished' ? [{ ...r.report, nodeId: r.nodeId }] : []));
+    const starts: FromNode<StartReport>[] = [];
+    const outputs: FromNode<OutputReport>[] = [];
+    const finishes: FromNode<FinishReport>[] = [];
+    for (const { session, reports } of groups) {
+      for (const r of reports) {
+        if (r.kind === 'started') starts.push({ ...r.report, nodeId: session.nodeId });
+        else if (r.kind === 'output') outputs.push({ ...r.report, nodeId: session.nodeId });
+        else finishes.push({ ...r.report, nodeId: session.nodeId });
+      }
+    }
     // One statement each, in this order, not one transaction: no transaction
     // keeps postgres.js's reserved connections (whose death can crash the
     // process, porsager/postgres#1208) off the hot path, and every report is

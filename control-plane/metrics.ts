@@ -86,8 +86,3 @@ export function createControlPlaneMetrics(deps: { sql: Sql; registry: NodeRegist
   });
   return metrics;
 }
-
-/** A UUIDv7's embedded time: when the job was submitted (its id is made then). */
-export function submittedAtOf(jobId: string): number {
-  return parseInt(jobId.replace(/-/g, '').slice(0, 12), 16);
-}

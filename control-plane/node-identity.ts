@@ -7,8 +7,8 @@ import type { CallContext } from 'nice-grpc';
 import type { Hello } from '../common/gen/grid/v1/agent.js';
 import { invalidArgument, permissionDenied, unauthenticated } from '../common/errors.js';
 import { VERIFIED_NODE_KEY, type Transport } from './transport-security.js';
+import { NODE_ID, NODE_ID_RULE } from '../common/node-id.js';
 
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const MAX_LABEL_BYTES = 4096;
 
 export function identifyNode(hello: Hello, ctx: CallContext, transport: Transport['kind']): string {
@@ -28,7 +28,7 @@ export function identifyNode(hello: Hello, ctx: CallContext, transport: Transpor
   }
   if (!NODE_ID.test(hello.nodeId)) {
     throw invalidArgument(
-      `hello.node_id ${quoted(hello.nodeId)} is not valid: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+      `hello.node_id ${quoted(hello.nodeId)} is not valid: ${NODE_ID_RULE}`,
     );
   }
   const c = hello.capacity;

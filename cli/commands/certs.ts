@@ -8,13 +8,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { NODE_ID, NODE_ID_RULE } from '../../common/node-id.js';
 
 export interface CertsFlags {
   dir: string;
   days: number;
 }
 
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const RESERVED = new Set(['ca', 'server']);
 
 /** Makes ca.crt and ca.key in the directory; refuses to replace a CA (every certificate it signed would stop working). */
@@ -49,7 +49,7 @@ export function certsIssueServer(flags: CertsFlags & { name: string[]; out?: str
 
 /** NODE_ID.crt/.key for an agent: the node id is its common name, and the control plane takes it from there. */
 export function certsIssueAgent(nodeId: string, flags: CertsFlags): number {
-  if (!NODE_ID.test(nodeId)) throw new Error(`"${nodeId}" is not a node id: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (!NODE_ID.test(nodeId)) throw new Error(`"${nodeId}" is not a node id: ${NODE_ID_RULE}`);
   // Its files are NODE_ID.crt/.key beside the CA's and the server's: those names would overwrite them.
   if (RESERVED.has(nodeId)) throw new Error(`"${nodeId}" cannot be a node id here: its files would replace ${nodeId}.crt and ${nodeId}.key`);
   issue(flags, nodeId, nodeId, ['keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth']);

@@ -9,7 +9,7 @@ import { ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/a
 import { EndReason, JobState, LogStream } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { connectRawAgent } from '../helpers/raw-agent.js';
-import { clients, commandSpec, sleep, startAgent, startControlPlane, waitForJob, waitForNodes } from '../helpers/grid.js';
+import { clients, commandSpec, sleep, storedLogs, startAgent, startControlPlane, waitForJob, waitForNodes } from '../helpers/grid.js';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -27,13 +27,7 @@ test('a report about another node\'s attempt is refused and changes nothing', as
     const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'echo real output; sleep 30']), requestId: '' });
     const running = await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs on the honest node');
     t.is(running.nodeId, 'honest-node');
-    const logsOf = async () => {
-      const logs: string[] = [];
-      for await (const { chunk } of api.jobs.readJobLogs({ jobId: running.id, attempt: 0, stream: LogStream.LOG_STREAM_UNSPECIFIED })) {
-        logs.push(Buffer.from(chunk!.data).toString());
-      }
-      return logs.join('');
-    };
+    const logsOf = () => storedLogs(api, running.id);
     // The real output first, so that what is stored afterwards is all the impostor's doing.
     for (const until = Date.now() + 10_000; (await logsOf()) === '' && Date.now() < until; ) await sleep(50);
     // Knowing only what ListJobs shows (the job id and attempt), as a stranger would.

@@ -8,7 +8,7 @@ import { JobSpec, JobState } from '../../common/gen/grid/v1/job.js';
 import { LABEL_JOB_ID } from '../../agent/docker-driver.js';
 import { stateName } from '../../common/job-state.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { clients, commandSpec, jobWhenEnded, startAgent, startControlPlane, waitForJob, waitForNodes, type Clients, type ControlPlaneProcess } from '../helpers/grid.js';
+import { clients, commandSpec, jobWhenEnded, storedLogs, startAgent, startControlPlane, waitForJob, waitForNodes, type Clients, type ControlPlaneProcess } from '../helpers/grid.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 let db: TestDatabase;
@@ -34,9 +34,7 @@ async function runOn(nodeId: string, agentArgs: string[], spec: JobSpec): Promis
     await waitForNodes(api, [nodeId]);
     const { job } = await api.jobs.submitJob({ spec, requestId: '' });
     const ended = await jobWhenEnded(api, job!.id, 60_000);
-    const out: string[] = [];
-    for await (const { chunk } of api.jobs.readJobLogs({ jobId: ended.id, attempt: 0, stream: 1 })) out.push(Buffer.from(chunk!.data).toString());
-    return `${stateName(ended.state)}\n${out.join('')}`;
+    return `${stateName(ended.state)}\n${await storedLogs(api, ended.id, 1)}`;
   } finally {
     await agent.stop();
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ClientError, Status } from 'nice-grpc';
 import { EndReason, Job, JobState } from '../../common/gen/grid/v1/job.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { clients, commandSpec, gridctl, jobWhenEnded, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
+import { clients, commandSpec, gridctl, jobWhenEnded, startAgent, storedLogs, startControlPlane, waitForNodes } from '../helpers/grid.js';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -46,14 +46,12 @@ test.serial('a secret env value appears only inside the job', async (t) => {
     for await (const event of api.jobs.watchJob({ jobId, includeLogs: true, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 })) {
       if (event.event?.$case === 'job') watched.push(event.event.value);
     }
-    const logs: Buffer[] = [];
-    for await (const { chunk } of api.jobs.readJobLogs({ jobId, attempt: 0, stream: 0 })) logs.push(Buffer.from(chunk!.data));
 
     const outputs: [string, string][] = [
       ['ListJobs', JSON.stringify(jobs.map((j) => Job.toJSON(j)))],
       ['GetJob', JSON.stringify(Job.toJSON(job))],
       ['WatchJob', JSON.stringify(watched.map((j) => Job.toJSON(j)))],
-      ['ReadJobLogs', Buffer.concat(logs).toString()],
+      ['ReadJobLogs', await storedLogs(api, jobId)],
     ];
     for (const args of [['status', jobId], ['status', jobId, '-o', 'json'], ['list'], ['list', '-o', 'json'], ['logs', jobId]]) {
       const r = await gridctl(cp.address, args);

@@ -3,7 +3,7 @@
 // is answered with the candidates.
 import test from 'ava';
 import { ClientError, Status } from 'nice-grpc';
-import { shortIdOf } from '../../common/short-id.js';
+import { shortIdOf } from '../../common/job-id.js';
 import { commandSpec, gridctl, useGrid } from '../helpers/grid.js';
 
 const grid = useGrid(test, { nodeId: 'short-id-node' });

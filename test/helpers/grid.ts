@@ -254,6 +254,13 @@ export async function waitForJob(
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A job's stored output as text: both streams (0), or stdout (1) or stderr (2) alone. */
+export async function storedLogs(c: Pick<Clients, 'jobs'>, jobId: string, stream = 0): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const { chunk } of c.jobs.readJobLogs({ jobId, attempt: 0, stream })) parts.push(Buffer.from(chunk!.data));
+  return Buffer.concat(parts).toString();
+}
+
 /**
  * The job once it has ended, or as it is after `timeoutMs` (for an assertion
  * to show). UNAVAILABLE is waited out: a control plane's pool may still be
