@@ -16,31 +16,50 @@ MSG
   exit 1
 fi
 
-# Jobs need an image on the node. Use the public busybox when it can be had,
-# else build one locally from Debian's static busybox (no registry needed).
-image=${GRID_DEFAULT_IMAGE:-}
-if [ -z "$image" ]; then
-  if docker image inspect busybox:1.37 >/dev/null 2>&1 || docker pull -q busybox:1.37 >/dev/null 2>&1; then
-    image=busybox:1.37
+# Jobs need images on the node, and every built-in runtime should work offline.
+# For each, use the public image when this engine has it or can pull it, else
+# build a local one once (scripts/build-images.sh: no registry needed; the
+# python image needs a Debian mirror and about a minute, the others seconds).
+pick_image() { # public image, build-images target, local image name
+  if docker image inspect "$1" >/dev/null 2>&1 || timeout 20 docker pull -q "$1" >/dev/null 2>&1; then
+    echo "$1"
+  elif docker image inspect "$3" >/dev/null 2>&1 || bash scripts/build-images.sh "$2" >&2; then
+    echo "$3"
   else
-    bash scripts/build-images.sh busybox >&2
-    image=grid-test/busybox:1
+    echo "grid: could not build $3; $2 jobs will fail IMAGE_UNAVAILABLE until $1 is on this engine" >&2
+    echo "$1"
   fi
-fi
+}
+image=${GRID_DEFAULT_IMAGE:-$(pick_image busybox:1.37 busybox grid-test/busybox:1)}
 runtimes=${GRID_RUNTIMES:-}
 if [ -z "$runtimes" ]; then
+  docker image inspect grid-test/python:3 >/dev/null 2>&1 || docker image inspect python:3.12-slim >/dev/null 2>&1 ||
+    echo "grid: building a local python image once (about a minute)" >&2
   runtimes=$(mktemp --suffix=.json)
-  python_image=python:3.12-slim
-  docker image inspect "$python_image" >/dev/null 2>&1 || ! docker image inspect grid-test/python:3 >/dev/null 2>&1 || python_image=grid-test/python:3
-  printf '{ "sh": { "image": "%s" }, "python": { "image": "%s" } }\n' "$image" "$python_image" > "$runtimes"
+  printf '{ "sh": { "image": "%s" }, "bash": { "image": "%s" }, "node": { "image": "%s" }, "python": { "image": "%s" } }\n' \
+    "$image" \
+    "$(pick_image bash:5.2 bash grid-test/bash:1)" \
+    "$(pick_image node:22-slim node grid-test/node:1)" \
+    "$(pick_image python:3.12-slim python grid-test/python:3)" > "$runtimes"
 fi
 
 # Plaintext without authentication: a development Grid on loopback. README's
 # "Running on a network" sets up TLS and tokens.
-GRID_LOG_LEVEL=${GRID_LOG_LEVEL:-warn} node dist/control-plane/main.js --local-agent --plaintext \
+# In a session of its own: a terminal's Ctrl-C goes to the whole foreground
+# process group, and would stop the embedded PostgreSQL under the control plane
+# before the control plane had recorded its agent's disconnect. The trap below
+# stops the control plane, which stops its PostgreSQL last.
+GRID_LOG_LEVEL=${GRID_LOG_LEVEL:-warn} setsid node dist/control-plane/main.js --local-agent --plaintext \
   --default-image "$image" --runtimes "$runtimes" "$@" &
 control_plane=$!
-trap 'kill -TERM $control_plane 2>/dev/null || true; wait $control_plane' INT TERM
+stop() {
+  trap '' INT TERM
+  kill -TERM $control_plane 2>/dev/null || true
+  wait $control_plane && code=0 || code=$?
+  echo "Grid stopped; its jobs and logs are kept for the next npm start." >&2
+  exit $code
+}
+trap stop INT TERM
 
 server=${GRID_LISTEN:-127.0.0.1:7070}
 for _ in $(seq 300); do
