@@ -129,6 +129,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
   function validated(request: SubmitJobRequest): NewJob {
     const { spec, task, secrets } = validateSubmission(request.spec, deps.policy, deps.runtimes);
     if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
+    // PostgreSQL text cannot hold NUL: stored, it would be an INTERNAL error.
+    if (request.requestId.includes('\0')) throw invalidArgument('request_id contains a NUL byte');
     const id = uuidv7();
     if (Object.keys(secrets).length === 0) return { id, spec, task, requestId: request.requestId };
     if (!deps.secrets) {

@@ -60,6 +60,10 @@ for (const [what, change, message] of badSpecs) {
   });
 }
 
+test('a request_id holding a NUL byte is INVALID_ARGUMENT, not INTERNAL (fuzz seed 642317)', async (t) => {
+  await refused(t, api.jobs.submitJob({ spec: base, requestId: 'a\0b' }), Status.INVALID_ARGUMENT, /request_id contains a NUL byte/);
+});
+
 test('SubmitJob without a spec is INVALID_ARGUMENT', async (t) => {
   await refused(t, api.jobs.submitJob({ spec: undefined, requestId: '' }), Status.INVALID_ARGUMENT, /spec is missing/);
 });
