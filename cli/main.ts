@@ -88,7 +88,8 @@ program
   .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
   .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
   .option('-d, --detach', 'print the job id and return at once')
-  .addOption(new Option('--progress <mode>', 'image pull progress on stderr: auto (live on a terminal), plain (a line per update) or none').choices(['auto', 'plain', 'none']).default('auto'))
+  .option('-q, --quiet', 'no grid: status lines on stderr, only the job\'s own output')
+  .addOption(new Option('--progress <mode>', 'image pull progress on stderr: auto (live on a terminal, else plain lines), plain (a line per update) or none').choices(['auto', 'plain', 'none']).default('auto'))
   .action(
     action(async (clients, operands: string[], flags) => {
       const dashDash = process.argv.indexOf('--');

@@ -16,8 +16,10 @@ import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
 
 export interface RunOptions extends RunFlags {
   detach?: boolean;
-  /** How image pull progress is shown on stderr: auto (a live line on a terminal, else nothing), plain (a line per update), none. */
+  /** How image pull progress is shown on stderr: auto (a live line on a terminal, else plain lines), plain (a line per update), none. */
   progress?: 'auto' | 'plain' | 'none';
+  /** No grid: status lines: only the job's own output (and why it ended, when no exit code tells). */
+  quiet?: boolean;
 }
 
 /**
@@ -82,15 +84,22 @@ export async function runCommand(
     process.stdout.write(job.id + '\n');
     return 0;
   }
-  const tty = process.stderr.isTTY;
-  // Live lines move the cursor: only where colour is on too (NO_COLOR asks for output with no escape bytes).
-  const live = tty && colourOn();
-  const mode = options.progress === 'auto' || options.progress === undefined ? (live ? 'tty' : tty ? 'plain' : 'none') : options.progress;
+  // Live lines move the cursor: only on a terminal where colour is on too (NO_COLOR
+  // asks for output with no escape bytes). Anywhere else (a pipe, CI) the same
+  // story comes as plain lines, each naming the job, so a log shows what ran where.
+  const live = !options.quiet && process.stderr.isTTY && colourOn();
+  const asked = options.progress ?? 'auto';
+  const mode = options.quiet ? 'none' : asked === 'auto' ? (live ? 'tty' : 'plain') : asked;
   const pull = createPullDisplay(mode, { write: (text) => process.stderr.write(text), columns: process.stderr.columns });
   let wait: WaitLine | undefined;
   let waiting = '';
-  const note = (text: string) => tty && (wait?.stop(), pull.end(), process.stderr.write(`${dim(`grid: ${text}`)}\n`));
-  note(`job ${job.id} queued`);
+  const note = (text: string) => {
+    if (options.quiet) return;
+    wait?.stop();
+    pull.end();
+    process.stderr.write(`${dim(`grid: job ${job.id} ${text}`)}\n`);
+  };
+  note('queued');
   let last = job.state;
   // On a terminal, a live line while the job waits to run (see wait-line.ts).
   wait = live ? startWaitLine({ write: (text) => process.stderr.write(text), columns: process.stderr.columns }) : undefined;
@@ -125,7 +134,7 @@ export async function runCommand(
       // No exit code tells this story: say why the job ended.
       process.stderr.write(`grid: job ${final.id} ended ${stateName(final.state)} (${reasonName(final.endReason)})${final.message ? ': ' + final.message : ''}\n`);
     } else {
-      note(`job ${final.id} ${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}`);
+      note(`${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}`);
     }
     const truncated = truncationNote(final);
     if (truncated) process.stderr.write(truncated + '\n');

@@ -65,7 +65,7 @@ test.serial('50 MiB of output: stored output equals the 16 MiB cap, truncation i
   const run = await gridctl(grid.cp.address, ['run', '--', 'sh', '-c', 'yes "50 MiB of this line, and more" | head -c 52428800; echo done >&2; exit 3'], {});
   t.is(run.code, 3);
   t.is(run.stdout.length, 16 * MiB, 'the follower got exactly the kept output');
-  t.regex(run.stderr.toString(), /done\ngrid: output truncated: stdout \(50 MiB written\) kept only its first 16 MiB/);
+  t.regex(run.stderr.toString(), /done\ngrid: job \S+ failed with exit code 3\ngrid: output truncated: stdout \(50 MiB written\) kept only its first 16 MiB/);
   const [job] = (await grid.api.jobs.listJobs({ states: [], pageSize: 1, pageToken: '' })).jobs;
   t.is(job!.output?.stdoutBytes, BigInt(50 * MiB));
   t.is(job!.output?.truncated, true);

@@ -18,7 +18,8 @@ const grid = useGrid(test, { nodeId: NODE, agentArgs: ['--slots', '4'] });
 
 test('a script that prints to stdout and stderr and exits 3: run shows both apart and exits 3; status shows code and times', async (t) => {
   const dir = workdir({ 'report.sh': 'echo "out line"\necho "err line" >&2\necho "more out"\nexit 3\n' });
-  const run = await gridctl(grid.cp.address, ['run', 'report.sh'], { cwd: dir });
+  // -q: only the job's own output, so a pipeline sees exactly what the script wrote.
+  const run = await gridctl(grid.cp.address, ['run', '-q', 'report.sh'], { cwd: dir });
   t.is(run.code, 3, run.stderr.toString());
   t.is(run.stdout.toString(), 'out line\nmore out\n');
   t.is(run.stderr.toString(), 'err line\n');
@@ -86,6 +87,21 @@ test('a missing image ends the job IMAGE_UNAVAILABLE with a clear message, witho
   const run = await gridctl(grid.cp.address, ['run', '--image', 'grid-test/no-such-image:404', '--', 'true']);
   t.is(run.code, 121);
   t.regex(run.stderr.toString(), /IMAGE_UNAVAILABLE.*grid-test\/no-such-image:404/);
+});
+
+test('piped (as in CI), run says on stderr, in plain lines naming the job, that it was queued, where it ran and how it ended', async (t) => {
+  const run = await gridctl(grid.cp.address, ['run', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+  t.is(run.code, 3, run.stderr.toString());
+  t.is(run.stdout.toString(), 'out\n');
+  const stderr = run.stderr.toString();
+  t.false(stderr.includes('\x1b'), JSON.stringify(stderr));
+  const id = /^grid: job (\S+) queued$/m.exec(stderr)?.[1];
+  t.truthy(id, stderr);
+  const lines = stderr.split('\n').filter((l) => l.startsWith('grid: '));
+  t.true(lines.every((l) => l.includes(id!)), `every status line names the job: ${stderr}`);
+  t.true(lines.some((l) => l === `grid: job ${id} running on ${NODE} (attempt 1)`), stderr);
+  t.is(lines.at(-1), `grid: job ${id} failed with exit code 3`);
+  t.true(stderr.split('\n').includes('err'), stderr);
 });
 
 test('detach, logs, list and nodes', async (t) => {

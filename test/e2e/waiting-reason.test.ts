@@ -23,7 +23,7 @@ test.serial('gridctl run on a terminal shows why its job waits, then its output'
   const command = [process.execPath, BIN.gridctl, '-s', grid.cp.address, 'run', '--', 'echo', 'finally'].map((a) => `'${a}'`).join(' ');
   const screen = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } }).stdout;
   t.log(screen);
-  t.regex(screen, /grid: queued: waiting for room: 1 ready node can run it, all busy[\s\S]*grid: running on small-node[\s\S]*finally/);
+  t.regex(screen, /grid: job \S+ queued: waiting for room: 1 ready node can run it, all busy[\s\S]*grid: job \S+ running on small-node[\s\S]*finally/);
 });
 
 test.serial('a tmux session: the spinner with its reason while the job waits, then its output and the final line', async (t) => {
@@ -46,5 +46,5 @@ test.serial('a tmux session: the spinner with its reason while the job waits, th
   }
   t.log(`${screens.length} screens; while waiting:\n${screens.find((s) => /queued for/.test(s)) ?? '(none)'}\nat the end:\n${screens.at(-1)}`);
   t.true(screens.some((s) => /grid: [⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] queued for \ds: waiting for room: 1 ready node can run it, all busy/.test(s)), 'the spinner and the reason');
-  t.regex(screens.at(-1)!, /grid: waited \d+\.\ds to start \(waiting for room[^)]*\)\ngrid: running on small-node \(attempt 1\)\nfinally\ngrid: job \S+ succeeded/);
+  t.regex(screens.at(-1)!, /grid: waited \d+\.\ds to start \(waiting for room[^)]*\)\ngrid: job \S+ running on small-node \(attempt 1\)\nfinally\ngrid: job \S+ succeeded/);
 });
