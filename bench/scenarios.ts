@@ -1,6 +1,7 @@
 // Every benchmark scenario by name, full-size or as a smoke (shrunk so that it
 // only shows it still works: CI runs that, test/e2e/bench-smoke.test.ts). A
 // scenario that throws becomes a FAILED section; the others still run.
+import { FULL as CLI_FULL, SMOKE as CLI_SMOKE, cliScenario } from './cli-run.js';
 import { FULL as LATENCY_FULL, SMOKE as LATENCY_SMOKE, latencyScenario } from './real-agent-latency.js';
 import { failedSection, type Section } from './report.js';
 import { FULL as SCALE_FULL, SMOKE as SCALE_SMOKE, scaleScenario } from './scale.js';
@@ -31,6 +32,12 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'Latency: one real agent, real containers',
     about: 'Output, dispatch and cancel latency with a real agent and Docker.',
     run: (o) => latencyScenario(o.smoke ? LATENCY_SMOKE : LATENCY_FULL),
+  },
+  {
+    name: 'cli',
+    title: 'gridctl run against docker run --rm',
+    about: 'Issue 13: a trivial gridctl run, spawn to exit, against docker run --rm of the same image.',
+    run: (o) => cliScenario(o.smoke ? CLI_SMOKE : CLI_FULL),
   },
   {
     name: 'throughput',

@@ -280,4 +280,5 @@ async function exit(code: number): Promise<never> {
 }
 
 readSwitchesFromEnv(program);
-await program.parseAsync();
+// Not a top-level await: the bundle is CommonJS (see scripts/bundle.mjs); action() handles every error.
+void program.parseAsync();

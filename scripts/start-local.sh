@@ -64,12 +64,12 @@ trap stop INT TERM
 server=${GRID_LISTEN:-127.0.0.1:7070}
 for _ in $(seq 300); do
   kill -0 $control_plane 2>/dev/null || { wait $control_plane; exit $?; }
-  node dist/cli/main.js -s "$server" nodes >/dev/null 2>&1 && break
+  node bin/gridctl.cjs -s "$server" nodes >/dev/null 2>&1 && break
   sleep 0.2
 done
 
 echo "Running a first job: gridctl run -- sh -c 'echo hello from \$(hostname) ...'"
-node dist/cli/main.js -s "$server" run -- sh -c 'echo "hello from $(hostname), a container run by Grid"'
+node bin/gridctl.cjs -s "$server" run -- sh -c 'echo "hello from $(hostname), a container run by Grid"'
 cat <<MSG
 
 Grid is running on $server (Ctrl-C stops it; jobs still running are taken up at the next start). Try:

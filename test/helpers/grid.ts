@@ -20,7 +20,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = {
   controlPlane: join(ROOT, 'dist/control-plane/main.js'),
   agent: join(ROOT, 'dist/agent/main.js'),
-  gridctl: join(ROOT, 'dist/cli/main.js'),
+  // The bundled gridctl users run (bin/gridctl.cjs loads dist/bundle/gridctl.cjs).
+  gridctl: join(ROOT, 'bin/gridctl.cjs'),
 };
 
 export const BUSYBOX = 'grid-test/busybox:1';
