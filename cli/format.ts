@@ -112,7 +112,8 @@ export function nodesTable(nodes: Node[]): string {
     nodes.map((n) => [
       n.id,
       n.name,
-      NodeState[n.state].replace('NODE_STATE_', ''),
+      // As kubectl's "Ready,SchedulingDisabled": liveness, then the operator's mark.
+      NodeState[n.state].replace('NODE_STATE_', '') + (n.draining ? ',DRAINING' : ''),
       String(n.runningJobs),
       String(n.capacity?.slots ?? 0),
       String(n.capacity?.cpus ?? 0),

@@ -13,6 +13,7 @@ import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './comm
 import { SCOPE_NAMES } from '../common/token-scope.js';
 import { certsInit, certsIssueAgent, certsIssueServer, type CertsFlags } from './commands/certs.js';
 import { cancelCommand } from './commands/cancel.js';
+import { drainCommand, undrainCommand } from './commands/node.js';
 import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
 import { outputsCommand } from './commands/outputs.js';
@@ -150,6 +151,18 @@ program
   .option('--no-headers', 'the table without its header line')
   .addOption(outputOption())
   .action(action((clients, flags: { output: Output; quiet?: boolean; headers: boolean }) => nodesCommand(clients, flags)));
+
+const node = program.command('node').description('take a node out of scheduling and put it back (needs an admin token)');
+node
+  .command('drain')
+  .description('give the node no new job; what it runs goes on')
+  .argument('<node-id>')
+  .action(action((clients, nodeId: string) => drainCommand(clients, nodeId)));
+node
+  .command('undrain')
+  .description('open a drained node to new jobs again')
+  .argument('<node-id>')
+  .action(action((clients, nodeId: string) => undrainCommand(clients, nodeId)));
 
 program
   .command('cancel')

@@ -34,7 +34,7 @@ import type { NodeLiveness } from './node-liveness.js';
 import type { NodeRegistry } from './node-registry.js';
 import { NodeSession } from './node-session.js';
 import type { NodeReconciler } from './node-reconciler.js';
-import { recordNodesConnected } from './node-store.js';
+import { recordNodesConnected, type NodeConnected } from './node-store.js';
 import { unmarkFitFor } from './sql/note-waiting.js';
 import { createGroupCommit } from './group-commit.js';
 import { createSemaphore } from '../common/semaphore.js';
@@ -68,7 +68,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
   // welcomed a few hundred at a time, its node rows written a group per
   // statement, so the streams already connected keep being heard.
   const welcoming = createSemaphore(WELCOMES_AT_ONCE);
-  const connects = createGroupCommit<{ nodeId: string; hello: Hello }, number | undefined>({
+  const connects = createGroupCommit<{ nodeId: string; hello: Hello }, NodeConnected | undefined>({
     maxItems: 1000,
     concurrency: 1,
     isolate: (err) => !isTransientDatabaseError(err),
@@ -99,14 +99,15 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       try {
         const admitted = await welcoming.acquire();
         try {
-          const generation = await connects.add({ nodeId, hello });
-          if (generation === undefined) {
+          const recorded = await connects.add({ nodeId, hello });
+          if (recorded === undefined) {
             throw alreadyExists(
               `node "${nodeId}" is already connected to another control plane; ` +
                 'each agent needs its own --node-id (is a second agent running with the same one?)',
             );
           }
-          session.opened(generation);
+          session.opened(recorded.generation);
+          session.setDraining(recorded.draining);
           deps.metrics?.streamsOpened.inc();
           await welcome(session, hello);
         } finally {

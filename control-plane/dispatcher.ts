@@ -44,7 +44,7 @@ export function createDispatcher(deps: {
 
   async function pass(): Promise<void> {
     if (!workWaiting) return;
-    const sessions = registry.live();
+    const sessions = registry.schedulable();
     if (sessions.length === 0) return;
     const kicksBefore = queuedKicks;
     const result = await deps.transitions().claim(sessions);

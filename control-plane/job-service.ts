@@ -80,8 +80,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
   let fleet: { at: number; summary: Promise<FleetSummary> } | undefined;
   function fleetSummary(): Promise<FleetSummary> {
     if (!fleet || performance.now() - fleet.at > 1000) {
-      const summary = sql<{ state: string; cpus: number; memory_bytes: number }[]>`SELECT state, cpus, memory_bytes FROM nodes`.then((rows) => ({
-        ready: rows.filter((r) => r.state === 'READY').map((r) => ({ cpus: r.cpus, memoryBytes: Number(r.memory_bytes) })),
+      const summary = sql<{ state: string; cpus: number; memory_bytes: number; draining: boolean }[]>`
+        SELECT state, cpus, memory_bytes, drain_requested_at IS NOT NULL AS draining FROM nodes`.then((rows) => ({
+        ready: rows.filter((r) => r.state === 'READY' && !r.draining).map((r) => ({ cpus: r.cpus, memoryBytes: Number(r.memory_bytes) })),
+        draining: rows.filter((r) => r.state === 'READY' && r.draining).length,
         disconnected: rows.filter((r) => r.state === 'DISCONNECTED').length,
         lost: rows.filter((r) => r.state === 'LOST').length,
       }));

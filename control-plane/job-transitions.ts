@@ -495,7 +495,7 @@ export function createJobTransitions(deps: {
     },
 
     async claim(sessions) {
-      const offered = sessions.filter((s) => s.live);
+      const offered = sessions.filter((s) => s.schedulable);
       // Full nodes are offered too (with no free slot): a job only they can hold
       // then waits for them instead of looking like nothing is left to place.
       const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));

@@ -88,7 +88,9 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
       (seen) => {
         health.observe(true, performance.now() - sent);
         for (const session of live) {
-          if (seen.has(session.nodeId) || session.judged || registry.get(session.nodeId) !== session) continue;
+          const row = seen.get(session.nodeId);
+          if (row) session.setDraining(row.draining);
+          if (row || session.judged || registry.get(session.nodeId) !== session) continue;
           // Judged elsewhere (its attempts are no longer its own): the agent must
           // reconnect, to be reconciled as a new stream, not be given more work.
           log.warn({ node: session.nodeId, generation: session.generation }, 'node is no longer this stream\'s in the database; closing the stream');

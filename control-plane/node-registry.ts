@@ -52,4 +52,9 @@ export class NodeRegistry {
   live(): NodeSession[] {
     return this.all().filter((s) => s.live);
   }
+
+  /** The live sessions work may be placed on: not drained. */
+  schedulable(): NodeSession[] {
+    return this.all().filter((s) => s.schedulable);
+  }
 }

@@ -1,16 +1,24 @@
 // NodeService: the fleet as Postgres records it, a page at a time (a page of
-// 1000 nodes with the largest hellos allowed stays well under the message limit).
+// 1000 nodes with the largest hellos allowed stays well under the message limit),
+// and an operator's drains (node-drain.ts owns them).
 import type { NodeServiceImplementation } from '../common/gen/grid/v1/node.js';
 import { invalidArgument } from '../common/errors.js';
 import type { Sql } from './db/connect.js';
+import type { NodeDrain } from './node-drain.js';
 import { listNodes } from './node-store.js';
 
 const DEFAULT_PAGE = 1000;
 // A page of nodes at the hello limits (4 KiB of labels, 256-character names) stays far below the 32 MiB message limit.
 const MAX_PAGE = 2000;
 
-export function createNodeService(deps: { sql: Sql }): NodeServiceImplementation {
+export function createNodeService(deps: { sql: Sql; drains: NodeDrain }): NodeServiceImplementation {
   return {
+    async drainNode(request) {
+      return { node: await deps.drains.drain(request.nodeId) };
+    },
+    async undrainNode(request) {
+      return { node: await deps.drains.undrain(request.nodeId) };
+    },
     async listNodes(request) {
       const pageSize = request.pageSize || DEFAULT_PAGE;
       if (pageSize < 1 || pageSize > MAX_PAGE) throw invalidArgument(`page_size is ${request.pageSize}: must be between 1 and ${MAX_PAGE}`);

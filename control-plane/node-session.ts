@@ -30,6 +30,7 @@ export class NodeSession {
   private gen = 0;
   private isReady = false;
   private isJudged = false;
+  private isDraining = false;
   private unknownSince: number | undefined;
   private readonly counted = new Map<string, CountedSlot>();
   /** Claims for this node in flight, and when the last one settled (performance.now()). */
@@ -74,6 +75,21 @@ export class NodeSession {
   /** Reconciled and not judged lost: given work, and its silence counts. */
   get live(): boolean {
     return this.isReady && !this.isJudged;
+  }
+
+  /** Drained by an operator (node-drain.ts): live, heard from, but given no new job. */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /** Live and not drained: work may be placed on it. */
+  get schedulable(): boolean {
+    return this.live && !this.isDraining;
+  }
+
+  /** What Postgres says of the node's drain (read on connect, with heartbeats, or announced). */
+  setDraining(draining: boolean): void {
+    this.isDraining = draining;
   }
 
   /** Postgres recorded this stream as the node's `generation`th connection. */

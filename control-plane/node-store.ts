@@ -17,6 +17,14 @@ interface NodeRow {
   connected_at: Date | null;
   last_seen_at: Date | null;
   running_jobs: number;
+  drain_requested_at: Date | null;
+}
+
+/** A node's new stream as Postgres recorded it. */
+export interface NodeConnected {
+  generation: number;
+  /** Drained by an operator (it stays so across reconnects): offered no work. */
+  draining: boolean;
 }
 
 /**
@@ -31,10 +39,10 @@ export async function recordNodesConnected(
   sql: Sql,
   nodes: { nodeId: string; hello: Hello }[],
   liveWithinMs: number,
-): Promise<(number | undefined)[]> {
+): Promise<(NodeConnected | undefined)[]> {
   if (nodes.length === 0) return [];
   const col = <T>(f: (n: { nodeId: string; hello: Hello }) => T) => nodes.map(f);
-  const rows = await sql<{ id: string; generation: number }[]>`
+  const rows = await sql<{ id: string; generation: number; draining: boolean }[]>`
     INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, agent_instance, connected_at, last_seen_at, generation)
     SELECT id, name, 'READY', slots, cpus, memory_bytes, labels::jsonb, agent_version, agent_instance, now(), now(), 1
     FROM unnest(${col((n) => n.nodeId)}::text[], ${col((n) => n.hello.name)}::text[], ${col((n) => n.hello.capacity!.slots)}::int[],
@@ -52,9 +60,9 @@ export async function recordNodesConnected(
     -- agent process again: its old stream is dead, whatever it looks like.
     WHERE nodes.state <> 'READY' OR nodes.last_seen_at < now() - ${liveWithinMs} * interval '1 millisecond'
        OR (EXCLUDED.agent_instance <> '' AND nodes.agent_instance = EXCLUDED.agent_instance)
-    RETURNING id, generation`;
-  const generations = new Map(rows.map((r) => [r.id, r.generation]));
-  return nodes.map((n) => generations.get(n.nodeId));
+    RETURNING id, generation, nodes.drain_requested_at IS NOT NULL AS draining`;
+  const recorded = new Map(rows.map((r) => [r.id, { generation: r.generation, draining: r.draining }]));
+  return nodes.map((n) => recorded.get(n.nodeId));
 }
 
 /** The stream ended: the node is DISCONNECTED unless a newer stream took over. */
@@ -65,17 +73,28 @@ export async function recordNodeDisconnected(sql: Sql, nodeId: string, generatio
 
 /**
  * Heartbeats persisted in one statement for all of this control plane's live
- * nodes. Returns the nodes whose row took it: a node missing from the answer is
- * no longer this stream's in Postgres (judged LOST elsewhere, or moved on).
+ * nodes. Returns the nodes whose row took it, each with whether it is drained
+ * (so a drain whose NOTIFY was lost still holds within a persist interval): a
+ * node missing from the answer is no longer this stream's in Postgres (judged
+ * LOST elsewhere, or moved on).
  */
-export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<Set<string>> {
-  if (nodes.length === 0) return new Set();
-  const rows = await sql<{ id: string }[]>`
+export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<Map<string, { draining: boolean }>> {
+  if (nodes.length === 0) return new Map();
+  const rows = await sql<{ id: string; draining: boolean }[]>`
     UPDATE nodes SET last_seen_at = now()
     FROM unnest(${nodes.map((n) => n.nodeId)}::text[], ${nodes.map((n) => n.generation)}::int8[]) AS seen(id, generation)
     WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'
-    RETURNING nodes.id`;
-  return new Set(rows.map((r) => r.id));
+    RETURNING nodes.id, nodes.drain_requested_at IS NOT NULL AS draining`;
+  return new Map(rows.map((r) => [r.id, { draining: r.draining }]));
+}
+
+/** Drains (or undrains) a node; the node as it now stands, or undefined for a node never seen. */
+export async function setNodeDraining(sql: Sql, nodeId: string, draining: boolean): Promise<Node | undefined> {
+  const [row] = await sql<{ id: string }[]>`
+    UPDATE nodes SET drain_requested_at = CASE WHEN ${draining} THEN coalesce(drain_requested_at, now()) END
+    WHERE id = ${nodeId} RETURNING id`;
+  if (!row) return undefined;
+  return (await readNodes(sql, sql`WHERE n.id = ${nodeId}`, 1))[0];
 }
 
 /**
@@ -91,10 +110,13 @@ export async function nodesPastGrace(sql: Sql, graceMs: number): Promise<{ id: s
 
 /** A page of nodes by (name, id), after the given one. */
 export async function listNodes(sql: Sql, page: { limit: number; after?: { name: string; id: string } }): Promise<Node[]> {
-  const after = page.after ? sql`WHERE (n.name, n.id) > (${page.after.name}, ${page.after.id})` : sql``;
+  return readNodes(sql, page.after ? sql`WHERE (n.name, n.id) > (${page.after.name}, ${page.after.id})` : sql``, page.limit);
+}
+
+async function readNodes(sql: Sql, where: ReturnType<Sql>, limit: number): Promise<Node[]> {
   const rows = await sql<NodeRow[]>`
     SELECT n.*, (SELECT count(*)::int FROM jobs j WHERE j.node_id = n.id AND j.state = ANY(${ACTIVE_DB_STATES})) AS running_jobs
-    FROM nodes n ${after} ORDER BY n.name, n.id LIMIT ${page.limit}`;
+    FROM nodes n ${where} ORDER BY n.name, n.id LIMIT ${limit}`;
   return rows.map((r) => ({
     id: r.id,
     name: r.name,
@@ -106,5 +128,6 @@ export async function listNodes(sql: Sql, page: { limit: number; after?: { name:
     runningJobs: r.running_jobs,
     connectedAt: r.connected_at ?? undefined,
     lastSeenAt: r.last_seen_at ?? undefined,
+    draining: r.drain_requested_at !== null,
   }));
 }

@@ -26,6 +26,7 @@ import { NodeRegistry } from './node-registry.js';
 import { startNodeLiveness, type NodeLiveness } from './node-liveness.js';
 import { startNodeReconciler } from './node-reconciler.js';
 import { createNodeService } from './node-service.js';
+import { startNodeDrain } from './node-drain.js';
 import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
 import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
@@ -140,7 +141,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log,
     }),
   );
-  server.add(NodeServiceDefinition, createNodeService({ sql }));
+  const drains = await startNodeDrain({ sql, registry, kick: () => dispatcher.kick('queued'), log });
+  server.add(NodeServiceDefinition, createNodeService({ sql, drains }));
   let liveness: NodeLiveness | undefined;
   const reconciler = startNodeReconciler({ sql, registry, transitions: () => transitions, dispatcher, log, intervalMs: options.reconcileIntervalMs, openSecrets });
   server.add(
@@ -190,6 +192,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await reconciler.stop();
       await deadlines.stop();
       await dispatcher.stop();
+      await drains.stop();
       await transitions.drain();
       await feed.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent

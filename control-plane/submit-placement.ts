@@ -29,7 +29,7 @@ export interface SubmitPlacement {
 
 /** Places what fits the live nodes' free room now, holding it; undefined when nothing fits. */
 export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task: Task }[]): SubmitPlacement | undefined {
-  const live = registry.live().filter((s) => !s.roomUndecided && s.freeCapacity().slots > 0);
+  const live = registry.schedulable().filter((s) => !s.roomUndecided && s.freeCapacity().slots > 0);
   if (live.length === 0) return undefined;
   const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
   const { placed } = placeJobs(

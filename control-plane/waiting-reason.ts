@@ -3,15 +3,21 @@
 import { formatBytes } from '../common/units.js';
 
 export interface FleetSummary {
-  /** Capacity of each READY node. */
+  /** Capacity of each READY node open to work (not drained). */
   ready: { cpus: number; memoryBytes: number }[];
+  /** READY nodes an operator drained. */
+  draining: number;
   disconnected: number;
   lost: number;
 }
 
 export function waitingReason(job: { cpus: number; memoryBytes: number }, fleet: FleetSummary): string {
   if (fleet.ready.length === 0) {
-    const away = [fleet.disconnected ? `${fleet.disconnected} disconnected` : '', fleet.lost ? `${fleet.lost} lost` : ''].filter(Boolean).join(', ');
+    const away = [
+      fleet.draining ? `${fleet.draining} draining` : '',
+      fleet.disconnected ? `${fleet.disconnected} disconnected` : '',
+      fleet.lost ? `${fleet.lost} lost` : '',
+    ].filter(Boolean).join(', ');
     return away ? `no ready node: ${away}` : 'no node has connected yet';
   }
   const fits = fleet.ready.filter((n) => n.cpus >= job.cpus && n.memoryBytes >= job.memoryBytes).length;

@@ -372,4 +372,12 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_short_id ON jobs ((right(id::text, 12)) text_pattern_ops);
     `,
   },
+  {
+    version: 16,
+    name: 'nodes drained by an operator',
+    sql: `
+      -- Set by DrainNode, cleared by UndrainNode (control-plane/node-drain.ts): such a node is given no new job.
+      ALTER TABLE nodes ADD COLUMN drain_requested_at timestamptz;
+    `,
+  },
 ];

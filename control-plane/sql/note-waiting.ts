@@ -1,5 +1,5 @@
 // Why queued jobs wait, kept in their message for `status`: no node connected,
-// or no connected node large enough (such a job is passed over by claims, see
+// or no connected node (open to work: drained ones do not count) large enough (such a job is passed over by claims, see
 // claim-jobs.ts, and would otherwise wait without a word). The latter are also
 // marked `unfit`, counted apart from the queue so that they do not stop
 // submits from being placed at once (insert-jobs.ts). Not a state change: the
@@ -20,12 +20,12 @@ const BATCH = 1000;
 export async function noteWaiting(sql: Sql): Promise<number> {
   const rows = await sql`
     WITH biggest AS (
-      SELECT max(cpus) AS cpus, max(memory_bytes) AS memory FROM nodes WHERE state = 'READY'
+      SELECT max(cpus) AS cpus, max(memory_bytes) AS memory FROM nodes WHERE state = 'READY' AND drain_requested_at IS NULL
     ), fit AS (
       SELECT j.id, j.cpus, j.memory_bytes, j.message, j.unfit AS was_unfit,
         (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX})) AS rewritable,
         -- Node by node: the most CPUs and the most memory may be two different nodes'.
-        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes) AS unfit,
+        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND n.drain_requested_at IS NULL AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes) AS unfit,
         b.cpus AS most_cpus, b.memory AS most_memory
       FROM jobs j CROSS JOIN biggest b
       WHERE j.state = ${QUEUED}

@@ -6,20 +6,25 @@ const GiB = 2 ** 30;
 const job = { cpus: 4, memoryBytes: GiB };
 
 test('no ready node: says how many are away, or that none ever came', (t) => {
-  t.is(waitingReason(job, { ready: [], disconnected: 1, lost: 0 }), 'no ready node: 1 disconnected');
-  t.is(waitingReason(job, { ready: [], disconnected: 2, lost: 3 }), 'no ready node: 2 disconnected, 3 lost');
-  t.is(waitingReason(job, { ready: [], disconnected: 0, lost: 0 }), 'no node has connected yet');
+  t.is(waitingReason(job, { ready: [], draining: 0, disconnected: 1, lost: 0 }), 'no ready node: 1 disconnected');
+  t.is(waitingReason(job, { ready: [], draining: 0, disconnected: 2, lost: 3 }), 'no ready node: 2 disconnected, 3 lost');
+  t.is(waitingReason(job, { ready: [], draining: 0, disconnected: 0, lost: 0 }), 'no node has connected yet');
 });
 
 test('too big for every ready node: names the largest', (t) => {
-  t.is(waitingReason(job, { ready: [{ cpus: 2, memoryBytes: 8 * GiB }], disconnected: 0, lost: 0 }), 'needs 4 CPU; the largest ready node has 2');
-  t.is(waitingReason({ cpus: 1, memoryBytes: 16 * GiB }, { ready: [{ cpus: 2, memoryBytes: 8 * GiB }], disconnected: 0, lost: 0 }), 'needs 16 GiB of memory; the largest ready node has 8 GiB');
+  t.is(waitingReason(job, { ready: [{ cpus: 2, memoryBytes: 8 * GiB }], draining: 0, disconnected: 0, lost: 0 }), 'needs 4 CPU; the largest ready node has 2');
+  t.is(waitingReason({ cpus: 1, memoryBytes: 16 * GiB }, { ready: [{ cpus: 2, memoryBytes: 8 * GiB }], draining: 0, disconnected: 0, lost: 0 }), 'needs 16 GiB of memory; the largest ready node has 8 GiB');
   t.is(
-    waitingReason(job, { ready: [{ cpus: 8, memoryBytes: 0.5 * GiB }, { cpus: 2, memoryBytes: 8 * GiB }], disconnected: 0, lost: 0 }),
+    waitingReason(job, { ready: [{ cpus: 8, memoryBytes: 0.5 * GiB }, { cpus: 2, memoryBytes: 8 * GiB }], draining: 0, disconnected: 0, lost: 0 }),
     'needs 4 CPU and 1 GiB together; no ready node has both',
   );
 });
 
 test('fits somewhere: waiting for room', (t) => {
-  t.is(waitingReason(job, { ready: [{ cpus: 4, memoryBytes: GiB }], disconnected: 0, lost: 0 }), 'waiting for room: 1 ready node can run it, all busy');
+  t.is(waitingReason(job, { ready: [{ cpus: 4, memoryBytes: GiB }], draining: 0, disconnected: 0, lost: 0 }), 'waiting for room: 1 ready node can run it, all busy');
+});
+
+test('drained nodes are no ready node: the reason counts them first', (t) => {
+  t.is(waitingReason(job, { ready: [], draining: 2, disconnected: 0, lost: 0 }), 'no ready node: 2 draining');
+  t.is(waitingReason(job, { ready: [], draining: 1, disconnected: 1, lost: 0 }), 'no ready node: 1 draining, 1 disconnected');
 });
