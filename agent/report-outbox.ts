@@ -3,8 +3,8 @@
 // pending is sent again, in order, on the next stream. The control plane treats
 // resends as duplicates, so at-least-once here is exactly-once in Postgres.
 // Memory is bounded: past `memoryLimitBytes`, output and file reports wait in a spill file.
-// Reports go out after a short window (`windowMs`), and an attempt that starts
-// and ends within it, or while no stream is up, is reported once: its
+// Reports go out after a short window (`windowMs`; an end at once, taking what
+// waits with it), and an attempt that starts and ends within it, or while no stream is up, is reported once: its
 // jobFinished (which carries the start time) replaces a jobStarted not yet sent.
 // The control plane accepts that (ASSIGNED → ended is a transition of
 // common/job-state.ts), and it saves a message, an ack and a row update per job.
@@ -85,8 +85,13 @@ export class ReportOutbox {
     if (report.$case === 'jobFinished') this.replaceStart(entry, report.value);
     this.entries.push(entry);
     if (!this.stream) return settled;
+    // An end goes out at once, with all that waited before it: it is the attempt's
+    // last word, and a follower (gridctl run) waits for it to exit.
     if (!this.options.windowMs) this.transmit(entry);
-    else this.flushTimer ??= setTimeout(() => this.flush(), this.options.windowMs).unref();
+    else if (report.$case === 'jobFinished') {
+      clearTimeout(this.flushTimer);
+      this.flush();
+    } else this.flushTimer ??= setTimeout(() => this.flush(), this.options.windowMs).unref();
     return settled;
   }
 
