@@ -39,6 +39,7 @@ const outputOption = () => new Option('-o, --output <format>', 'table, json or y
 /** Lists also have wide: full ids and cells, not fitted to 80 columns. */
 const listOutputOption = () => new Option('-o, --output <format>', 'table (fits 80 columns), wide, json or yaml').choices(['table', 'wide', 'json', 'yaml']).default('table');
 const collect = (value: string, previous: string[]) => [...previous, value];
+const watchOption = () => new Option('-w, --watch', 'show it again every 2s until Ctrl-C (piped: only when it changed)');
 
 /** Runs a command's body against the control plane and exits with its code. */
 function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) => Promise<number>) {
@@ -105,7 +106,8 @@ program
   .description('show a job: state, reason, exit code, times')
   .argument('<job>')
   .addOption(outputOption())
-  .action(action((clients, job: string, flags: { output: Output }) => statusCommand(clients, job, flags.output)));
+  .addOption(watchOption())
+  .action(action((clients, job: string, flags: { output: Output; watch?: boolean }) => statusCommand(clients, job, flags.output, Boolean(flags.watch))));
 
 program
   .command('logs')
@@ -142,7 +144,8 @@ program
   .option('-q, --quiet', 'only the job ids, one per line (for scripts: xargs gridctl cancel)')
   .option('--no-headers', 'the table without its header line')
   .addOption(listOutputOption())
-  .action(action((clients, flags) => listCommand(clients, flags)));
+  .addOption(watchOption())
+  .action(action((clients, flags) => listCommand(clients, flags, Boolean(flags.watch))));
 
 program
   .command('nodes')
@@ -150,7 +153,8 @@ program
   .option('-q, --quiet', 'only the node ids, one per line')
   .option('--no-headers', 'the table without its header line')
   .addOption(outputOption())
-  .action(action((clients, flags: { output: Output; quiet?: boolean; headers: boolean }) => nodesCommand(clients, flags)));
+  .addOption(watchOption())
+  .action(action((clients, flags: { output: Output; quiet?: boolean; headers: boolean; watch?: boolean }) => nodesCommand(clients, flags, Boolean(flags.watch))));
 
 const node = program.command('node').description('take a node out of scheduling and put it back (needs an admin token)');
 node

@@ -6,13 +6,23 @@ import { stateFromDb } from '../../common/job-state.js';
 import { callOptions, type GridClients } from '../client.js';
 import { exitCodeFor } from '../exit-codes.js';
 import { followJob } from '../follow.js';
+import { watchOutput } from '../watch.js';
 import { isMachine, jobDetails, jobsTable, machine, nodesTable, runtimesTable, truncationNote } from '../format.js';
 
 export type Output = 'table' | 'wide' | 'json' | 'yaml';
 
-export async function statusCommand(clients: GridClients, jobId: string, output: Output): Promise<number> {
-  const { job } = await clients.jobs.getJob({ jobId }, callOptions());
-  process.stdout.write(isMachine(output) ? machine(output, Job.toJSON(job!)) : jobDetails(job!));
+export async function statusCommand(clients: GridClients, jobId: string, output: Output, watch = false): Promise<number> {
+  const render = async () => {
+    const { job } = await clients.jobs.getJob({ jobId }, callOptions());
+    return isMachine(output) ? machine(output, Job.toJSON(job!)) : jobDetails(job!);
+  };
+  return shown(clients, render, watch);
+}
+
+/** The output once, or (--watch) again and again until Ctrl-C. */
+async function shown(clients: GridClients, render: () => Promise<string>, watch: boolean): Promise<number> {
+  if (watch) return watchOutput(render, { server: clients.server });
+  process.stdout.write(await render());
   return 0;
 }
 
@@ -30,8 +40,17 @@ export function parseStates(text: string | undefined): JobState[] {
 export async function listCommand(
   clients: GridClients,
   options: { state?: string; limit: number; output: Output; quiet?: boolean; headers?: boolean; node?: string; since?: number },
+  watch = false,
 ): Promise<number> {
   const states = parseStates(options.state);
+  return shown(clients, () => renderList(clients, states, options), watch);
+}
+
+async function renderList(
+  clients: GridClients,
+  states: JobState[],
+  options: { limit: number; output: Output; quiet?: boolean; headers?: boolean; node?: string; since?: number },
+): Promise<string> {
   const filters = { nodeId: options.node ?? '', submittedAfter: options.since === undefined ? undefined : new Date(Date.now() - options.since) };
   const jobs: Job[] = [];
   let pageToken = '';
@@ -43,9 +62,8 @@ export async function listCommand(
     jobs.push(...page.jobs);
     pageToken = page.nextPageToken;
   } while (pageToken && jobs.length < options.limit);
-  if (options.quiet) process.stdout.write(jobs.map((j) => `${j.id}\n`).join(''));
-  else process.stdout.write(isMachine(options.output) ? machine(options.output, jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs, options.output === 'wide'), options.headers));
-  return 0;
+  if (options.quiet) return jobs.map((j) => `${j.id}\n`).join('');
+  return isMachine(options.output) ? machine(options.output, jobs.map((j) => Job.toJSON(j))) : withoutHeader(jobsTable(jobs, options.output === 'wide'), options.headers);
 }
 
 /** A table, or (--no-headers) its rows alone. */
@@ -53,7 +71,11 @@ function withoutHeader(table: string, headers = true): string {
   return headers ? table : table.slice(table.indexOf('\n') + 1);
 }
 
-export async function nodesCommand(clients: GridClients, options: { output: Output; quiet?: boolean; headers?: boolean }): Promise<number> {
+export async function nodesCommand(clients: GridClients, options: { output: Output; quiet?: boolean; headers?: boolean }, watch = false): Promise<number> {
+  return shown(clients, () => renderNodes(clients, options), watch);
+}
+
+async function renderNodes(clients: GridClients, options: { output: Output; quiet?: boolean; headers?: boolean }): Promise<string> {
   const nodes: Node[] = [];
   let pageToken = '';
   do {
@@ -61,9 +83,8 @@ export async function nodesCommand(clients: GridClients, options: { output: Outp
     nodes.push(...page.nodes);
     pageToken = page.nextPageToken;
   } while (pageToken);
-  if (options.quiet) process.stdout.write(nodes.map((n) => `${n.id}\n`).join(''));
-  else process.stdout.write(isMachine(options.output) ? machine(options.output, nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers));
-  return 0;
+  if (options.quiet) return nodes.map((n) => `${n.id}\n`).join('');
+  return isMachine(options.output) ? machine(options.output, nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers);
 }
 
 export interface LogsOptions {
