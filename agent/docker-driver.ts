@@ -124,7 +124,10 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
             [LABEL_SECRET_ENV]: task.secretEnvNames.join(','),
           },
           Tty: false,
-          OpenStdin: false,
+          // Standard input only for a task that brings some: written once, then closed (StdinOnce).
+          OpenStdin: task.stdin.length > 0,
+          StdinOnce: task.stdin.length > 0,
+          AttachStdin: task.stdin.length > 0,
           AttachStdout: true,
           AttachStderr: true,
           User: policy.user || undefined,
@@ -152,8 +155,15 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         // Registered before start so a fast exit is not missed; 'next-exit' because
         // the default condition answers at once for a container not yet started.
         const { exit: waited } = await waitRegistered(container);
+        // Its own hijacked connection, apart from the output's: ending it closes the process's stdin.
+        const input = task.stdin.length > 0 ? ((await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream) : undefined;
         if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
         await container.start();
+        if (input) {
+          // A process that exits without reading all of it breaks the pipe: that is its choice, not an error.
+          input.on('error', (err) => log.debug({ err }, 'standard input not taken in full'));
+          input.end(Buffer.from(task.stdin));
+        }
         return runningTask(container, waited, drained, new Date());
       } catch (err) {
         await container.remove({ force: true, v: true }).catch(() => {});

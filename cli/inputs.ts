@@ -28,3 +28,18 @@ async function addDirectory(dir: string, prefix: string, files: InputFile[]): Pr
     else if (entry.isFile()) files.push({ path: rel, content: await readFile(full), mode: (await stat(full)).mode & 0o777 });
   }
 }
+
+/** What `gridctl run --stdin` sends: this process's standard input, read to its end (a job's stdin is stored with it). */
+export const MAX_STDIN_BYTES = 16 * 1024 * 1024;
+
+export async function readStdin(input: NodeJS.ReadableStream = process.stdin, limit = MAX_STDIN_BYTES): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of input) {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += data.length;
+    if (total > limit) throw new Error(`standard input is more than ${limit / 1024 / 1024} MiB: pass a file with --input instead (the job reads it under /grid/in)`);
+    parts.push(data);
+  }
+  return Buffer.concat(parts);
+}

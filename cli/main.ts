@@ -17,7 +17,7 @@ import { drainCommand, undrainCommand } from './commands/node.js';
 import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
 import { outputsCommand } from './commands/outputs.js';
-import { readInputs } from './inputs.js';
+import { readInputs, readStdin } from './inputs.js';
 import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
 import { splitRunOperands } from './run-spec.js';
 
@@ -89,6 +89,7 @@ program
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
   .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
   .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
+  .option('--stdin', 'send this shell\'s standard input to the job (read to its end first, up to 16 MiB)')
   .option('-d, --detach', 'print the job id and return at once')
   .option('-q, --quiet', 'no grid: status lines on stderr, only the job\'s own output')
   .addOption(new Option('--progress <mode>', 'image pull progress on stderr: auto (live on a terminal, else plain lines), plain (a line per update) or none').choices(['auto', 'plain', 'none']).default('auto'))
@@ -97,7 +98,7 @@ program
       const dashDash = process.argv.indexOf('--');
       const { script, rest } = splitRunOperands(operands, dashDash >= 0 ? process.argv.slice(dashDash + 1) : undefined);
       const workload = await readWorkload(script, rest, flags);
-      return runCommand(clients, workload, flags, await readInputs(flags.input));
+      return runCommand(clients, workload, flags, await readInputs(flags.input), flags.stdin ? await readStdin() : undefined);
     }),
   );
 

@@ -72,6 +72,7 @@ export function buildSpec(
   workload: Workload,
   localEnv: NodeJS.ProcessEnv = process.env,
   inputs: InputFile[] = [],
+  stdin: Buffer = Buffer.alloc(0),
 ): JobSpec {
   return {
     image: flags.image ?? '',
@@ -92,5 +93,6 @@ export function buildSpec(
     stopGrace: flags.stopGrace !== undefined ? msToDuration(flags.stopGrace) : undefined,
     inputs,
     requirements: workload.kind === 'script' && workload.requirements ? workload.requirements : Buffer.alloc(0),
+    stdin,
   };
 }

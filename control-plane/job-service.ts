@@ -47,7 +47,7 @@ export interface JobServiceDeps {
 
 /**
  * A job as answers other than GetJob carry it: its spec without file bytes
- * (script content, input file contents, requirements), so that a page of a
+ * (script content, input file contents, requirements, stdin), so that a page of a
  * list, or the answer to a submit or a cancel, stays far below any client's
  * message limit however large its jobs' files are (a 12 MiB input is within the
  * spec's cap, and three of them once made every ListJobs RESOURCE_EXHAUSTED).
@@ -63,6 +63,7 @@ export function withoutFileBytes(job: Job): Job {
       script: spec.script && { ...spec.script, content: empty },
       inputs: spec.inputs.map((f) => ({ ...f, content: empty })),
       requirements: empty,
+      stdin: empty,
     },
   };
 }

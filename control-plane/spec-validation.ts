@@ -164,6 +164,10 @@ export function validateSubmission(
   }
 
   files.push(...inputFiles(spec, policy, files.map((f) => f.path)));
+  const inputBytes = spec.inputs.reduce((n, f) => n + f.content.length, 0);
+  if (inputBytes + spec.stdin.length > policy.maxInputBytes) {
+    throw invalidArgument(`spec.stdin and spec.inputs add up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
+  }
 
   const imageProblem = imageReferenceProblem(spec.image);
   if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
@@ -250,6 +254,7 @@ export function validateSubmission(
     outputFilesCapBytes: BigInt(policy.maxOutputFilesBytes),
     cacheMounts: mounts,
     secretEnvNames: secretNames,
+    stdin: spec.stdin,
   };
   return { spec, task, secrets };
 }

@@ -77,8 +77,9 @@ export async function runCommand(
   workload: Workload,
   options: RunOptions,
   inputs: InputFile[] = [],
+  stdin?: Buffer,
 ): Promise<number> {
-  const spec = buildSpec(options, workload, process.env, inputs);
+  const spec = buildSpec(options, workload, process.env, inputs, stdin);
   const job = await submit(clients, spec);
   if (options.detach) {
     process.stdout.write(job.id + '\n');

@@ -5,8 +5,11 @@ import Docker from 'dockerode';
 import { JobState, EndReason } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
 import {
+  commandSpec,
   gridctl,
+  jobWhenEnded,
   sleep,
+  storedLogs,
   waitForJob,
   workdir,
   useGrid,
@@ -102,6 +105,23 @@ test('piped (as in CI), run says on stderr, in plain lines naming the job, that 
   t.true(lines.some((l) => l === `grid: job ${id} running on ${NODE} (attempt 1)`), stderr);
   t.is(lines.at(-1), `grid: job ${id} failed with exit code 3`);
   t.true(stderr.split('\n').includes('err'), stderr);
+});
+
+test('run --stdin sends what is piped to gridctl to the job\'s standard input, then end of file; without it stdin is closed', async (t) => {
+  const piped = await gridctl(grid.cp.address, ['run', '-q', '--stdin', '--', 'sh', '-c', 'wc -l; cat'], { stdin: 'one\ntwo\n' });
+  t.is(piped.code, 0, piped.stderr.toString());
+  t.is(piped.stdout.toString(), '2\n', 'wc read both lines to end of file; cat found nothing after');
+  const withoutFlag = await gridctl(grid.cp.address, ['run', '-q', '--', 'sh', '-c', 'cat; echo after'], { stdin: 'not sent\n' });
+  t.is(withoutFlag.code, 0, withoutFlag.stderr.toString());
+  t.is(withoutFlag.stdout.toString(), 'after\n', 'cat saw end of file at once: nothing was sent');
+
+  // Stored with the job (its task), so a requeued attempt gets it again.
+  const { job } = await grid.api.jobs.submitJob({ spec: commandSpec(['cat'], { stdin: Buffer.from('kept\n') }), requestId: '' });
+  const ended = await jobWhenEnded(grid.api, job!.id, 30_000);
+  t.is(ended.state, JobState.JOB_STATE_SUCCEEDED);
+  t.is(await storedLogs(grid.api, job!.id), 'kept\n');
+  const big = await grid.api.jobs.submitJob({ spec: commandSpec(['cat'], { stdin: Buffer.alloc(17 * 1024 * 1024) }), requestId: '' }).catch((err: Error) => err);
+  t.regex(String((big as Error).message), /spec.stdin and spec.inputs add up to more than this server's limit of 16 MiB/);
 });
 
 test('detach, logs, list and nodes', async (t) => {

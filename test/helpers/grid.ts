@@ -214,16 +214,21 @@ export interface CommandResult {
   stderr: Buffer;
 }
 
-export function gridctl(server: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CommandResult> {
+export function gridctl(
+  server: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; stdin?: Buffer | string } = {},
+): Promise<CommandResult> {
   const child = spawn(process.execPath, [BIN.gridctl, ...args], {
     cwd: options.cwd,
     env: { ...process.env, GRID_SERVER: server, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  child.stdout.on('data', (d) => out.push(d));
-  child.stderr.on('data', (d) => err.push(d));
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => err.push(d));
   return new Promise((resolve) =>
     child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) })),
   );
