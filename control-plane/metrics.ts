@@ -3,7 +3,7 @@
 // the gauges of the fleet (queue depth, running jobs, nodes by state) read
 // PostgreSQL at scrape time, so every replica reports the same whole.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Sql } from './db/connect.js';
+import { applicationNameOf, POOL_MAX, type Sql } from './db/connect.js';
 import type { NodeRegistry } from './node-registry.js';
 
 export interface ControlPlaneMetrics {
@@ -18,7 +18,7 @@ export interface ControlPlaneMetrics {
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-export function createControlPlaneMetrics(deps: { sql: Sql; registry: NodeRegistry }): ControlPlaneMetrics {
+export function createControlPlaneMetrics(deps: { sql: Sql; registry: NodeRegistry; replicaId: string }): ControlPlaneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'grid_control_plane_' });
   const metrics: ControlPlaneMetrics = {
@@ -73,6 +73,28 @@ export function createControlPlaneMetrics(deps: { sql: Sql; registry: NodeRegist
       const rows = await deps.sql<{ state: string; n: number }[]>`SELECT state, count(*)::int AS n FROM nodes GROUP BY state`;
       this.reset();
       for (const s of ['READY', 'DISCONNECTED', 'LOST']) this.set({ state: s }, rows.find((r) => r.state === s)?.n ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'grid_postgres_pool_max_connections',
+    help: 'Connections this replica\'s PostgreSQL pool opens at most.',
+    registers: [registry],
+    collect() {
+      this.set(POOL_MAX);
+    },
+  });
+  new Gauge({
+    name: 'grid_postgres_connections',
+    help: 'This replica\'s PostgreSQL connections by what PostgreSQL says they do (active: running a statement, this scrape\'s among them).',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      // postgres.js does not say how busy its pool is; PostgreSQL does, by each connection's application_name.
+      const rows = await deps.sql<{ state: string; n: number }[]>`
+        SELECT coalesce(state, 'unknown') AS state, count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = ${applicationNameOf(deps.replicaId)} GROUP BY 1`;
+      this.reset();
+      for (const s of ['active', 'idle', 'idle in transaction']) this.set({ state: s }, rows.find((r) => r.state === s)?.n ?? 0);
     },
   });
   new Gauge({

@@ -102,7 +102,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }
 
   const registry = new NodeRegistry();
-  const metrics = createControlPlaneMetrics({ sql, registry });
+  const metrics = createControlPlaneMetrics({ sql, registry, replicaId });
   const events = createLocalEventBus();
   const blobs = postgresBlobStore(sql);
   // The owner of every job transition, and the dispatcher that asks it to claim:

@@ -4,13 +4,21 @@ import postgres from 'postgres';
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
+/** Connections a control plane's pool opens at most. */
+export const POOL_MAX = 10;
+
+/** What this replica's connections are named in pg_stat_activity (the pool metrics count them by it). */
+export function applicationNameOf(replicaId?: string): string {
+  return replicaId ? `grid-control-plane ${replicaId}` : 'grid-control-plane';
+}
+
 export function connectDatabase(url: string, options: { max?: number; replicaId?: string } = {}): Sql {
   return postgres(url, {
-    max: options.max ?? 10,
+    max: options.max ?? POOL_MAX,
     onnotice: () => {},
     // grid.replica names this control plane in the notifications its commits
     // send (migration 6), so that it can tell its own from the other replicas'.
-    connection: { application_name: 'grid-control-plane', ...(options.replicaId ? { 'grid.replica': options.replicaId } : {}) },
+    connection: { application_name: applicationNameOf(options.replicaId), ...(options.replicaId ? { 'grid.replica': options.replicaId } : {}) },
     // The default backoff grows to 20 s, shared by the whole pool: after a short
     // outage every query would wait that long. Retry at most every half second.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2),

@@ -69,7 +69,7 @@ async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane
     await until('the finish report waits on the held row', 10_000, async () => {
       const [{ n }] = await probe`
         SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE application_name = 'grid-control-plane' AND wait_event_type = 'Lock'`;
+        WHERE application_name LIKE 'grid-control-plane%' AND wait_event_type = 'Lock'`;
       return n > 0;
     });
     // Immediate shutdown: every backend goes at once. (A fast shutdown ends the lock

@@ -49,6 +49,10 @@ test('counters move by the jobs of each outcome; histograms and gauges are there
     t.is(moved(cpBefore, cpAfter, 'grid_dispatch_seconds_count{phase="submitted_to_assigned"}'), 5);
     t.is(moved(cpBefore, cpAfter, 'grid_dispatch_seconds_count{phase="assigned_to_started"}'), 5);
     t.true((cpAfter.get('grid_postgres_statement_seconds_count{statement="claim"}') ?? 0) > 0 || (cpAfter.get('grid_postgres_statement_seconds_count{statement="submit"}') ?? 0) > 0);
+    // The pool as PostgreSQL sees this replica's connections: at least the one answering the scrape is active.
+    t.is(cpAfter.get('grid_postgres_pool_max_connections'), 10);
+    t.true((cpAfter.get('grid_postgres_connections{state="active"}') ?? 0) >= 1);
+    t.true((cpAfter.get('grid_postgres_connections{state="active"}') ?? 0) + (cpAfter.get('grid_postgres_connections{state="idle"}') ?? 0) <= 10);
     t.is(cpAfter.get('grid_nodes{state="READY"}'), 1);
     t.is(cpAfter.get('grid_queue_depth{kind="fit"}'), 0);
     t.is(cpAfter.get('grid_jobs_active{state="RUNNING"}'), 0);
