@@ -1,6 +1,8 @@
 // Small helpers over tar-stream for job files: renaming entries as an archive
 // streams through (so an archive of /grid/out holds paths relative to it), and
 // listing an archive's files.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve, sep } from 'node:path';
 import { PassThrough } from 'node:stream';
 import tar from 'tar-stream';
 
@@ -63,8 +65,6 @@ export function listFiles(chunks: AsyncIterable<Buffer>): Promise<{ path: string
 
 /** Writes an archive's entries under `dest`, refusing any path that would leave it. */
 export async function extractTo(chunks: AsyncIterable<Uint8Array>, dest: string): Promise<string[]> {
-  const { mkdir, writeFile, chmod } = await import('node:fs/promises');
-  const { resolve, dirname, sep } = await import('node:path');
   const root = resolve(dest);
   const extract = tar.extract();
   const written: string[] = [];

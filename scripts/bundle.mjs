@@ -6,7 +6,8 @@
 // bin/gridctl.cjs loads the bundle through one.
 import { build } from 'esbuild';
 
-await build({
+const result = await build({
+  metafile: true,
   entryPoints: { gridctl: 'cli/main.ts' },
   outdir: 'dist/bundle',
   outExtension: { '.js': '.cjs' },
@@ -18,3 +19,10 @@ await build({
   // The bundle is loaded by its launcher, never run as a script itself.
   banner: { js: '// Built by scripts/bundle.mjs from cli/; do not edit.' },
 });
+
+// The launcher compiles the bundle as a classic script, where Node 20 cannot
+// serve import(): a dynamic import would fail only when that code path runs.
+for (const [file, output] of Object.entries(result.metafile.outputs)) {
+  const dynamic = output.imports.filter((i) => i.kind === 'dynamic-import');
+  if (dynamic.length > 0) throw new Error(`${file} keeps dynamic imports (${dynamic.map((i) => i.path).join(', ')}): import them statically`);
+}
