@@ -46,7 +46,12 @@ export function scopeFromDb(text: string): TokenScope {
 }
 
 /** Calls that change jobs; every other JobService call, and ListNodes, only reads. */
-const SUBMIT_METHODS = new Set(['/grid.v1.JobService/SubmitJob', '/grid.v1.JobService/SubmitJobs', '/grid.v1.JobService/CancelJob']);
+const SUBMIT_METHODS = new Set([
+  '/grid.v1.JobService/SubmitJob',
+  '/grid.v1.JobService/SubmitJobs',
+  '/grid.v1.JobService/RunJob',
+  '/grid.v1.JobService/CancelJob',
+]);
 
 /**
  * The least scope a call needs, or undefined for calls a token does not

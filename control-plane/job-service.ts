@@ -148,12 +148,16 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     );
   }
 
+  async function submitOne(request: SubmitJobRequest): Promise<Job> {
+    const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
+    if (outcome.kind === 'full') throw queueFull();
+    if (outcome.kind === 'failed') throw outcome.error;
+    return outcome.job;
+  }
+
   return {
     async submitJob(request) {
-      const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
-      if (outcome.kind === 'full') throw queueFull();
-      if (outcome.kind === 'failed') throw outcome.error;
-      return { job: withoutFileBytes(outcome.job) };
+      return { job: withoutFileBytes(await submitOne(request)) };
     },
 
     async submitJobs(request) {
@@ -252,6 +256,12 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
 
     watchJob(request, ctx) {
       return watch(request, ctx);
+    },
+
+    async *runJob(request, ctx) {
+      if (!request.submit) throw invalidArgument('submit is missing: give the SubmitJobRequest to run');
+      const job = await submitOne(request.submit);
+      yield* watch({ jobId: job.id, includeLogs: request.includeLogs, includeProgress: request.includeProgress, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 }, ctx);
     },
 
     async listRuntimes() {

@@ -11,7 +11,7 @@ import { truncationNote } from '../format.js';
 import { colourOn, dim } from '../style.js';
 import { startWaitLine, type WaitLine } from '../wait-line.js';
 import { createPullDisplay } from '../pull-display.js';
-import { followJob } from '../follow.js';
+import { runAndFollow } from '../follow.js';
 import { buildSpec, type RunFlags, type Workload } from '../run-spec.js';
 
 export interface RunOptions extends RunFlags {
@@ -80,9 +80,8 @@ export async function runCommand(
   stdin?: Buffer,
 ): Promise<number> {
   const spec = buildSpec(options, workload, process.env, inputs, stdin);
-  const job = await submit(clients, spec);
   if (options.detach) {
-    process.stdout.write(job.id + '\n');
+    process.stdout.write((await submit(clients, spec)).id + '\n');
     return 0;
   }
   // Live lines move the cursor: only on a terminal where colour is on too (NO_COLOR
@@ -94,29 +93,38 @@ export async function runCommand(
   const pull = createPullDisplay(mode, { write: (text) => process.stderr.write(text), columns: process.stderr.columns });
   let wait: WaitLine | undefined;
   let waiting = '';
+  // Known once the control plane stored the job (RunJob's first event).
+  let jobId: string | undefined;
   const note = (text: string) => {
     if (options.quiet) return;
     wait?.stop();
     pull.end();
-    process.stderr.write(`${dim(`grid: job ${job.id} ${text}`)}\n`);
+    process.stderr.write(`${dim(`grid: job ${jobId} ${text}`)}\n`);
   };
-  note('queued');
-  let last = job.state;
-  // On a terminal, a live line while the job waits to run (see wait-line.ts).
-  wait = live ? startWaitLine({ write: (text) => process.stderr.write(text), columns: process.stderr.columns }) : undefined;
+  let last: JobState | undefined;
   const onInterrupt = () => {
     wait?.stop();
     // The leading newline moves past the ^C, and past a live progress line too.
-    process.stderr.write(`\ngrid: stopped following; job ${job.id} goes on (gridctl logs -f ${job.id}, gridctl cancel ${job.id})\n`);
+    process.stderr.write(
+      jobId
+        ? `\ngrid: stopped following; job ${jobId} goes on (gridctl logs -f ${jobId}, gridctl cancel ${jobId})\n`
+        : '\ngrid: stopped before the control plane said the job was stored; if it was, gridctl list shows it\n',
+    );
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
   try {
-    const final = await followJob(clients, job.id, {
-      reachable: true,
+    // One stream submits and follows (RunJob); the request id makes a retry the same job.
+    const final = await runAndFollow(clients, { spec, requestId: randomUUID() }, {
       includeLogs: true,
       stdout: true,
       stderr: true,
+      onSubmitted: (job) => {
+        jobId = job.id;
+        note('queued');
+        // On a terminal, a live line while the job waits to run (see wait-line.ts).
+        wait = live ? startWaitLine({ write: (text) => process.stderr.write(text), columns: process.stderr.columns }) : undefined;
+      },
       onPullProgress: pull.onPullProgress && ((p) => (wait?.stop(), pull.onPullProgress!(p))),
       // Output never lands on the end of a live line (a pull's done event may be lost).
       onChunk: () => (wait?.stop(), pull.end()),

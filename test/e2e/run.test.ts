@@ -124,6 +124,35 @@ test('run --stdin sends what is piped to gridctl to the job\'s standard input, t
   t.regex(String((big as Error).message), /spec.stdin and spec.inputs add up to more than this server's limit of 16 MiB/);
 });
 
+test('RunJob submits and follows on one stream: the job, its output, then ended; a bad spec fails as SubmitJob does', async (t) => {
+  const events: string[] = [];
+  let id = '';
+  for await (const { event } of grid.api.jobs.runJob({ submit: { spec: commandSpec(['sh', '-c', 'echo out; echo err >&2']), requestId: '' }, includeLogs: true, includeProgress: false })) {
+    if (!event) continue;
+    if (event.$case === 'log') events.push(`log:${event.value.data.toString().trim()}`);
+    else if (event.$case === 'job' || event.$case === 'ended') {
+      id ||= event.value.id;
+      t.is(event.value.id, id, 'every event is about the one job submitted');
+      if (events.at(-1) !== `${event.$case}:${JobState[event.value.state]}`) events.push(`${event.$case}:${JobState[event.value.state]}`);
+    }
+  }
+  t.is(events.at(-1), 'ended:JOB_STATE_SUCCEEDED', events.join(' '));
+  t.true(events.includes('log:out') && events.includes('log:err'), events.join(' '));
+  t.regex(events[0]!, /^job:/);
+  t.is((await grid.api.jobs.getJob({ jobId: id })).job!.state, JobState.JOB_STATE_SUCCEEDED);
+
+  const bad = grid.api.jobs.runJob({ submit: { spec: commandSpec([]), requestId: '' }, includeLogs: true, includeProgress: false });
+  const err = await (async () => {
+    try {
+      for await (const _ of bad) return undefined;
+    } catch (e) {
+      return e as Error;
+    }
+    return undefined;
+  })();
+  t.regex(String(err?.message), /INVALID_ARGUMENT.*spec.command is empty/);
+});
+
 test('detach, logs, list and nodes', async (t) => {
   const run = await gridctl(grid.cp.address, ['run', '-d', '--', 'sh', '-c', 'echo one; echo two >&2; echo three']);
   const jobId = run.stdout.toString().trim();
