@@ -73,14 +73,14 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
     concurrency: 1,
     isolate: (err) => !isTransientDatabaseError(err),
     async run(items) {
-      const generations = await recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs);
+      const recorded = await recordNodesConnected(deps.sql, items, deps.heartbeatTimeoutMs);
       // Before any of them is offered work: see unmarkFitFor. Its failure fails
       // no connect (they are recorded): a mark left lasts until the next note.
       await unmarkFitFor(
         deps.sql,
-        items.filter((_, i) => generations[i] !== undefined).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
+        items.filter((_, i) => recorded[i] !== undefined && !recorded[i]!.draining).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
       ).catch((err) => deps.log.warn({ err }, 'cannot unmark the queued jobs the connecting nodes can hold; the next waiting note will'));
-      return generations;
+      return recorded;
     },
   });
   return {

@@ -414,7 +414,9 @@ export function createJobTransitions(deps: {
     }
     const undelivered = await deliver(sendable, new Map(offered.map((s) => [s.nodeId, s])));
     await failUnsealable(unsealable);
-    // Another replica took some of the jobs placed: read the queue again.
+    // A node was drained meanwhile (its announcement still on its way): offer it no more.
+    for (const s of offered) if (claim.drained.includes(s.nodeId)) s.setDraining(true);
+    // Another replica took some of the jobs placed, or a node was drained: read the queue again.
     if (claim.raced) deps.kick('queued');
     return { claimed: sendable.length - undelivered.length, exhausted: claim.exhausted };
   }

@@ -4,8 +4,10 @@
 // replica; this applies it to the node's session here at once, announces it
 // to the other replicas (NOTIFY grid_node_drain, the node id), and takes
 // theirs. A lost announcement is made good by the next heartbeat persist,
-// which reads the mark back (node-liveness.ts). What a drained node runs goes
-// on; it is only offered no new work (NodeSession.schedulable).
+// which reads the mark back (node-liveness.ts), and meanwhile the statements
+// that assign (claim-jobs.ts, insert-jobs.ts) check the mark themselves, so a
+// drained node gets no job once DrainNode has answered. What a drained node
+// runs goes on; it is only offered no new work (NodeSession.schedulable).
 import type { Logger } from 'pino';
 import type { Node } from '../common/gen/grid/v1/node.js';
 import { invalidArgument, notFound } from '../common/errors.js';
@@ -40,7 +42,12 @@ export async function startNodeDrain(deps: { sql: Sql; registry: NodeRegistry; k
     const node = await setNodeDraining(sql, nodeId, draining);
     if (!node) throw notFound(`no node "${nodeId}" has ever connected`);
     // Queued jobs marked as fitting no node may fit this one (see note-waiting.ts): unmarked before it is offered work.
-    if (!draining && node.capacity) await unmarkFitFor(sql, [{ cpus: node.capacity.cpus, memoryBytes: Number(node.capacity.memoryBytes) }]);
+    // Its failure fails no undrain (it is committed): a mark left lasts until the next waiting note (~5 s).
+    if (!draining && node.capacity) {
+      await unmarkFitFor(sql, [{ cpus: node.capacity.cpus, memoryBytes: Number(node.capacity.memoryBytes) }]).catch((err) =>
+        log.warn({ err, node: nodeId }, 'cannot unmark the queued jobs the undrained node can hold; the next waiting note will'),
+      );
+    }
     apply(nodeId, draining);
     await sql.notify(CHANNEL, nodeId).catch((err) => log.warn({ err, node: nodeId }, 'cannot announce a drain; other replicas see it with the next heartbeat'));
     log.info({ node: nodeId, draining }, draining ? 'node drained' : 'node undrained');

@@ -29,14 +29,17 @@ export interface ClaimedJob extends ChangedJob {
  * Two statements and no transaction: the queue's head is read, placed in
  * memory, and claimed by one compare-and-set (QUEUED → ASSIGNED). A job another
  * replica claimed in between fails the guard and is not in the answer (`raced`:
- * the caller passes again). No transaction also keeps postgres.js's reserved
+ * the caller passes again; `drained` names the nodes a drain took out meanwhile). No transaction also keeps postgres.js's reserved
  * connections, whose death can crash the process (porsager/postgres#1208), off
  * the hot path. The claim commits as one statement, so the only unknown outcome
  * is that statement's answer being lost (see NodeSession.capacityUnknown).
  */
-export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean }> {
+export async function claimJobs(
+  sql: Sql,
+  offers: NodeOffer[],
+): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean; drained: string[] }> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
-  if (slots === 0) return { rows: [], exhausted: false, raced: false };
+  if (slots === 0) return { rows: [], exhausted: false, raced: false, drained: [] };
   // Jobs no offered node could hold even empty are left out here: they would
   // fill the window and hold back every job behind them. Each job is compared
   // with each node (not with the largest CPUs and memory, which may be two
@@ -52,7 +55,7 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
   const { placed, waiting } = placeJobs(head, offers);
   // Fewer queued jobs than slots, and none waiting for room: nothing placeable is left.
   const exhausted = head.length < slots && !waiting;
-  if (placed.length === 0) return { rows: [], exhausted, raced: false };
+  if (placed.length === 0) return { rows: [], exhausted, raced: false, drained: [] };
   const rows = await sql<ClaimedJob[]>`
     WITH placed AS (
       SELECT * FROM unnest(${placed.map((p) => p.id)}::uuid[], ${placed.map((p) => p.nodeId)}::text[]) AS p(id, node_id)
@@ -67,6 +70,8 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
       -- statistics miss after a burst (test/integration/statement-plans.test.ts).
       WHERE jobs.id = ANY(${placed.map((p) => p.id)}::uuid[]) AND jobs.id = placed.id
         AND array_position(${guardKeys(CLAIM)}::text[], jobs.state) IS NOT NULL
+        -- A node drained since this replica last heard (node-drain.ts) takes nothing.
+        AND NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = placed.node_id AND nodes.drain_requested_at IS NOT NULL)
       RETURNING ${changedColumns(sql)}, jobs.task, jobs.secret_env, jobs.assigned_at
     ), history AS (
       INSERT INTO job_attempts (job_id, attempt, node_id, assigned_at)
@@ -74,7 +79,11 @@ export async function claimJobs(sql: Sql, offers: NodeOffer[]): Promise<{ rows: 
     )
     SELECT * FROM claimed ORDER BY id`;
   const raced = rows.length < placed.length;
-  return { rows, exhausted: exhausted && !raced, raced };
+  // Rare: which of the nodes turned out drained, so that the caller stops offering them.
+  const drained = raced
+    ? (await sql<{ id: string }[]>`SELECT id FROM nodes WHERE id = ANY(${[...new Set(placed.map((p) => p.nodeId))]}::text[]) AND drain_requested_at IS NOT NULL`).map((r) => r.id)
+    : [];
+  return { rows, exhausted: exhausted && !raced, raced, drained };
 }
 
 /** The task as sent to its node: with its secret values unsealed. */

@@ -67,7 +67,9 @@ export async function insertJobs(
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   // Placed only while no queued job waits that some connected node can hold
   // (the queued jobs that fit none are counted apart, migration 11).
-  const direct = sql`(input.node_id IS NOT NULL AND (SELECT ahead FROM room) = 0)`;
+  // Not on a node drained since this replica last heard (node-drain.ts): such a job is queued.
+  const direct = sql`(input.node_id IS NOT NULL AND (SELECT ahead FROM room) = 0
+                      AND NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = input.node_id AND nodes.drain_requested_at IS NOT NULL))`;
   const rows = await sql<(InsertedJob & { ord: number; room: number })[]>`
     WITH input AS (
       SELECT * FROM unnest(

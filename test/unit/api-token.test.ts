@@ -26,6 +26,7 @@ test('each call needs its scope; agents need none (they have certificates); an u
   t.is(requiredScope('/grid.v1.JobService/RunJob'), TokenScope.TOKEN_SCOPE_SUBMIT);
   t.is(requiredScope('/grid.v1.TokenService/CreateToken'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grid.v1.NodeService/DrainNode'), TokenScope.TOKEN_SCOPE_ADMIN);
+  t.is(requiredScope('/grid.v1.NodeService/UndrainNode'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grpc.reflection.v1alpha.ServerReflection/Info'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo'), TokenScope.TOKEN_SCOPE_READ);
   t.is(requiredScope('/grpc.health.v1.Health/Check'), undefined);
