@@ -145,6 +145,7 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         const reason = statusOf(err) === 404 ? EndReason.END_REASON_IMAGE_UNAVAILABLE : EndReason.END_REASON_START_FAILED;
         throw new TaskStartError(reason, `cannot create the container: ${messageOf(err)}`, { cause: err });
       }
+      let input: (NodeJS.ReadWriteStream & { destroy(): void }) | undefined;
       try {
         // /grid/in (script, inputs) and a writable /grid/out exist in every container.
         const root = policy.readOnlyRootfs ? '/grid' : '/';
@@ -156,16 +157,15 @@ export function createDockerDriver(options: DockerDriverOptions): RuntimeDriver 
         // the default condition answers at once for a container not yet started.
         const { exit: waited } = await waitRegistered(container);
         // Its own hijacked connection, apart from the output's: ending it closes the process's stdin.
-        const input = task.stdin.length > 0 ? ((await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream) : undefined;
+        input = task.stdin.length > 0 ? ((await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream & { destroy(): void }) : undefined;
+        // A process that exits without reading all of it breaks the pipe: that is its choice, not an error.
+        input?.on('error', (err) => log.debug({ err }, 'standard input not taken in full'));
         if (hooks.signal.aborted) throw new TaskAbortedError('cancelled before it started');
         await container.start();
-        if (input) {
-          // A process that exits without reading all of it breaks the pipe: that is its choice, not an error.
-          input.on('error', (err) => log.debug({ err }, 'standard input not taken in full'));
-          input.end(Buffer.from(task.stdin));
-        }
+        input?.end(Buffer.from(task.stdin));
         return runningTask(container, waited, drained, new Date());
       } catch (err) {
+        input?.destroy();
         await container.remove({ force: true, v: true }).catch(() => {});
         if (err instanceof TaskStartError || err instanceof TaskAbortedError) throw err;
         throw new TaskStartError(EndReason.END_REASON_START_FAILED, `cannot start the container: ${messageOf(err)}`, { cause: err });

@@ -197,6 +197,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     async getJob(request) {
       const row = await requireJob(request.jobId);
       const [job] = await withReasons([rowToJob(row)]);
+      // The spec whole, but stdin: it is often a credential piped in, and no reader needs it back.
+      if (job.spec) job.spec.stdin = Buffer.alloc(0);
       if (row.attempt > 0) job.outputFiles = await outputFilesOf(sql, { jobId: row.id, attempt: row.attempt });
       return { job };
     },
@@ -284,6 +286,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
    * other replicas' (job-event-feed.ts); before the final event the output is
    * read once more, so none is missed whatever the events' order. A slow
    * safety re-read (watchRecheckMs) covers a notification lost in an outage.
+   * Its jobs come without file bytes (withoutFileBytes): a state change does
+   * not resend a job's inputs.
    */
   async function* watch(request: WatchJobRequest, ctx: CallContext): AsyncIterable<WatchJobResponse> {
     const initial = await requireJob(request.jobId);
@@ -308,10 +312,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
           yield { event: { $case: 'log', value: chunk } };
         }
       }
-      yield { event: { $case: 'job', value: job } };
+      yield { event: { $case: 'job', value: withoutFileBytes(job) } };
       yield* storedOutput();
       if (isTerminal(job.state)) {
-        yield { event: { $case: 'ended', value: job } };
+        yield { event: { $case: 'ended', value: withoutFileBytes(job) } };
         return;
       }
       for await (let event of queue) {
@@ -323,7 +327,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
           // A queued job's reason changes with the fleet, not with the job's version.
           if (row.version === version && fresh!.waitingReason !== job!.waitingReason) {
             job = fresh!;
-            yield { event: { $case: 'job', value: job } };
+            yield { event: { $case: 'job', value: withoutFileBytes(job) } };
             continue;
           }
           event = { kind: 'state', job: fresh!, version: row.version };
@@ -341,10 +345,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
             }
             if (isTerminal(job.state)) {
               yield* storedOutput();
-              yield { event: { $case: 'ended', value: job } };
+              yield { event: { $case: 'ended', value: withoutFileBytes(job) } };
               return;
             }
-            yield { event: { $case: 'job', value: job } };
+            yield { event: { $case: 'job', value: withoutFileBytes(job) } };
             // Its first output may have come (and been dropped as another attempt's) before this state.
             if (newAttempt && !resync) yield* storedOutput();
           }

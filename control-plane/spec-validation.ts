@@ -164,10 +164,6 @@ export function validateSubmission(
   }
 
   files.push(...inputFiles(spec, policy, files.map((f) => f.path)));
-  const inputBytes = spec.inputs.reduce((n, f) => n + f.content.length, 0);
-  if (inputBytes + spec.stdin.length > policy.maxInputBytes) {
-    throw invalidArgument(`spec.stdin and spec.inputs add up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
-  }
 
   const imageProblem = imageReferenceProblem(spec.image);
   if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
@@ -301,12 +297,16 @@ export function boundedDuration(field: string, value: Duration | undefined, defa
   return ms;
 }
 
-/** Input files as task files under /grid/in: relative, no "..", size-capped. */
+/** Input files as task files under /grid/in: relative, no "..", size-capped (with stdin). */
 function inputFiles(spec: JobSpec, policy: SpecPolicy, taken: string[]): TaskFile[] {
   if (spec.inputs.length > MAX_INPUT_FILES) {
     throw invalidArgument(`spec.inputs has ${spec.inputs.length} files; at most ${MAX_INPUT_FILES}`);
   }
-  let total = 0;
+  // stdin counts against the same limit: it is input too, stored with the job.
+  let total = spec.stdin.length;
+  const tooMuch = () =>
+    invalidArgument(`${spec.stdin.length > 0 ? 'spec.stdin and spec.inputs add' : 'spec.inputs add'} up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
+  if (total > policy.maxInputBytes) throw tooMuch();
   const seen = new Set(taken);
   return spec.inputs.map((input, i) => {
     if (input.path.length > MAX_PATH) throw invalidArgument(`spec.inputs[${i}].path is ${input.path.length} characters; at most ${MAX_PATH}`);
@@ -318,9 +318,7 @@ function inputFiles(spec: JobSpec, policy: SpecPolicy, taken: string[]): TaskFil
     if (seen.has(path)) throw invalidArgument(`spec.inputs[${i}].path "${input.path}" is given twice (or clashes with the script)`);
     seen.add(path);
     total += input.content.length;
-    if (total > policy.maxInputBytes) {
-      throw invalidArgument(`spec.inputs add up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
-    }
+    if (total > policy.maxInputBytes) throw tooMuch();
     return { path, content: Buffer.from(input.content), mode: input.mode & 0o777 || 0o644 };
   });
 }

@@ -120,6 +120,7 @@ test('run --stdin sends what is piped to gridctl to the job\'s standard input, t
   const ended = await jobWhenEnded(grid.api, job!.id, 30_000);
   t.is(ended.state, JobState.JOB_STATE_SUCCEEDED);
   t.is(await storedLogs(grid.api, job!.id), 'kept\n');
+  t.is((await grid.api.jobs.getJob({ jobId: job!.id })).job!.spec!.stdin.length, 0, 'never answered back');
   const big = await grid.api.jobs.submitJob({ spec: commandSpec(['cat'], { stdin: Buffer.alloc(17 * 1024 * 1024) }), requestId: '' }).catch((err: Error) => err);
   t.regex(String((big as Error).message), /spec.stdin and spec.inputs add up to more than this server's limit of 16 MiB/);
 });

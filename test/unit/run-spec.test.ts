@@ -66,6 +66,7 @@ test('buildSpec for a command with no flags leaves every default to the server',
     stopGrace: undefined,
     inputs: [],
     requirements: Buffer.alloc(0),
+    stdin: Buffer.alloc(0),
   });
 });
 
@@ -99,6 +100,7 @@ test('buildSpec for a command carries every flag', (t) => {
     stopGrace: { seconds: 0n, nanos: 0 },
     inputs: [],
     requirements: Buffer.alloc(0),
+    stdin: Buffer.alloc(0),
   });
 });
 
