@@ -22,8 +22,10 @@ try {
   process.exit(125);
 }
 const cacheDir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'grid');
-const key = `${process.version}-${process.arch}-${stat.size}-${Math.round(stat.mtimeMs)}`;
-const cacheFile = path.join(cacheDir, `gridctl-${key}.v8`);
+// One cache per install and Node version (the prefix), replaced when that install's bundle is rebuilt.
+const install = require('node:crypto').createHash('sha256').update(bundle).digest('hex').slice(0, 12);
+const prefix = `gridctl-${install}-${process.version}-${process.arch}-`;
+const cacheFile = path.join(cacheDir, `${prefix}${stat.size}-${Math.round(stat.mtimeMs)}.v8`);
 let cachedData;
 try {
   cachedData = fs.readFileSync(cacheFile);
@@ -38,7 +40,9 @@ if (cachedData === undefined || script.cachedDataRejected) {
   process.once('exit', () => {
     try {
       fs.mkdirSync(cacheDir, { recursive: true });
-      for (const old of fs.readdirSync(cacheDir)) if (old.startsWith('gridctl-') && old !== path.basename(cacheFile)) fs.rmSync(path.join(cacheDir, old), { force: true });
+      for (const old of fs.readdirSync(cacheDir)) {
+        if (old.startsWith(prefix) && old.endsWith('.v8') && old !== path.basename(cacheFile)) fs.rmSync(path.join(cacheDir, old), { force: true });
+      }
       const partial = `${cacheFile}.${process.pid}`;
       fs.writeFileSync(partial, script.createCachedData());
       fs.renameSync(partial, cacheFile);

@@ -3,6 +3,8 @@
 // cleared, as watch(1) does); piped, a frame is printed only when it differs
 // from the one before, so a log holds each change once. A control plane that
 // stops answering is waited for, saying so, not given up on.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientError, Status } from 'nice-grpc';
 import { describeError, isRetryable } from './client.js';
 
 export interface WatchTarget {
@@ -28,16 +30,15 @@ export async function watchOutput(
       try {
         frame = await render();
       } catch (err) {
-        if (!isRetryable(err)) throw err;
+        // Down, or too slow to answer (callOptions' deadline): shown, and asked again.
+        const slow = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+        if (!isRetryable(err) && !slow && !(err instanceof ClientError && err.code === Status.DEADLINE_EXCEEDED)) throw err;
         frame = `gridctl: ${describeError(err, options.server)} (trying again every ${interval / 1000}s)\n`;
       }
       if (target.isTTY) target.write(`\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  every ${interval / 1000}s, Ctrl-C to stop\n\n${frame}`);
       else if (frame !== last) target.write(last === undefined ? frame : `\n${frame}`);
       last = frame;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, interval);
-        stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      await sleep(interval, undefined, { signal: stop.signal }).catch(() => undefined);
     }
     return 0;
   } finally {

@@ -85,7 +85,7 @@ export function createControlPlaneMetrics(deps: { sql: Sql; registry: NodeRegist
   });
   new Gauge({
     name: 'grid_postgres_connections',
-    help: 'This replica\'s PostgreSQL connections by what PostgreSQL says they do (active: running a statement, this scrape\'s among them).',
+    help: 'This replica\'s PostgreSQL connections by what PostgreSQL says they do (active: running a statement, this scrape\'s among them); the pool\'s, and one more that LISTENs.',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
