@@ -2,7 +2,7 @@
 // grid-agent: the daemon on each host (see systemd/grid-agent.service).
 import { Command, Option } from 'commander';
 import { envOption, flagParser, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag, readSwitchesFromEnv } from '../common/cli-options.js';
-import { createLogger } from '../common/logger.js';
+import { LOG_FORMATS, createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent, parseLabels } from './launch.js';
 import { defaultStateDir } from './node-identity.js';
@@ -40,8 +40,9 @@ const program = new Command('grid-agent')
   .addOption(envOption('--pids-limit <n>', 'processes a job container may have', 'GRID_PIDS_LIMIT', DEFAULT_CONTAINER_POLICY.pidsLimit).argParser(parseIntFlag))
   .addOption(envOption('--metrics-listen <host:port>', 'serve Prometheus metrics on GET /metrics here (default: not served)', 'GRID_METRICS_LISTEN'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
+  .addOption(envOption('--log-format <format>', 'json (NDJSON), pretty (one readable line each), or auto: pretty on a terminal', 'GRID_LOG_FORMAT', 'auto').choices(LOG_FORMATS))
   .action(async (flags) => {
-    const log = createLogger('grid-agent', flags.logLevel);
+    const log = createLogger('grid-agent', flags.logLevel, flags.logFormat);
     let agent;
     try {
       agent = await launchAgent(

@@ -1,8 +1,30 @@
-// Structured logs on stderr (stdout stays free for a command's own output).
+// Structured logs on stderr (stdout stays free for a command's own output):
+// NDJSON, one object per line, for journald, jq and log shippers; or, for a
+// person at a terminal, pino-pretty's one readable line per entry (`auto`
+// chooses by whether stderr is a terminal). Same fields either way.
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
-export function createLogger(name: string, level = 'info'): Logger {
-  return pino({ level, base: { component: name } }, pino.destination({ fd: 2, sync: false }));
+export type LogFormat = 'auto' | 'json' | 'pretty';
+export const LOG_FORMATS: LogFormat[] = ['auto', 'json', 'pretty'];
+
+export function createLogger(name: string, level = 'info', format: LogFormat = 'json'): Logger {
+  const options = { level, base: { component: name } };
+  const readable = format === 'pretty' || (format === 'auto' && Boolean(process.stderr.isTTY));
+  if (!readable) return pino(options, pino.destination({ fd: 2, sync: false }));
+  // Colour as gridctl does it: never with NO_COLOR, only on a terminal unless FORCE_COLOR.
+  const colorize = !process.env.NO_COLOR && (process.env.FORCE_COLOR !== undefined ? process.env.FORCE_COLOR !== '0' : Boolean(process.stderr.isTTY));
+  return pino(
+    options,
+    pretty({
+      destination: 2,
+      colorize,
+      singleLine: true,
+      messageFormat: '{component}: {msg}',
+      ignore: 'pid,hostname,component',
+      translateTime: 'SYS:HH:MM:ss.l',
+    }),
+  );
 }

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseTimerFlag, readSwitchesFromEnv } from '../common/cli-options.js';
-import { createLogger, type Logger } from '../common/logger.js';
+import { LOG_FORMATS, createLogger, type LogFormat, type Logger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
 import { launchAgent } from '../agent/launch.js';
 import type { Agent } from '../agent/agent.js';
@@ -60,8 +60,9 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--local-agent', 'also run an agent in this process (one-machine Grid)', 'GRID_LOCAL_AGENT'))
   .addOption(envOption('--docker-socket <path>', 'Docker socket of the local agent', 'GRID_DOCKER_SOCKET', '/var/run/docker.sock'))
   .addOption(envOption('--log-level <level>', 'trace, debug, info, warn or error', 'GRID_LOG_LEVEL', 'info'))
+  .addOption(envOption('--log-format <format>', 'json (NDJSON), pretty (one readable line each), or auto: pretty on a terminal', 'GRID_LOG_FORMAT', 'auto').choices(LOG_FORMATS))
   .action(async (flags) => {
-    const log = createLogger('grid-control-plane', flags.logLevel);
+    const log = createLogger('grid-control-plane', flags.logLevel, flags.logFormat);
     let agent: Agent | undefined;
     let controlPlane;
     try {
@@ -184,7 +185,7 @@ async function launchLocalAgent(server: string, flags: Record<string, string>, l
       heartbeatIntervalMs: 1000,
       timeoutGraceMs: 10_000,
     },
-    createLogger('grid-agent', log.level),
+    createLogger('grid-agent', log.level, flags.logFormat as LogFormat),
   );
   await agent.connected();
   return agent;

@@ -3,7 +3,7 @@
 // job id, attempt and node.
 import test from 'ava';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { clients, gridctl, startAgent, startControlPlane, waitForNodes } from '../helpers/grid.js';
+import { BIN, clients, freePort, gridctl, startAgent, startControlPlane, startProgram, testRuntimesFile, waitForNodes } from '../helpers/grid.js';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -79,4 +79,24 @@ test('a job that cannot start is one agent line with its reason, no stack (unles
   t.is(lines.length, 1);
   t.regex(lines[0]!, /"level":30.*"reason":"END_REASON_IMAGE_UNAVAILABLE".*"why":"image grid-test\/not-here:1 is not on node/);
   t.false(lines[0]!.includes('"stack"'));
+});
+
+test('--log-format pretty is one readable line per entry, not JSON; with NO_COLOR, no escape byte', async (t) => {
+  const port = await freePort();
+  const cp = startProgram(
+    process.execPath,
+    [BIN.controlPlane, '--listen', `127.0.0.1:${port}`, '--log-format', 'pretty', '--runtimes', testRuntimesFile()],
+    { GRID_DATABASE_URL: db.url, GRID_PLAINTEXT: '1', GRID_LOG_LEVEL: 'info', NO_COLOR: '1' },
+    'control-plane',
+  );
+  try {
+    for (const until = Date.now() + 30_000; !/serving/.test(cp.output()) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await cp.stop();
+  }
+  const out = cp.output();
+  t.log(out.split('\n').slice(-6).join('\n'));
+  t.regex(out, /^\[[\d:.]+\] INFO: grid-control-plane: serving \{"address":"127\.0\.0\.1:\d+"/m, 'one line, its fields on it');
+  t.false(out.split('\n').some((l) => l.trimStart().startsWith('{"')), 'no JSON line');
+  t.false(out.includes('\x1b'), 'NO_COLOR: no escape bytes');
 });
