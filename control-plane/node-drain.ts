@@ -4,7 +4,7 @@
 // replica; this applies it to the node's session here at once, announces it
 // to the other replicas (NOTIFY grid_node_drain, the node id), and takes
 // theirs. A lost announcement is made good by the next heartbeat persist,
-// which reads the mark back (node-liveness.ts), and meanwhile the statements
+// which reads the mark back (node-liveness.ts hands it to `observed`), and meanwhile the statements
 // that assign (claim-jobs.ts, insert-jobs.ts) check the mark themselves, so a
 // drained node gets no job once DrainNode has answered. What a drained node
 // runs goes on; it is only offered no new work (NodeSession.schedulable).
@@ -23,6 +23,8 @@ export interface NodeDrain {
   drain(nodeId: string): Promise<Node>;
   /** Opens the node to new work again. */
   undrain(nodeId: string): Promise<Node>;
+  /** What Postgres was read to say of a node's drain elsewhere (a heartbeat persist): applied here too. */
+  observed(nodeId: string, draining: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ export async function startNodeDrain(deps: { sql: Sql; registry: NodeRegistry; k
   return {
     drain: (nodeId) => set(nodeId, true),
     undrain: (nodeId) => set(nodeId, false),
+    observed: apply,
     async stop() {
       await listening?.unlisten().catch(() => {});
     },

@@ -25,6 +25,8 @@ export interface NodeLivenessOptions {
   heartbeatTimeoutMs: number;
   reconnectGraceMs: number;
   persistIntervalMs: number;
+  /** What the heartbeat persist read of a node's drain, for its owner (node-drain.ts) to apply. */
+  drainRead?: (nodeId: string, draining: boolean) => void;
 }
 
 export interface NodeLiveness {
@@ -89,7 +91,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
         health.observe(true, performance.now() - sent);
         for (const session of live) {
           const row = seen.get(session.nodeId);
-          if (row) session.setDraining(row.draining);
+          if (row) options.drainRead?.(session.nodeId, row.draining);
           if (row || session.judged || registry.get(session.nodeId) !== session) continue;
           // Judged elsewhere (its attempts are no longer its own): the agent must
           // reconnect, to be reconciled as a new stream, not be given more work.

@@ -171,6 +171,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs,
     persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
+    drainRead: (nodeId, draining) => drains.observed(nodeId, draining),
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });

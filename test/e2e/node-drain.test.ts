@@ -4,7 +4,7 @@
 // and says why.
 import test from 'ava';
 import { JobState } from '../../common/gen/grid/v1/job.js';
-import { commandSpec, gridctl, jobWhenEnded, startAgent, startControlPlane, useGrid, waitForJob, waitForNodes, type RunningProcess } from '../helpers/grid.js';
+import { clients, commandSpec, gridctl, jobWhenEnded, sleep, startAgent, startControlPlane, useGrid, waitForJob, waitForNodes, type RunningProcess } from '../helpers/grid.js';
 
 const DRAINED = `drain-a-${process.pid}`;
 const OTHER = `drain-b-${process.pid}`;
@@ -92,6 +92,32 @@ test.serial('a drain through another replica holds on the replica the node is co
     t.deepEqual(ended.map((j) => j.nodeId), ended.map(() => OTHER));
     t.is((await gridctl(replica.address, ['node', 'undrain', DRAINED])).code, 0);
   } finally {
+    await replica.stop();
+  }
+});
+
+test.serial('an undrain whose announcement was lost is seen with the next heartbeat, and what waited runs', async (t) => {
+  // A sweep too slow to help: only the heartbeat's read of the mark can start the job in time.
+  const replica = await startControlPlane(grid.db.url, ['--dispatch-sweep', '60s']);
+  const node = `drain-lone-${process.pid}`;
+  const agent = startAgent(replica.address, node, ['--slots', '1']);
+  const api = clients(replica.address);
+  try {
+    await waitForNodes(api, [node]);
+    await bothNodes();
+    // Every node drained: the first replica's nodes stay so, and only this replica's can take the job.
+    for (const n of [DRAINED, OTHER, node]) t.is((await gridctl(replica.address, ['node', 'drain', n])).code, 0);
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['true']), requestId: '' });
+    await sleep(500);
+    t.is((await api.jobs.getJob({ jobId: job!.id })).job!.state, JobState.JOB_STATE_QUEUED);
+    // Undrained behind the control plane's back: no NOTIFY.
+    await grid.db.sql`UPDATE nodes SET drain_requested_at = NULL WHERE id = ${node}`;
+    const ran = await jobWhenEnded(api, job!.id, 20_000);
+    t.is(ran.nodeId, node);
+  } finally {
+    for (const n of [DRAINED, OTHER]) await gridctl(replica.address, ['node', 'undrain', n]);
+    api.close();
+    await agent.stop();
     await replica.stop();
   }
 });
