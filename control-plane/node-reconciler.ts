@@ -116,6 +116,7 @@ export function startNodeReconciler(deps: {
       held,
       counted: session.countedAttempts(),
       reportedEnded: session.endsStillHeld(held),
+      releasedSince: session.releasedSince(read.takenAt),
       takenAt: read.takenAt,
     });
   }

@@ -40,6 +40,8 @@ export class NodeSession {
   private claimingUnheld = 0;
   /** Attempts whose end the agent reported on this stream, until a heartbeat no longer lists them. */
   private readonly ended = new Map<string, AttemptRef>();
+  /** When attempts stopped being counted (performance.now()), until no read predates it. */
+  private readonly releasedAt = new Map<string, { ref: AttemptRef; at: number }>();
 
   constructor(
     readonly nodeId: string,
@@ -169,7 +171,18 @@ export class NodeSession {
   release(attempt: AttemptRef): boolean {
     if (this.counted.get(attempt.jobId)?.attempt !== attempt.attempt) return false;
     this.counted.delete(attempt.jobId);
+    this.releasedAt.set(attemptKeyOf(attempt), { ref: attempt, at: performance.now() });
     return true;
+  }
+
+  /**
+   * The attempts released at or after `takenAt` (a read of Postgres sent then):
+   * see NodeView.releasedSince. Older ones are forgotten, as every read sent
+   * after their release shows them as they are.
+   */
+  releasedSince(takenAt: number): AttemptRef[] {
+    for (const [key, r] of this.releasedAt) if (r.at < takenAt) this.releasedAt.delete(key);
+    return [...this.releasedAt.values()].map((r) => r.ref);
   }
 
   /**

@@ -39,6 +39,12 @@ export interface NodeView {
    * lists it. Not stale; nothing to kill.
    */
   reportedEnded?: AttemptRef[];
+  /**
+   * Attempts this session stopped counting at or after `takenAt`: their end (or
+   * loss) was committed after the read, so an ASSIGNED one among them was
+   * sent, and ran; not one to send again.
+   */
+  releasedSince?: AttemptRef[];
   /** When the read of `active` was sent (performance.now()): an attempt counted since may be missing from it. */
   takenAt: number;
 }
@@ -67,13 +73,14 @@ export function reconcile(view: NodeView): Reconciliation {
   const held = new Set(view.held.map(keyOf));
   const active = new Set(view.active.map(keyOf));
   const counted = new Map(view.counted.map((c) => [keyOf(c), c]));
+  const released = new Set((view.releasedSince ?? []).map(keyOf));
   const result: Reconciliation = { keep: [], resend: [], lose: [], kill: [], cancel: [], release: [] };
   for (const a of view.active) {
     if (held.has(keyOf(a))) {
       result.keep.push(a);
       if (a.state === JobState.JOB_STATE_CANCELLING && !counted.get(keyOf(a))?.cancelSent) result.cancel.push(a);
     } else if (a.state === JobState.JOB_STATE_ASSIGNED) {
-      if (!counted.has(keyOf(a))) result.resend.push(a);
+      if (!counted.has(keyOf(a)) && !released.has(keyOf(a))) result.resend.push(a);
     } else result.lose.push(a);
   }
   // Counted since the read: a claim newer than what Postgres showed, not a stale one.

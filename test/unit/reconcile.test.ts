@@ -47,6 +47,12 @@ test('continuously: a claim whose answer was lost (in Postgres, neither counted 
   t.deepEqual(plan.resend.map((a) => a.jobId), ['lost-claim']);
 });
 
+test('continuously: an assignment that ended and was released since the read is not sent again', (t) => {
+  // Read while still ASSIGNED; then it ran, ended, and was released before the heartbeat: it was sent, not lost.
+  const plan = reconcile({ active: [{ jobId: 'done', attempt: 1, state: A }], held: [], counted: [], releasedSince: [{ jobId: 'done', attempt: 1 }], takenAt: 1000 });
+  t.deepEqual([plan.resend, plan.lose, plan.kill, plan.release], [[], [], [], []]);
+});
+
 test('continuously: an attempt counted after the read is neither killed nor released, though Postgres did not show it yet', (t) => {
   const plan = reconcile({ active: [], held: [{ jobId: 'fresh', attempt: 1 }], counted: [counted('fresh', 1, 1000)], takenAt: 1000 });
   t.deepEqual([plan.kill, plan.release], [[], []]);
