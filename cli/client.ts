@@ -75,12 +75,16 @@ export function describeError(err: unknown, server: string): string {
     }
     return err.details;
   }
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-    return `the control plane at ${server} did not answer in time`;
-  }
+  if (isSlowAnswer(err)) return `the control plane at ${server} did not answer in time`;
   return err instanceof Error ? err.message : String(err);
 }
 
 export function isRetryable(err: unknown): boolean {
   return err instanceof ClientError && (err.code === Status.UNAVAILABLE || err.code === Status.INTERNAL && /RST_STREAM|stream/i.test(err.details));
+}
+
+/** The call's deadline (callOptions) passed before the control plane answered. */
+export function isSlowAnswer(err: unknown): boolean {
+  if (err instanceof ClientError) return err.code === Status.DEADLINE_EXCEEDED;
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
 }

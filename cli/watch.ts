@@ -4,8 +4,7 @@
 // from the one before, so a log holds each change once. A control plane that
 // stops answering is waited for, saying so, not given up on.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientError, Status } from 'nice-grpc';
-import { describeError, isRetryable } from './client.js';
+import { describeError, isRetryable, isSlowAnswer } from './client.js';
 
 export interface WatchTarget {
   write(text: string): void;
@@ -31,8 +30,7 @@ export async function watchOutput(
         frame = await render();
       } catch (err) {
         // Down, or too slow to answer (callOptions' deadline): shown, and asked again.
-        const slow = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-        if (!isRetryable(err) && !slow && !(err instanceof ClientError && err.code === Status.DEADLINE_EXCEEDED)) throw err;
+        if (!isRetryable(err) && !isSlowAnswer(err)) throw err;
         frame = `gridctl: ${describeError(err, options.server)} (trying again every ${interval / 1000}s)\n`;
       }
       if (target.isTTY) target.write(`\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  every ${interval / 1000}s, Ctrl-C to stop\n\n${frame}`);

@@ -4,6 +4,7 @@
 // chooses by whether stderr is a terminal). Same fields either way.
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { colourOn } from './colour.js';
 
 export type { Logger };
 
@@ -14,13 +15,12 @@ export function createLogger(name: string, level = 'info', format: LogFormat = '
   const options = { level, base: { component: name } };
   const readable = format === 'pretty' || (format === 'auto' && Boolean(process.stderr.isTTY));
   if (!readable) return pino(options, pino.destination({ fd: 2, sync: false }));
-  // Colour as gridctl does it: never with NO_COLOR, only on a terminal unless FORCE_COLOR.
-  const colorize = !process.env.NO_COLOR && (process.env.FORCE_COLOR !== undefined ? process.env.FORCE_COLOR !== '0' : Boolean(process.stderr.isTTY));
   return pino(
     options,
     pretty({
       destination: 2,
-      colorize,
+      // Colour by gridctl's rule: NO_COLOR, FORCE_COLOR, else only on a terminal.
+      colorize: colourOn(),
       singleLine: true,
       messageFormat: '{component}: {msg}',
       ignore: 'pid,hostname,component',
