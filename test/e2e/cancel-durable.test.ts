@@ -27,6 +27,7 @@ import {
   sleep,
   startAgent,
   startControlPlane,
+  until,
   waitForJob,
   waitForNodes,
 } from '../helpers/grid.js';
@@ -34,14 +35,6 @@ import {
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 const containersOf = (jobId: string) => docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${jobId}`] } });
-
-async function until(what: string, timeoutMs: number, holds: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await holds())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(50);
-  }
-}
 
 async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane: boolean): Promise<void> {
   const pg = await startPrivatePostgres();
@@ -65,8 +58,8 @@ async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane
     const cancelled = (await api.jobs.cancelJob({ jobId: id, grace: msToDuration(0) })).job!;
     t.is(JobState[cancelled.state], JobState[JobState.JOB_STATE_CANCELLING]);
     // The agent killed the container and reported; the report's statement waits on the lock.
-    await until('the container has exited', 10_000, async () => (await containersOf(id))[0]?.State === 'exited');
-    await until('the finish report waits on the held row', 10_000, async () => {
+    await until('the container has exited', async () => (await containersOf(id))[0]?.State === 'exited');
+    await until('the finish report waits on the held row', async () => {
       const [{ n }] = await probe`
         SELECT count(*)::int AS n FROM pg_stat_activity
         WHERE application_name LIKE 'grid-control-plane%' AND wait_event_type = 'Lock'`;
@@ -109,7 +102,7 @@ async function cancelledThenAgentKilled(t: ExecutionContext, restartControlPlane
     t.notRegex(final.message, /was lost|control plane ended it/, 'ended by the agent\'s report, not by a verdict of the control plane');
     const attempts = await probe`SELECT attempt, outcome FROM job_attempts WHERE job_id = ${id}`;
     t.deepEqual(attempts.map((a) => [a.attempt, a.outcome]), [[1, 'CANCELLED']], 'the attempt was not lost');
-    await until('the job\'s container is removed', 10_000, async () => (await containersOf(id)).length === 0).catch(() => {});
+    await until('the job\'s container is removed', async () => (await containersOf(id)).length === 0).catch(() => {});
     t.deepEqual(await containersOf(id), [], 'no container of the job is left');
   } finally {
     await holder.end({ timeout: 0 }).catch(() => {});

@@ -260,6 +260,15 @@ export async function waitForJob(
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls until `holds` is true; past `timeoutMs` it throws, naming what it waited for. */
+export async function until(what: string, holds: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await holds())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await sleep(25);
+  }
+}
+
 /** A job's stored output as text: both streams (0), or stdout (1) or stderr (2) alone. */
 export async function storedLogs(c: Pick<Clients, 'jobs'>, jobId: string, stream = 0): Promise<string> {
   const parts: Buffer[] = [];

@@ -15,7 +15,7 @@ import { createLocalEventBus, type JobEvent } from '../../control-plane/job-even
 import { insertJobs } from '../../control-plane/sql/insert-jobs.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
-import { sleep } from '../helpers/grid.js';
+import { sleep, until } from '../helpers/grid.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import { blackHoleProxy } from '../helpers/black-hole-proxy.js';
 
@@ -31,14 +31,6 @@ function collect(bus: ReturnType<typeof createLocalEventBus>, jobId: string): Jo
   const seen: JobEvent[] = [];
   bus.subscribe(jobId, (e) => seen.push(e));
   return seen;
-}
-
-async function until(what: string, holds: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!holds()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(20);
-  }
 }
 
 test('another replica\'s commits reach this replica\'s watchers, its own do not, and the feed recovers from a database crash', async (t) => {
