@@ -1,8 +1,8 @@
 // The one owner of an attempt's life on this node: start the container (or take
 // up one found after an agent restart), stream its output, enforce its timeout,
-// stop it on cancel, report how it ended, and remove it once that report is
-// acknowledged (until then Docker keeps its output for a replay). Nothing else on
-// the agent touches a running task.
+// stop it on cancel (or to hand it back, when its node drains), report how it
+// ended, and remove it once that report is acknowledged (until then Docker keeps
+// its output for a replay). Nothing else on the agent touches a running task.
 import type { Logger } from 'pino';
 import { CancelCause, type AttemptRef, type Task } from '../common/gen/grid/v1/agent.js';
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
@@ -74,7 +74,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   // Stops a start still preparing (pulling its image) when a stop comes first.
   const preparing = new AbortController();
 
-  function stop(graceMs: number, cause: CancelCause): void {
+  function stop(requestedGraceMs: number, cause: CancelCause): void {
+    // A hand-back stops the task as the task asks to be stopped: nothing about it was refused.
+    const graceMs = cause === CancelCause.CANCEL_CAUSE_HANDED_BACK ? stopGraceMs : requestedGraceMs;
     if (!running) {
       requestedStop ??= { graceMs, cause };
       preparing.abort();
@@ -134,9 +136,15 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       // report: one line with the reason. A stack only for the unexpected, or when asked (debug).
       else if (err instanceof TaskStartError && !log.isLevelEnabled('debug')) log.info({ reason: EndReason[reason], why: err.message }, 'task did not start');
       else log.warn({ err }, 'task did not start');
+      const handedBack = aborted && requestedStop?.cause === CancelCause.CANCEL_CAUSE_HANDED_BACK;
       await deps.report({
         $case: 'jobFinished',
-        value: { attempt, reason, message: (err as Error).message, finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n },
+        value: {
+          attempt,
+          reason: handedBack ? EndReason.END_REASON_UNSPECIFIED : reason,
+          message: handedBack ? 'handed back before it started' : (err as Error).message,
+          finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n, handedBack,
+        },
       });
       if (source.kind === 'found') await deps.driver.remove(source.found);
       return;
@@ -156,15 +164,17 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       // A stop only decides the reason if it signalled the process; one that
       // came after the process exited by itself leaves the real outcome standing.
       const signalled = stopping ? await stopping.signalled : false;
-      const reason = signalled ? reasonForStop(stopping!.cause) : reasonForExit(exit.exitCode, exit.oomKilled);
+      const handedBack = signalled && stopping!.cause === CancelCause.CANCEL_CAUSE_HANDED_BACK;
+      const reason = handedBack ? EndReason.END_REASON_UNSPECIFIED : signalled ? reasonForStop(stopping!.cause) : reasonForExit(exit.exitCode, exit.oomKilled);
       finished = {
         attempt,
         exitCode: exit.exitCode,
         reason,
-        message: describe(reason, exit.exitCode, timeoutMs),
+        message: handedBack ? 'stopped to hand the job back' : describe(reason, exit.exitCode, timeoutMs),
         startedAt: exit.startedAt,
         finishedAt: exit.finishedAt,
         ...writtenBytes(),
+        handedBack,
       };
     } catch (err) {
       batcher.flush();
@@ -177,13 +187,16 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
         startedAt: running.startedAt,
         finishedAt: new Date(),
         ...writtenBytes(),
+        handedBack: false,
       };
     } finally {
       clearTimeout(timer);
     }
     const filesCap = source.kind === 'new' ? Number(source.task.outputFilesCapBytes) : source.found.outputFilesCapBytes;
-    if (filesCap > 0) await sendOutputFiles(running, filesCap);
-    log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
+    // A handed-back job runs again elsewhere: its files are that run's to give.
+    if (filesCap > 0 && !finished.handedBack) await sendOutputFiles(running, filesCap);
+    if (finished.handedBack) log.info({ exit_code: finished.exitCode }, 'task stopped and handed back');
+    else log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
     await deps.report({ $case: 'jobFinished', value: finished });
     await deps.driver.remove(running);
   })();

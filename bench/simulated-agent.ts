@@ -153,6 +153,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
           message: '',
           startedAt: at,
           finishedAt: at,
+          handedBack: false,
           stdoutBytes: 0n,
           stderrBytes: 0n,
         },

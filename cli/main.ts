@@ -160,9 +160,10 @@ program
 const node = program.command('node').description('take a node out of scheduling and put it back (needs an admin token)');
 node
   .command('drain')
-  .description('give the node no new job; what it runs goes on')
+  .description('give the node no new job; what it runs goes on (up to --deadline)')
   .argument('<node-id>')
-  .action(action((clients, nodeId: string) => drainCommand(clients, nodeId)));
+  .option('--deadline <duration>', 'then stop what still runs and hand it back to the queue, its attempt not spent, e.g. 10m or 0s', parseDurationFlag)
+  .action(action((clients, nodeId: string, flags: { deadline?: number }) => drainCommand(clients, nodeId, flags.deadline)));
 node
   .command('undrain')
   .description('open a drained node to new jobs again')

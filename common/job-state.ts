@@ -28,7 +28,8 @@ const X = JobState.JOB_STATE_CANCELLED;
 
 /**
  * Allowed transitions, from → to. Why the less obvious ones exist:
- * - ASSIGNED/RUNNING → QUEUED: the node was lost and the job has attempts left.
+ * - ASSIGNED/RUNNING → QUEUED: the node was lost and the job has attempts left,
+ *   or a draining node handed the job back at its deadline.
  * - ASSIGNED → SUCCEEDED/FAILED: a job can end before its start report is handled
  *   (image unavailable, or an agent that restarted and reports a finished container).
  * - CANCELLING → CANCELLED only: a committed cancel decides how the job ends (endReasonFor).
@@ -136,6 +137,17 @@ export function lostTargetOf(from: JobState, attemptsLeft: boolean): Move | unde
  */
 export function withdrawTargetOf(from: JobState): Move | undefined {
   if (from === A) return allowed(from, { state: Q });
+  if (from === C) return allowed(from, { state: X, reason: EndReason.END_REASON_CANCELLED });
+  return undefined;
+}
+
+/**
+ * A draining node stopped the attempt at its deadline and handed the job back
+ * (nothing the job did ended it): queued again for another node, whatever its
+ * budget, as no attempt of it was spent. A cancel committed first still decides.
+ */
+export function handBackTargetOf(from: JobState): Move | undefined {
+  if (from === A || from === R) return allowed(from, { state: Q });
   if (from === C) return allowed(from, { state: X, reason: EndReason.END_REASON_CANCELLED });
   return undefined;
 }

@@ -78,7 +78,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       // no connect (they are recorded): a mark left lasts until the next note.
       await unmarkFitFor(
         deps.sql,
-        items.filter((_, i) => recorded[i] !== undefined && !recorded[i]!.draining).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
+        items.filter((_, i) => recorded[i] !== undefined && !recorded[i]!.drain.draining).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
       ).catch((err) => deps.log.warn({ err }, 'cannot unmark the queued jobs the connecting nodes can hold; the next waiting note will'));
       return recorded;
     },
@@ -107,7 +107,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
             );
           }
           session.opened(recorded.generation);
-          session.setDraining(recorded.draining);
+          session.setDrain(recorded.drain);
           deps.metrics?.streamsOpened.inc();
           await welcome(session, hello);
         } finally {

@@ -25,6 +25,8 @@ export interface JobRow {
   stop_grace_ms: number;
   attempt: number;
   max_attempts: number;
+  /** Attempts that spent none of the budget: never reached their node, or handed back by a draining one. */
+  withdrawn_attempts: number;
   node_id: string | null;
   exit_code: number | null;
   message: string;
@@ -44,6 +46,7 @@ export function rowToJob(row: JobRow): Job {
     spec: JobSpec.decode(row.spec),
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
+    attemptsCounted: row.attempt - row.withdrawn_attempts,
     nodeId: row.node_id ?? '',
     exitCode: row.exit_code ?? undefined,
     message: row.message,

@@ -34,19 +34,22 @@ import type { NodeOffer } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
+import { handBackAttempts, type HandBackReport } from './sql/hand-back-attempts.js';
 import { insertJobs, type InsertedJob, type NewJob } from './sql/insert-jobs.js';
 import { loseAttempts, loseNode, withdrawAttempts } from './sql/lose-attempts.js';
 import { noteWaiting } from './sql/note-waiting.js';
 import { startAttempts, type StartReport } from './sql/start-attempts.js';
 import { placeOnArrival, type SubmitPlacement } from './submit-placement.js';
 
-export type { NewJob, StartReport, FinishReport, OutputReport };
+export type { NewJob, StartReport, FinishReport, HandBackReport, OutputReport };
 
 /** A report from a node, as its stream carried it. */
 export type NodeReport =
   | { kind: 'started'; report: StartReport }
   | { kind: 'output'; report: OutputReport }
-  | { kind: 'finished'; report: FinishReport };
+  | { kind: 'finished'; report: FinishReport }
+  /** The attempt ended as its node stopped it to give the job back (a drain's deadline). */
+  | { kind: 'handedBack'; report: HandBackReport };
 
 /**
  * What became of a report: applied; a duplicate of one already applied (a resent
@@ -301,17 +304,19 @@ export function createJobTransitions(deps: {
     run: applyReports,
   });
 
-  /** Every report of the groups, set-based: starts, then output, then ends, so each stream's order holds. */
+  /** Every report of the groups, set-based: starts, then output, then ends (and hand-backs), so each stream's order holds. */
   async function applyReports(groups: { session: NodeSession; reports: NodeReport[] }[]): Promise<ReportOutcome[][]> {
     // Each report with the node that sent it: the node is part of the fence.
     const starts: FromNode<StartReport>[] = [];
     const outputs: FromNode<OutputReport>[] = [];
     const finishes: FromNode<FinishReport>[] = [];
+    const handBacks: FromNode<HandBackReport>[] = [];
     for (const { session, reports } of groups) {
       for (const r of reports) {
         if (r.kind === 'started') starts.push({ ...r.report, nodeId: session.nodeId });
         else if (r.kind === 'output') outputs.push({ ...r.report, nodeId: session.nodeId });
-        else finishes.push({ ...r.report, nodeId: session.nodeId });
+        else if (r.kind === 'finished') finishes.push({ ...r.report, nodeId: session.nodeId });
+        else handBacks.push({ ...r.report, nodeId: session.nodeId });
       }
     }
     // One statement each, in this order, not one transaction: no transaction
@@ -322,6 +327,7 @@ export function createJobTransitions(deps: {
     const started = await timed('report_starts', () => startAttempts(sql, starts, deps.backstopMarginMs));
     const stored = await timed('report_output', () => appendOutputs(sql, outputs));
     const finished = await timed('report_ends', () => finishAttempts(sql, finishes));
+    const handedBack = await timed('report_hand_backs', () => handBackAttempts(sql, handBacks));
     for (const row of started) if (row.assigned_ms !== null) metrics?.dispatchSeconds.observe({ phase: 'assigned_to_started' }, Math.max(0, row.assigned_ms) / 1000);
     const keysOf = (rows: { id: string; attempt: number }[]) => new Set(rows.map((r) => attemptKeyOf({ jobId: r.id, attempt: r.attempt })));
     // Applied keys name the node too: two nodes' reports about one attempt can share a group,
@@ -329,12 +335,17 @@ export function createJobTransitions(deps: {
     const nodeKeyOf = (nodeId: string, a: AttemptRef) => `${nodeId}/${attemptKeyOf(a)}`;
     const nodeKeysOf = (rows: { id: string; attempt: number; node_id: string | null }[]) =>
       new Set(rows.map((r) => nodeKeyOf(r.node_id ?? '', { jobId: r.id, attempt: r.attempt })));
-    const applied = { started: nodeKeysOf(started), finished: nodeKeysOf(finished) };
+    // A requeued row names no node in node_id: handed_back_by does.
+    const applied = {
+      started: nodeKeysOf(started),
+      finished: nodeKeysOf(finished),
+      handedBack: nodeKeysOf(handedBack.map((r) => ({ ...r, node_id: r.handed_back_by }))),
+    };
     // The reports not applied: a duplicate if their attempt already ended, else stale.
-    const wasApplied = (key: string) => applied.started.has(key) || applied.finished.has(key);
+    const wasApplied = (key: string) => applied.started.has(key) || applied.finished.has(key) || applied.handedBack.has(key);
     const refused = [
       ...new Set([
-        ...[...starts, ...finishes].filter((r) => !wasApplied(nodeKeyOf(r.nodeId, r.attempt))).map((r) => r.attempt.jobId),
+        ...[...starts, ...finishes, ...handBacks].filter((r) => !wasApplied(nodeKeyOf(r.nodeId, r.attempt))).map((r) => r.attempt.jobId),
         ...outputs.filter((_, i) => stored[i] === undefined).map((r) => r.attempt.jobId),
       ]),
     ];
@@ -365,7 +376,7 @@ export function createJobTransitions(deps: {
           outcome = applies && first ? 'applied' : applies || over.has(key) ? 'duplicate' : 'stale';
         }
         // The attempt is over on the node, whatever became of the report.
-        if (r.kind === 'finished') {
+        if (r.kind === 'finished' || r.kind === 'handedBack') {
           freed = session.release(r.report.attempt) || freed;
           session.endReported(r.report.attempt);
         }
@@ -383,9 +394,11 @@ export function createJobTransitions(deps: {
     );
     // A duplicate may be the retry of a commit whose answer was lost: publish it
     // too (watchers drop what they already have by version).
-    publish([...started, ...finished, ...ended]);
-    announceEnds(finished);
+    publish([...started, ...finished, ...handedBack, ...ended]);
+    announceEnds([...finished, ...handedBack]);
+    for (const row of handedBack) if (row.state === QUEUED) log.info({ job_id: row.id, attempt: row.attempt }, 'job handed back by its draining node; queued again');
     if (freed) deps.kick('capacity');
+    if (handedBack.some((r) => r.state === QUEUED)) deps.kick('queued');
     return results;
   }
 
@@ -415,7 +428,7 @@ export function createJobTransitions(deps: {
     const undelivered = await deliver(sendable, new Map(offered.map((s) => [s.nodeId, s])));
     await failUnsealable(unsealable);
     // A node was drained meanwhile (its announcement still on its way): offer it no more.
-    for (const s of offered) if (claim.drained.includes(s.nodeId)) s.setDraining(true);
+    for (const s of offered) if (claim.drained.includes(s.nodeId)) s.setDrain({ draining: true, deadlineAt: s.drainDeadlineAt });
     // Another replica took some of the jobs placed, or a node was drained: read the queue again.
     if (claim.raced) deps.kick('queued');
     return { claimed: sendable.length - undelivered.length, exhausted: claim.exhausted };
@@ -589,6 +602,7 @@ function createdJob(job: NewJob, row: InsertedJob): Job {
     spec: job.spec,
     attempt: row.attempt,
     maxAttempts: job.spec.maxAttempts,
+    attemptsCounted: row.attempt,
     nodeId: row.node_id ?? '',
     submittedAt: row.submitted_at,
     assignedAt: row.assigned_at ?? undefined,

@@ -12,7 +12,7 @@ import type { Sql } from './db/connect.js';
 import type { JobTransitions } from './job-transitions.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { NodeSession } from './node-session.js';
-import { nodesPastGrace, recordNodeDisconnected, recordNodesSeen } from './node-store.js';
+import { nodesPastGrace, recordNodeDisconnected, recordNodesSeen, type DrainMark } from './node-store.js';
 import { createDatabaseHealth } from './database-health.js';
 import { silentSessions } from './silence.js';
 
@@ -26,7 +26,7 @@ export interface NodeLivenessOptions {
   reconnectGraceMs: number;
   persistIntervalMs: number;
   /** What the heartbeat persist read of a node's drain, for its owner (node-drain.ts) to apply. */
-  drainRead?: (nodeId: string, draining: boolean) => void;
+  drainRead?: (nodeId: string, drain: DrainMark) => void;
 }
 
 export interface NodeLiveness {
@@ -91,7 +91,7 @@ export function startNodeLiveness(options: NodeLivenessOptions): NodeLiveness {
         health.observe(true, performance.now() - sent);
         for (const session of live) {
           const row = seen.get(session.nodeId);
-          if (row) options.drainRead?.(session.nodeId, row.draining);
+          if (row) options.drainRead?.(session.nodeId, row);
           if (row || session.judged || registry.get(session.nodeId) !== session) continue;
           // Judged elsewhere (its attempts are no longer its own): the agent must
           // reconnect, to be reconciled as a new stream, not be given more work.

@@ -3,6 +3,7 @@
 // and an operator's drains (node-drain.ts owns them).
 import type { NodeServiceImplementation } from '../common/gen/grid/v1/node.js';
 import { invalidArgument } from '../common/errors.js';
+import { durationToMs } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import type { NodeDrain } from './node-drain.js';
 import { listNodes } from './node-store.js';
@@ -14,7 +15,7 @@ const MAX_PAGE = 2000;
 export function createNodeService(deps: { sql: Sql; drains: NodeDrain }): NodeServiceImplementation {
   return {
     async drainNode(request) {
-      return { node: await deps.drains.drain(request.nodeId) };
+      return { node: await deps.drains.drain(request.nodeId, request.deadline ? durationToMs(request.deadline) : undefined) };
     },
     async undrainNode(request) {
       return { node: await deps.drains.undrain(request.nodeId) };

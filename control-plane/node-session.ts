@@ -16,6 +16,8 @@ interface CountedSlot {
   since: number;
   /** Whether this session has sent the node the job's cancel. */
   cancelSent: boolean;
+  /** Whether this session has asked the node to hand the attempt back (a drain's deadline). */
+  handBackSent: boolean;
 }
 
 export interface FreeCapacity {
@@ -31,6 +33,7 @@ export class NodeSession {
   private isReady = false;
   private isJudged = false;
   private isDraining = false;
+  private drainDeadline: Date | null = null;
   private unknownSince: number | undefined;
   private readonly counted = new Map<string, CountedSlot>();
   /** Claims for this node in flight, and when the last one settled (performance.now()). */
@@ -89,9 +92,24 @@ export class NodeSession {
     return this.live && !this.isDraining;
   }
 
+  /** When a drained node hands back what it still runs (null: no deadline, or not draining). */
+  get drainDeadlineAt(): Date | null {
+    return this.drainDeadline;
+  }
+
   /** What Postgres says of the node's drain (read on connect, with heartbeats, or announced). */
-  setDraining(draining: boolean): void {
-    this.isDraining = draining;
+  setDrain(drain: { draining: boolean; deadlineAt: Date | null }): void {
+    this.isDraining = drain.draining;
+    this.drainDeadline = drain.draining ? drain.deadlineAt : null;
+  }
+
+  /**
+   * The attempts counted here that the node should hand back by `now` (its drain's
+   * deadline has passed) and has not been asked to yet; a cancelled one is stopping anyway.
+   */
+  handBacksDue(now: number): AttemptRef[] {
+    if (!this.isDraining || this.drainDeadline === null || this.drainDeadline.getTime() > now) return [];
+    return [...this.counted].filter(([, c]) => !c.handBackSent && !c.cancelSent).map(([jobId, c]) => ({ jobId, attempt: c.attempt }));
   }
 
   /** Postgres recorded this stream as the node's `generation`th connection. */
@@ -164,6 +182,7 @@ export class NodeSession {
       memoryBytes: Number(resources.memoryBytes),
       since: performance.now(),
       cancelSent: false,
+      handBackSent: false,
     });
   }
 
@@ -260,11 +279,13 @@ export class NodeSession {
   /**
    * Asks the node to stop an attempt: stop signal, `graceMs`, then SIGKILL (0:
    * kill at once). A job's cancel is noted on the attempt counted, so that
-   * reconciliation sends it only to a node that never got it.
+   * reconciliation sends it only to a node that never got it; a hand-back too,
+   * so that it is asked once per stream.
    */
   sendCancel(attempt: AttemptRef, graceMs: number, cause: CancelCause): void {
     const counted = this.counted.get(attempt.jobId);
     if (cause === CancelCause.CANCEL_CAUSE_CANCELLED && counted?.attempt === attempt.attempt) counted.cancelSent = true;
+    if (cause === CancelCause.CANCEL_CAUSE_HANDED_BACK && counted?.attempt === attempt.attempt) counted.handBackSent = true;
     this.send({ message: { $case: 'cancel', value: { attempt, grace: msToDuration(graceMs), cause } } });
   }
 

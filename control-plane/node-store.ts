@@ -18,14 +18,26 @@ interface NodeRow {
   last_seen_at: Date | null;
   running_jobs: number;
   drain_requested_at: Date | null;
+  drain_deadline_at: Date | null;
+}
+
+/** An operator's drain of a node, as Postgres holds it (node-drain.ts owns it). */
+export interface DrainMark {
+  /** Offered no work; it stays so across reconnects. */
+  draining: boolean;
+  /** When what it still runs is handed back; null: no deadline. */
+  deadlineAt: Date | null;
 }
 
 /** A node's new stream as Postgres recorded it. */
 export interface NodeConnected {
   generation: number;
-  /** Drained by an operator (it stays so across reconnects): offered no work. */
-  draining: boolean;
+  drain: DrainMark;
 }
+
+/** The columns that say a node's drain, as a DrainMark's fields. */
+const drainColumns = (sql: Sql) => sql`nodes.drain_requested_at IS NOT NULL AS draining, nodes.drain_deadline_at AS deadline_at`;
+const drainOf = (r: { draining: boolean; deadline_at: Date | null }): DrainMark => ({ draining: r.draining, deadlineAt: r.deadline_at });
 
 /**
  * Records the new streams of many nodes in one statement (a reconnect storm
@@ -42,7 +54,7 @@ export async function recordNodesConnected(
 ): Promise<(NodeConnected | undefined)[]> {
   if (nodes.length === 0) return [];
   const col = <T>(f: (n: { nodeId: string; hello: Hello }) => T) => nodes.map(f);
-  const rows = await sql<{ id: string; generation: number; draining: boolean }[]>`
+  const rows = await sql<{ id: string; generation: number; draining: boolean; deadline_at: Date | null }[]>`
     INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, agent_version, agent_instance, connected_at, last_seen_at, generation)
     SELECT id, name, 'READY', slots, cpus, memory_bytes, labels::jsonb, agent_version, agent_instance, now(), now(), 1
     FROM unnest(${col((n) => n.nodeId)}::text[], ${col((n) => n.hello.name)}::text[], ${col((n) => n.hello.capacity!.slots)}::int[],
@@ -60,8 +72,8 @@ export async function recordNodesConnected(
     -- agent process again: its old stream is dead, whatever it looks like.
     WHERE nodes.state <> 'READY' OR nodes.last_seen_at < now() - ${liveWithinMs} * interval '1 millisecond'
        OR (EXCLUDED.agent_instance <> '' AND nodes.agent_instance = EXCLUDED.agent_instance)
-    RETURNING id, generation, nodes.drain_requested_at IS NOT NULL AS draining`;
-  const recorded = new Map(rows.map((r) => [r.id, { generation: r.generation, draining: r.draining }]));
+    RETURNING id, generation, ${drainColumns(sql)}`;
+  const recorded = new Map(rows.map((r) => [r.id, { generation: r.generation, drain: drainOf(r) }]));
   return nodes.map((n) => recorded.get(n.nodeId));
 }
 
@@ -73,25 +85,38 @@ export async function recordNodeDisconnected(sql: Sql, nodeId: string, generatio
 
 /**
  * Heartbeats persisted in one statement for all of this control plane's live
- * nodes. Returns the nodes whose row took it, each with whether it is drained
- * (so a drain whose NOTIFY was lost still holds within a persist interval): a
+ * nodes. Returns the nodes whose row took it, each with its drain (so a drain
+ * whose NOTIFY was lost still holds within a persist interval): a
  * node missing from the answer is no longer this stream's in Postgres (judged
  * LOST elsewhere, or moved on).
  */
-export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<Map<string, { draining: boolean }>> {
+export async function recordNodesSeen(sql: Sql, nodes: { nodeId: string; generation: number }[]): Promise<Map<string, DrainMark>> {
   if (nodes.length === 0) return new Map();
-  const rows = await sql<{ id: string; draining: boolean }[]>`
+  const rows = await sql<{ id: string; draining: boolean; deadline_at: Date | null }[]>`
     UPDATE nodes SET last_seen_at = now()
     FROM unnest(${nodes.map((n) => n.nodeId)}::text[], ${nodes.map((n) => n.generation)}::int8[]) AS seen(id, generation)
     WHERE nodes.id = seen.id AND nodes.generation = seen.generation AND nodes.state = 'READY'
-    RETURNING nodes.id, nodes.drain_requested_at IS NOT NULL AS draining`;
-  return new Map(rows.map((r) => [r.id, { draining: r.draining }]));
+    RETURNING nodes.id, ${drainColumns(sql)}`;
+  return new Map(rows.map((r) => [r.id, drainOf(r)]));
 }
 
-/** Drains (or undrains) a node; the node as it now stands, or undefined for a node never seen. */
-export async function setNodeDraining(sql: Sql, nodeId: string, draining: boolean): Promise<Node | undefined> {
+/** A node's drain as it stands, or undefined for a node never seen. */
+export async function readDrain(sql: Sql, nodeId: string): Promise<DrainMark | undefined> {
+  const [row] = await sql<{ draining: boolean; deadline_at: Date | null }[]>`SELECT ${drainColumns(sql)} FROM nodes WHERE id = ${nodeId}`;
+  return row && drainOf(row);
+}
+
+/**
+ * Drains a node (`deadlineMs` from now, by the database's clock: when what it
+ * runs is handed back; undefined keeps any deadline set before), or undrains
+ * it (no deadline either). The node as it now stands, or undefined for a node never seen.
+ */
+export async function setNodeDraining(sql: Sql, nodeId: string, draining: boolean, deadlineMs?: number): Promise<Node | undefined> {
   const [row] = await sql<{ id: string }[]>`
-    UPDATE nodes SET drain_requested_at = CASE WHEN ${draining} THEN coalesce(drain_requested_at, now()) END
+    UPDATE nodes SET drain_requested_at = CASE WHEN ${draining} THEN coalesce(drain_requested_at, now()) END,
+      drain_deadline_at = CASE WHEN NOT ${draining} THEN NULL
+                               WHEN ${deadlineMs ?? null}::float8 IS NULL THEN drain_deadline_at
+                               ELSE now() + ${deadlineMs ?? null}::float8 * interval '1 millisecond' END
     WHERE id = ${nodeId} RETURNING id`;
   if (!row) return undefined;
   return (await readNodes(sql, sql`WHERE n.id = ${nodeId}`, 1))[0];
@@ -129,5 +154,6 @@ async function readNodes(sql: Sql, where: ReturnType<Sql>, limit: number): Promi
     connectedAt: r.connected_at ?? undefined,
     lastSeenAt: r.last_seen_at ?? undefined,
     draining: r.drain_requested_at !== null,
+    drainDeadline: r.drain_deadline_at ?? undefined,
   }));
 }

@@ -67,6 +67,9 @@ function chunkOf(chunk: LogChunk): LogChunk {
 
 function finishedOf(f: JobFinished): NodeReport {
   const attempt = attemptOf(f.attempt);
+  const output = { stdoutBytes: count('stdout_bytes', f.stdoutBytes), stderrBytes: count('stderr_bytes', f.stderrBytes) };
+  // Stopped by its node to give the job back: no reason of the job's own.
+  if (f.handedBack) return { kind: 'handedBack', report: { attempt, endedAt: dateOf('finished_at', f.finishedAt) ?? new Date(), output } };
   if (f.reason === EndReason.END_REASON_UNSPECIFIED || EndReason[f.reason] === undefined) {
     throw new Invalid(`job_finished for ${attempt.jobId} has no end reason (${f.reason})`);
   }
@@ -79,7 +82,7 @@ function finishedOf(f: JobFinished): NodeReport {
       message: textOf(f.message),
       startedAt: dateOf('started_at', f.startedAt),
       endedAt: dateOf('finished_at', f.finishedAt) ?? new Date(),
-      output: { stdoutBytes: count('stdout_bytes', f.stdoutBytes), stderrBytes: count('stderr_bytes', f.stderrBytes) },
+      output,
     },
   };
 }

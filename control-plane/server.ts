@@ -141,7 +141,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log,
     }),
   );
-  const drains = await startNodeDrain({ sql, registry, kick: () => dispatcher.kick('queued'), log });
+  const drains = await startNodeDrain({ sql, registry, kick: () => dispatcher.kick('queued'), log, checkIntervalMs: options.deadlineCheckMs });
   server.add(NodeServiceDefinition, createNodeService({ sql, drains }));
   let liveness: NodeLiveness | undefined;
   const reconciler = startNodeReconciler({ sql, registry, transitions: () => transitions, dispatcher, log, intervalMs: options.reconcileIntervalMs, openSecrets });
@@ -171,7 +171,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs,
     persistIntervalMs: Math.max(100, Math.min(1000, options.heartbeatIntervalMs)),
-    drainRead: (nodeId, draining) => drains.observed(nodeId, draining),
+    drainRead: (nodeId, drain) => drains.observed(nodeId, drain),
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });

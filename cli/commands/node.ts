@@ -1,6 +1,8 @@
 // gridctl node drain|undrain: take a node out of scheduling and put it back.
-// What the node runs goes on; the control plane only gives it no new job.
+// What the node runs goes on (up to the drain's deadline, when it has one); the
+// control plane only gives it no new job.
 import { ClientError, Status } from 'nice-grpc';
+import { msToDuration } from '../../common/units.js';
 import { callOptions, type GridClients } from '../client.js';
 
 /** The server says which node it does not know; the CLI adds where to look. */
@@ -9,9 +11,15 @@ function withHint(err: unknown): never {
   throw err;
 }
 
-export async function drainCommand(clients: GridClients, nodeId: string): Promise<number> {
-  await clients.nodes.drainNode({ nodeId }, callOptions()).catch(withHint);
-  process.stdout.write(`node ${nodeId} is draining: it takes no new job, what it runs goes on (gridctl node undrain ${nodeId} to reopen it)\n`);
+export async function drainCommand(clients: GridClients, nodeId: string, deadlineMs?: number): Promise<number> {
+  const { node } = await clients.nodes
+    .drainNode({ nodeId, deadline: deadlineMs === undefined ? undefined : msToDuration(deadlineMs) }, callOptions())
+    .catch(withHint);
+  const deadline = node?.drainDeadline;
+  const runs = deadline
+    ? `what still runs on it at ${deadline.toISOString()} is handed back to the queue`
+    : 'what it runs goes on';
+  process.stdout.write(`node ${nodeId} is draining; ${runs} (gridctl node undrain ${nodeId} to reopen it)\n`);
   return 0;
 }
 

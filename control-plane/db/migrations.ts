@@ -380,4 +380,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN drain_requested_at timestamptz;
     `,
   },
+  {
+    version: 17,
+    name: 'drain deadlines, and attempts handed back',
+    sql: `
+      -- Set by DrainNode with a deadline, cleared by UndrainNode (control-plane/node-drain.ts):
+      -- once it passes, what still runs on the node is stopped and handed back.
+      ALTER TABLE nodes ADD COLUMN drain_deadline_at timestamptz;
+      -- A handed-back attempt (sql/hand-back-attempts.ts) is in the history with that outcome; its job is
+      -- queued again and, as with a withdrawn one, the attempt is counted in withdrawn_attempts.
+      ALTER TABLE job_attempts DROP CONSTRAINT job_attempts_outcome_check;
+      ALTER TABLE job_attempts ADD CONSTRAINT job_attempts_outcome_check CHECK (outcome IN (${reasons}, 'HANDED_BACK'));
+    `,
+  },
 ];

@@ -9,6 +9,7 @@ import { migrate } from '../../control-plane/db/migrate.js';
 import { appendOutputs } from '../../control-plane/log-store.js';
 import { claimJobs } from '../../control-plane/sql/claim-jobs.js';
 import { finishAttempts } from '../../control-plane/sql/finish-attempts.js';
+import { handBackAttempts } from '../../control-plane/sql/hand-back-attempts.js';
 import { insertJobs } from '../../control-plane/sql/insert-jobs.js';
 import { startAttempts } from '../../control-plane/sql/start-attempts.js';
 import { runtimeTable, DEFAULT_RUNTIMES } from '../../control-plane/runtime-presets.js';
@@ -51,4 +52,19 @@ test('an impostor\'s start, output and end in the same statement as the real nod
   const end = (nodeId: string, reason: EndReason, exitCode: number) => ({ attempt, nodeId, reason, exitCode, message: nodeId, endedAt: now });
   const finished = await finishAttempts(db.sql, [end('node-b', EndReason.END_REASON_SUCCEEDED, 0), end('node-a', EndReason.END_REASON_FAILED, 3)]);
   t.deepEqual(finished.map((r) => [r.node_id, r.exit_code]), [['node-a', 3]]);
+});
+
+test('a hand-back is fenced as an end is: an impostor\'s or a stale attempt\'s changes nothing, the node\'s own requeues the job once', async (t) => {
+  const attempt = await jobOnNodeA();
+  const now = new Date();
+  const back = (nodeId: string, a = attempt) => ({ attempt: a, nodeId, endedAt: now });
+  t.is((await handBackAttempts(db.sql, [back('node-b'), back('node-a', { ...attempt, attempt: attempt.attempt + 1 })])).length, 0);
+  const handed = await handBackAttempts(db.sql, [back('node-b'), back('node-a'), back('node-a')]);
+  t.deepEqual(handed.map((r) => [r.state, r.node_id, r.handed_back_by]), [['QUEUED', null, 'node-a']]);
+  t.is((await handBackAttempts(db.sql, [back('node-a')])).length, 0, 'a resent hand-back finds the job queued and changes nothing');
+  const [row] = await db.sql<{ attempt: number; withdrawn_attempts: number; end_reason: string | null }[]>`
+    SELECT attempt, withdrawn_attempts, end_reason FROM jobs WHERE id = ${attempt.jobId}`;
+  t.deepEqual(row, { attempt: attempt.attempt, withdrawn_attempts: 1, end_reason: null });
+  const [history] = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${attempt.jobId} AND attempt = ${attempt.attempt}`;
+  t.is(history!.outcome, 'HANDED_BACK');
 });

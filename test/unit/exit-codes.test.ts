@@ -11,6 +11,7 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     spec: undefined,
     attempt: 1,
     maxAttempts: 2,
+    attemptsCounted: 1,
     nodeId: 'n-1',
     exitCode,
     message: '',

@@ -9,6 +9,7 @@ import {
   cancelTargetOf,
   claimTargetOf,
   expireTargetOf,
+  handBackTargetOf,
   lostTargetOf,
   startTargetOf,
   withdrawTargetOf,
@@ -207,6 +208,7 @@ test('every transition target function moves only along the transition table (or
     ['lost with attempts left', (f) => lostTargetOf(f, true)],
     ['lost on the last attempt', (f) => lostTargetOf(f, false)],
     ['withdrawn', withdrawTargetOf],
+    ['handed back', handBackTargetOf],
     ['backstop', backstopTargetOf],
     ['expire', expireTargetOf],
   ];
@@ -222,7 +224,7 @@ test('every transition target function moves only along the transition table (or
   }
 });
 
-test('the transition targets: who claims, starts, loses, backstops and expires what', (t) => {
+test('the transition targets: who claims, starts, loses, hands back, backstops and expires what', (t) => {
   const { JOB_STATE_QUEUED: Q, JOB_STATE_ASSIGNED: A, JOB_STATE_RUNNING: R, JOB_STATE_CANCELLING: C, JOB_STATE_CANCELLED: X, JOB_STATE_FAILED: F, JOB_STATE_SUCCEEDED: S } = JobState;
   const states = (targetOf: (from: JobState) => Move | undefined) =>
     ALL_STATES.flatMap((from) => { const m = targetOf(from); return m ? [[from, m.state, m.reason ?? null]] : []; });
@@ -230,6 +232,7 @@ test('the transition targets: who claims, starts, loses, backstops and expires w
   t.deepEqual(states(startTargetOf), [[A, R, null], [R, R, null], [C, C, null]]);
   t.deepEqual(states((f) => lostTargetOf(f, true)), [[A, Q, null], [R, Q, null], [C, X, EndReason.END_REASON_CANCELLED]]);
   t.deepEqual(states(withdrawTargetOf), [[A, Q, null], [C, X, EndReason.END_REASON_CANCELLED]], 'a running job is never withdrawn');
+  t.deepEqual(states(handBackTargetOf), [[A, Q, null], [R, Q, null], [C, X, EndReason.END_REASON_CANCELLED]], 'a cancel committed first still decides');
   t.deepEqual(states((f) => lostTargetOf(f, false)), [
     [A, F, EndReason.END_REASON_NODE_LOST], [R, F, EndReason.END_REASON_NODE_LOST], [C, X, EndReason.END_REASON_CANCELLED],
   ]);

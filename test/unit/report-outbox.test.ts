@@ -22,6 +22,7 @@ function finished(jobId: string): Report {
       exitCode: 0,
       reason: EndReason.END_REASON_SUCCEEDED,
       message: '',
+      handedBack: false,
       stdoutBytes: 0n,
       stderrBytes: 0n,
       startedAt: undefined,

@@ -18,6 +18,16 @@ test('a well-formed finish passes, its job id lower-cased', (t) => {
   if (r.kind === 'report' && r.report.kind === 'finished') t.is(r.report.report.attempt.jobId, attempt.jobId);
 });
 
+test('a finish that hands the attempt back is a hand-back, whatever reason it carries', (t) => {
+  const r = parseReport(finished({ handedBack: true, reason: EndReason.END_REASON_UNSPECIFIED, exitCode: undefined, stdoutBytes: 6n }));
+  if (r.kind !== 'report') return t.fail(r.kind);
+  t.is(r.report.kind, 'handedBack');
+  if (r.report.kind === 'handedBack') {
+    t.deepEqual(r.report.report.attempt, attempt);
+    t.deepEqual(r.report.report.output, { stdoutBytes: 6, stderrBytes: 0 });
+  }
+});
+
 test('a NUL in a message is replaced and a long one cut, not refused: Postgres can store what is kept', (t) => {
   const r = parseReport(finished({ message: `bad\0byte${'x'.repeat(2 * MAX_MESSAGE_CHARS)}` }));
   if (r.kind !== 'report' || r.report.kind !== 'finished') return t.fail(r.kind);
