@@ -2,7 +2,9 @@
 // capped exponential backoff and jitter, and hands each assignment to its own
 // task runner. Running tasks do not depend on the stream: their reports wait in
 // the outbox until a stream acknowledges them. On start it takes up the
-// containers an earlier agent of this node left, before it says hello.
+// containers an earlier agent of this node left, before it says hello. A drain
+// (SIGTERM) stops it taking work, lets what runs end up to a deadline, hands
+// the rest back and then closes.
 import { channelCredentials, type ClientTls } from '../common/client-credentials.js';
 import { ClientError, createChannel, createClient, Status, type Channel } from 'nice-grpc';
 import type { Logger } from 'pino';
@@ -22,6 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { attemptKeyOf } from '../common/attempt.js';
 import { requestBatches, unbatchResponse } from '../common/message-batches.js';
+import { openHandBackLedger } from './hand-back-ledger.js';
 import { ReportOutbox, type News } from './report-outbox.js';
 import type { RuntimeDriver } from './runtime-driver.js';
 import type { AgentMetrics } from './metrics.js';
@@ -64,6 +67,13 @@ export interface Agent {
    * node takes them up again.
    */
   stop(): Promise<void>;
+  /**
+   * Takes no new work (and says so to the control plane), lets running jobs
+   * end for up to `deadlineMs`, then stops the rest and hands them back; then
+   * waits, up to `settleMs`, for the control plane to have every report, and
+   * stops. Resolves with the attempts still unreported then (0: a clean drain).
+   */
+  drain(deadlineMs: number, settleMs: number): Promise<number>;
 }
 
 const MAX_ENDED_REMEMBERED = 10_000;
@@ -85,7 +95,10 @@ export function startAgent(options: AgentOptions): Agent {
     spillFile: join(options.stateDir, 'outbox.spill'),
     windowMs: options.reportWindowMs,
   });
+  const handBacks = openHandBackLedger(join(options.stateDir, 'hand-backs.json'));
   const abort = new AbortController();
+  /** Set by drain(): no new work; an assignment that comes anyway is handed back unstarted. */
+  let draining = false;
   let heartbeatMs = options.heartbeatIntervalMs;
   let welcomed = deferred();
   let startHeartbeats: (() => void) | undefined;
@@ -103,6 +116,7 @@ export function startAgent(options: AgentOptions): Agent {
     flushIntervalMs: options.flushIntervalMs,
     maxChunkBytes: options.maxChunkBytes,
     timeoutGraceMs: options.timeoutGraceMs,
+    handBacks,
     metrics: options.metrics,
   };
   options.metrics?.watch({ containers: () => runners.size, outbox: () => reports.pending });
@@ -127,6 +141,24 @@ export function startAgent(options: AgentOptions): Agent {
         ended.add(attemptKeyOf(ref));
         if (ended.size > MAX_ENDED_REMEMBERED) ended.delete(ended.values().next().value!);
       });
+  }
+
+  /** An assignment that reached a draining node: given back as it came, never started. */
+  function handBackUnstarted(ref: { jobId: string; attempt: number }): void {
+    log.info({ job_id: ref.jobId, attempt: ref.attempt }, 'handing back an assignment: this node is draining');
+    ended.add(attemptKeyOf(ref));
+    void reports.send({
+      $case: 'jobFinished',
+      value: {
+        attempt: ref, reason: 0, message: 'handed back unstarted: the node is draining', handedBack: true,
+        exitCode: undefined, startedAt: undefined, finishedAt: new Date(), stdoutBytes: 0n, stderrBytes: 0n,
+      },
+    });
+  }
+
+  /** Sends a heartbeat now (on the current stream, if any). */
+  function heartbeatNow(): void {
+    stream?.push({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: attempts(), freeSlots: options.capacity.slots - runners.size, draining } } });
   }
 
   /** Containers of this node from before a restart: take up the started ones. */
@@ -162,7 +194,8 @@ export function startAgent(options: AgentOptions): Agent {
         if (existing && existing.ref.attempt >= ref.attempt) return; // a resent assignment
         if (ended.has(attemptKeyOf(ref))) return; // resent after it ended here
         existing?.cancel(0, CancelCause.CANCEL_CAUSE_STALE);
-        run(ref, { kind: 'new', task: m.value.task! });
+        if (draining) handBackUnstarted(ref);
+        else run(ref, { kind: 'new', task: m.value.task! });
         return;
       }
       case 'cancel': {
@@ -189,6 +222,7 @@ export function startAgent(options: AgentOptions): Agent {
           attempts: attempts(),
           agentInstance,
           acceptsBatches: true,
+          draining,
         },
       },
     });
@@ -198,15 +232,7 @@ export function startAgent(options: AgentOptions): Agent {
     // Heartbeats start on welcome, at the interval the control plane asks for.
     startHeartbeats = () => {
       clearInterval(heartbeat);
-      heartbeat = setInterval(() => {
-        outgoing.push({
-          seq: 0n,
-          message: {
-            $case: 'heartbeat',
-            value: { attempts: attempts(), freeSlots: options.capacity.slots - runners.size },
-          },
-        });
-      }, heartbeatMs);
+      heartbeat = setInterval(heartbeatNow, heartbeatMs);
     };
     try {
       // Reports go out several to a message once the welcome says the control plane takes that.
@@ -254,15 +280,44 @@ export function startAgent(options: AgentOptions): Agent {
     }
   })();
 
+  async function stop(): Promise<void> {
+    abort.abort();
+    await loop;
+    channel.close();
+  }
+
   return {
     nodeId: options.nodeId,
     connected: () => welcomed.promise,
-    async stop() {
-      abort.abort();
-      await loop;
-      channel.close();
+    stop,
+    async drain(deadlineMs, settleMs) {
+      draining = true;
+      heartbeatNow();
+      const ends = () => Promise.all([...runners.values()].map((r) => r.done.catch(() => undefined)));
+      log.info({ running: runners.size, deadline_ms: deadlineMs }, 'draining: taking no new job; running ones may end until the deadline');
+      if (!(await within(ends(), deadlineMs))) {
+        log.info({ running: runners.size }, 'drain deadline passed: stopping the jobs still running and handing them back');
+        for (const runner of runners.values()) runner.cancel(0, CancelCause.CANCEL_CAUSE_HANDED_BACK);
+      }
+      // Every runner ends once its report is acknowledged; reports of attempts already over too.
+      const settled = await within(Promise.all([ends(), reports.drained()]), settleMs);
+      const left = settled ? 0 : attempts().length;
+      if (left > 0) log.warn({ attempts: left }, 'stopping with reports the control plane does not have yet; the next agent process sends them');
+      await stop();
+      return left;
     },
   };
+}
+
+/** Whether `done` settled within `ms`. */
+async function within(done: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([done.then(() => true as const), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void; settled: boolean } {

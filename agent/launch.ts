@@ -88,6 +88,11 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
       await agent.stop();
       await endpoint?.close();
     },
+    async drain(deadlineMs, settleMs) {
+      const left = await agent.drain(deadlineMs, settleMs);
+      await endpoint?.close();
+      return left;
+    },
   };
 }
 

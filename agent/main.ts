@@ -10,6 +10,11 @@ import { DEFAULT_CONTAINER_POLICY, parseCapabilities } from './container-policy.
 import { GRID_NETWORK } from './job-network.js';
 import type { ClientTls } from '../common/client-credentials.js';
 
+/** How long running jobs may go on after a SIGTERM; the unit's TimeoutStopSec leaves room for it (systemd/grid-agent.service). */
+const DEFAULT_DRAIN_DEADLINE_MS = 5 * 60_000;
+/** After the deadline: for stopped jobs to end and the control plane to acknowledge every report. */
+const DRAIN_SETTLE_MS = 30_000;
+
 const program = new Command('grid-agent')
   .description('Runs Grid jobs as Docker containers on this host.')
   .version(GRID_VERSION)
@@ -32,6 +37,7 @@ const program = new Command('grid-agent')
   .addOption(envOption('--pull-stall-timeout <duration>', 'give up a pull that reports no progress for this long; 0: never', 'GRID_PULL_STALL_TIMEOUT', 120_000).argParser(parseTimerFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'heartbeat interval until the control plane sets one', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseTimerFlag))
   .addOption(envOption('--timeout-grace <duration>', 'grace between SIGTERM and SIGKILL when a job times out', 'GRID_TIMEOUT_GRACE', 10_000).argParser(parseTimerFlag))
+  .addOption(envOption('--drain-deadline <duration>', 'on SIGTERM, how long running jobs may go on before they are stopped and handed back to the queue (0: at once)', 'GRID_DRAIN_DEADLINE', DEFAULT_DRAIN_DEADLINE_MS).argParser(parseTimerFlag))
   .addOption(envOption('--outbox-memory <size>', 'reports held in memory while the control plane is away, before spilling to disk', 'GRID_OUTBOX_MEMORY', 32 * 1024 * 1024).argParser(parseBytesFlag))
   .addOption(envOption('--network <network>', `Docker network of job containers: ${GRID_NETWORK} (Grid's own: no connections to this host, none between jobs), bridge (Docker's default: jobs reach this host's ports), none, or another network`, 'GRID_NETWORK', DEFAULT_CONTAINER_POLICY.network))
   .addOption(envOption('--cap-add <caps>', 'capabilities given back to jobs after all are dropped, comma-separated (e.g. CHOWN,SETUID,SETGID for package managers)', 'GRID_CAP_ADD', []).argParser(flagParser(parseCapabilities)))
@@ -79,14 +85,23 @@ const program = new Command('grid-agent')
       process.exit(1);
     }
     log.info({ node: agent.nodeId, server: flags.server }, 'agent started');
-    const shutdown = async () => {
-      // Containers keep running: the next agent of this node takes them up again
-      // (a restart within the control plane's reconnect grace loses no job).
+    // SIGINT (Ctrl-C; or `systemctl kill -s SIGINT` to restart onto a new version
+    // keeping jobs): stop at once. Containers keep running, and the next agent of
+    // this node takes them up again (a restart within the control plane's
+    // reconnect grace loses no job).
+    const stopNow = async () => {
       await agent.stop();
       process.exit(0);
     };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
+    // SIGTERM (systemctl stop or restart): drain first. A second signal stops at once.
+    const drain = async () => {
+      process.once('SIGTERM', stopNow);
+      const left = await agent.drain(flags.drainDeadline, DRAIN_SETTLE_MS);
+      log.info({ unreported: left }, 'drained; exiting');
+      process.exit(0);
+    };
+    process.once('SIGTERM', drain);
+    process.once('SIGINT', stopNow);
   });
 
 function tlsOf(flags: Record<string, string | undefined>): ClientTls | undefined {

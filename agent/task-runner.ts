@@ -8,6 +8,7 @@ import { CancelCause, type AttemptRef, type Task } from '../common/gen/grid/v1/a
 import { EndReason, LogStream } from '../common/gen/grid/v1/job.js';
 import { reasonForExit } from '../common/job-state.js';
 import { durationToMs } from '../common/units.js';
+import type { HandBackLedger } from './hand-back-ledger.js';
 import type { AgentMetrics } from './metrics.js';
 import { OutputBatcher } from './output-batcher.js';
 import { pacePullProgress } from './pull-progress.js';
@@ -27,7 +28,10 @@ export interface TaskRunnerDeps {
   flushIntervalMs: number;
   maxChunkBytes: number;
   /** Grace given when the run timeout stops a task that names none. */
-  timeoutGraceMs: number;  metrics?: AgentMetrics;
+  timeoutGraceMs: number;
+  /** Attempts being handed back, known to the next agent process too. */
+  handBacks: HandBackLedger;
+  metrics?: AgentMetrics;
 }
 
 const FILES_PIECE_BYTES = 1024 * 1024;
@@ -53,6 +57,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   let running: RunningTask | undefined;
   let stopping: { cause: CancelCause; signalled: Promise<boolean> } | undefined;
   let requestedStop: { graceMs: number; cause: CancelCause } | undefined;
+  // An earlier agent process was handing this attempt back when it stopped: finish that.
+  const handBackNoted = source.kind === 'found' && deps.handBacks.has(attempt);
+  if (handBackNoted) requestedStop = { graceMs: 0, cause: CancelCause.CANCEL_CAUSE_HANDED_BACK };
   const stopSignal = source.kind === 'new' ? source.task.stopSignal || 'SIGTERM' : source.found.stopSignal;
   const stopGraceMs =
     source.kind === 'new'
@@ -77,6 +84,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   function stop(requestedGraceMs: number, cause: CancelCause): void {
     // A hand-back stops the task as the task asks to be stopped: nothing about it was refused.
     const graceMs = cause === CancelCause.CANCEL_CAUSE_HANDED_BACK ? stopGraceMs : requestedGraceMs;
+    if (cause === CancelCause.CANCEL_CAUSE_HANDED_BACK && !stopping) deps.handBacks.note(attempt);
     if (!running) {
       requestedStop ??= { graceMs, cause };
       preparing.abort();
@@ -146,6 +154,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
           finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n, handedBack,
         },
       });
+      if (handedBack) deps.handBacks.forget(attempt);
       if (source.kind === 'found') await deps.driver.remove(source.found);
       return;
     }
@@ -164,7 +173,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
       // A stop only decides the reason if it signalled the process; one that
       // came after the process exited by itself leaves the real outcome standing.
       const signalled = stopping ? await stopping.signalled : false;
-      const handedBack = signalled && stopping!.cause === CancelCause.CANCEL_CAUSE_HANDED_BACK;
+      const handedBack = handBackNoted || (signalled && stopping!.cause === CancelCause.CANCEL_CAUSE_HANDED_BACK);
       const reason = handedBack ? EndReason.END_REASON_UNSPECIFIED : signalled ? reasonForStop(stopping!.cause) : reasonForExit(exit.exitCode, exit.oomKilled);
       finished = {
         attempt,
@@ -198,6 +207,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     if (finished.handedBack) log.info({ exit_code: finished.exitCode }, 'task stopped and handed back');
     else log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
     await deps.report({ $case: 'jobFinished', value: finished });
+    if (finished.handedBack) deps.handBacks.forget(attempt);
     await deps.driver.remove(running);
   })();
 

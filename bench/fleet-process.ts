@@ -121,7 +121,7 @@ function ended(a: Agent, call: ClientDuplexStream<Buffer, ConnectResponse>, s: S
 
 function start(m: FleetStart): void {
   heartbeatBytes = Buffer.from(
-    ConnectRequest.encode({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: m.slots } } }).finish(),
+    ConnectRequest.encode({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: m.slots, draining: false } } }).finish(),
   );
   const capacity = { slots: m.slots, cpus: m.slots, memoryBytes: BigInt(m.slots) * 2n ** 30n };
   for (let i = 0; i < m.count; i++) {
@@ -136,7 +136,7 @@ function start(m: FleetStart): void {
       message: {
         $case: 'hello',
         // One simulated agent process per node id, the same on every reconnect.
-        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [], agentInstance: `${process.pid}/${nodeId}`, acceptsBatches: false },
+        value: { nodeId, name: nodeId, capacity, labels: { simulated: 'true' }, agentVersion: `${GRID_VERSION}-simulated`, attempts: [], agentInstance: `${process.pid}/${nodeId}`, acceptsBatches: false, draining: false },
       },
     }).finish();
     const a: Agent = {

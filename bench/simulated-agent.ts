@@ -187,7 +187,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
         agent.heartbeat = setInterval(() => {
           agent.outgoing.push({
             seq: 0n,
-            message: { $case: 'heartbeat', value: { attempts: [...agent.held.values()], freeSlots: slots - agent.held.size } },
+            message: { $case: 'heartbeat', value: { attempts: [...agent.held.values()], freeSlots: slots - agent.held.size, draining: false } },
           });
         }, intervalMs);
         welcome();
@@ -221,6 +221,7 @@ export function startSimulatedAgents(options: SimulatedFleetOptions): SimulatedF
           agentInstance: `${process.pid}/${agent.nodeId}`,
           // As the real agent: several messages to one, both ways (common/message-batches.ts).
           acceptsBatches: true,
+          draining: false,
         },
       },
     });

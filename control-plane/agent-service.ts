@@ -108,6 +108,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
           }
           session.opened(recorded.generation);
           session.setDrain(recorded.drain);
+          session.setAgentDraining(hello.draining);
           deps.metrics?.streamsOpened.inc();
           await welcome(session, hello);
         } finally {
@@ -118,8 +119,10 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
         const read = (request: ConnectRequest) => {
           const m = request.message;
           if (m?.$case === 'jobImagePull') publishPullProgress(session, m.value);
-          else if (m?.$case === 'heartbeat') deps.reconciler.heartbeat(session, m.value.attempts);
-          else if (m?.$case === 'hello') throw failedPrecondition('hello may only be the first message of a stream');
+          else if (m?.$case === 'heartbeat') {
+            if (session.setAgentDraining(m.value.draining)) log.info({ node: nodeId, draining: m.value.draining }, 'agent says it is draining; it gets no new job');
+            deps.reconciler.heartbeat(session, m.value.attempts);
+          } else if (m?.$case === 'hello') throw failedPrecondition('hello may only be the first message of a stream');
           else if (m) {
             const report = parseReport(request);
             // A report Postgres could never take would come back on every

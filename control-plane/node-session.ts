@@ -34,6 +34,7 @@ export class NodeSession {
   private isJudged = false;
   private isDraining = false;
   private drainDeadline: Date | null = null;
+  private agentDraining = false;
   private unknownSince: number | undefined;
   private readonly counted = new Map<string, CountedSlot>();
   /** Claims for this node in flight, and when the last one settled (performance.now()). */
@@ -87,9 +88,16 @@ export class NodeSession {
     return this.isDraining;
   }
 
-  /** Live and not drained: work may be placed on it. */
+  /** Live, not drained, and its agent not stopping: work may be placed on it. */
   get schedulable(): boolean {
-    return this.live && !this.isDraining;
+    return this.live && !this.isDraining && !this.agentDraining;
+  }
+
+  /** The agent said it is stopping (Hello or Heartbeat .draining); true if that is news. */
+  setAgentDraining(draining: boolean): boolean {
+    if (this.agentDraining === draining) return false;
+    this.agentDraining = draining;
+    return true;
   }
 
   /** When a drained node hands back what it still runs (null: no deadline, or not draining). */

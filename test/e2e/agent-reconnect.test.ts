@@ -102,7 +102,7 @@ test.serial('a malformed report is refused alone (acked, not accepted) and the s
     for (let i = 0; i < 100 && !s.later.some((r) => r.message?.$case === 'ack'); i++) await sleep(20);
     const ack = s.later.find((r) => r.message?.$case === 'ack');
     t.deepEqual(ack?.message?.$case === 'ack' ? [ack.message.value.seq, ack.message.value.accepted] : undefined, [5n, false]);
-    s.send({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: 1 } } });
+    s.send({ seq: 0n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: 1, draining: false } } });
     await sleep(200);
     t.false(cp.output().includes('agent stream failed'), 'the stream was not ended');
     s.close();

@@ -127,12 +127,14 @@ export async function startControlPlane(
   databaseUrl: string,
   extraArgs: string[] = [],
   env: Record<string, string> = {},
+  /** The program: the built dist/ one, or e.g. a bundle copied elsewhere. */
+  program = BIN.controlPlane,
 ): Promise<ControlPlaneProcess> {
   const listen = extraArgs.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
   // Plaintext on loopback unless the test serves TLS (an env var, so bench runs of older builds take it too).
   const transport: Record<string, string> = extraArgs.includes('--tls-cert') || extraArgs.includes('--plaintext') ? {} : { GRID_PLAINTEXT: '1' };
   const proc = startProcess(
-    BIN.controlPlane,
+    program,
     [...listen, '--runtimes', testRuntimesFile(), '--default-image', BUSYBOX, ...extraArgs],
     { GRID_DATABASE_URL: databaseUrl, ...transport, ...env },
   );
@@ -157,10 +159,12 @@ export async function startControlPlane(
 const STATE_ROOT = mkdtempSync(join(tmpdir(), 'grid-agents-'));
 
 /** An agent process; its state dir depends only on the node id, so a restart finds it again. */
-export function startAgent(server: string, nodeId: string, extraArgs: string[] = []): RunningProcess {
+export function startAgent(server: string, nodeId: string, extraArgs: string[] = [], program = BIN.agent): RunningProcess {
   nodeIds.add(nodeId);
-  return startProcess(BIN.agent, [
-    '--server', server, '--node-id', nodeId, '--name', nodeId, '--state-dir', join(STATE_ROOT, nodeId), ...extraArgs,
+  // A test's SIGTERM (stop()) hands what still runs back at once rather than waiting for it to end.
+  const drain = extraArgs.includes('--drain-deadline') ? [] : ['--drain-deadline', '0s'];
+  return startProcess(program, [
+    '--server', server, '--node-id', nodeId, '--name', nodeId, '--state-dir', join(STATE_ROOT, nodeId), ...drain, ...extraArgs,
   ]);
 }
 

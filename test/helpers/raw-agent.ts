@@ -28,7 +28,7 @@ export function connectRawAgent(address: string, nodeId: string, agentInstance: 
     seq: 0n,
     message: {
       $case: 'hello',
-      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance, acceptsBatches: false },
+      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance, acceptsBatches: false, draining: false },
     },
   });
   let firstResolve!: (r: ConnectResponse | ClientError) => void;

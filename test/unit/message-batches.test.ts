@@ -59,7 +59,7 @@ test('a batch stops short of about a megabyte; a larger message goes alone', asy
 });
 
 test('a received batch stands for its messages; a batch inside one is refused', (t) => {
-  const inner: ConnectRequest = { seq: 3n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: 1 } } };
+  const inner: ConnectRequest = { seq: 3n, message: { $case: 'heartbeat', value: { attempts: [], freeSlots: 1, draining: false } } };
   t.deepEqual(unbatchRequest(inner), [inner]);
   t.deepEqual(unbatchRequest({ seq: 0n, message: { $case: 'batch', value: { messages: [inner, inner] } } }), [inner, inner]);
   t.is(unbatchRequest({ seq: 0n, message: { $case: 'batch', value: { messages: [{ seq: 0n, message: { $case: 'batch', value: { messages: [] } } }] } } }), undefined);
