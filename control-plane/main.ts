@@ -20,6 +20,8 @@ import { createToken } from './token-store.js';
 import { chooseTransport, hostOf, isLoopback } from './transport-security.js';
 
 function defaultDataDir(): string {
+  // Under systemd, the unit's StateDirectory= (the one place its hardening lets it write).
+  if (process.env.STATE_DIRECTORY) return process.env.STATE_DIRECTORY.split(':')[0]!;
   // As root, the embedded PostgreSQL runs as the `postgres` user, which cannot
   // enter /root: keep the data where that user can reach it.
   return process.getuid?.() === 0 ? '/var/lib/grid' : join(homedir(), '.local', 'share', 'grid');
