@@ -31,8 +31,12 @@ import type { AgentMetrics } from './metrics.js';
 import { startTaskRunner, type TaskRunner, type TaskSource } from './task-runner.js';
 
 export interface AgentOptions {
-  /** Control plane host:port. */
-  server: string;
+  /**
+   * Control-plane replicas, host:port each: the agent starts at one picked at
+   * random and moves to the next whenever its stream fails or ends. (One DNS
+   * name with several addresses works too: gRPC tries each in turn.)
+   */
+  servers: string[];
   /** TLS to the control plane; plaintext without it (see common/client-credentials.ts). */
   tls?: ClientTls;
   nodeId: string;
@@ -83,8 +87,16 @@ export function startAgent(options: AgentOptions): Agent {
   // connection replaces its old stream instead of being refused as a second agent.
   const agentInstance = randomUUID();
   const log = options.log.child({ node: options.nodeId });
-  const channel: Channel = createChannel(options.server, channelCredentials(options.tls), CLIENT_OPTIONS);
-  const client = createClient(AgentServiceDefinition, channel);
+  if (options.servers.length === 0) throw new Error('the agent needs a control plane address');
+  // One channel per replica, made when first dialled.
+  const channels = new Map<string, Channel>();
+  function clientFor(server: string) {
+    let channel = channels.get(server);
+    if (!channel) channels.set(server, (channel = createChannel(server, channelCredentials(options.tls), CLIENT_OPTIONS)));
+    return createClient(AgentServiceDefinition, channel);
+  }
+  // A fleet's agents spread over the replicas from the start.
+  let nextServer = Math.floor(Math.random() * options.servers.length);
   const runners = new Map<string, TaskRunner>();
   // Attempts run to the end by this process, newest last: the control plane may
   // send an assignment again (its reconciliation saw it missing from a heartbeat
@@ -181,7 +193,7 @@ export function startAgent(options: AgentOptions): Agent {
       case 'welcome':
         heartbeatMs = durationToMs(m.value.heartbeatInterval) || heartbeatMs;
         peerTakesBatches = m.value.acceptsBatches;
-        log.info({ server: options.server, server_version: m.value.serverVersion }, 'connected to control plane');
+        log.info({ server: connectedTo, server_version: m.value.serverVersion }, 'connected to control plane');
         welcomed.resolve();
         startHeartbeats?.();
         return;
@@ -207,7 +219,11 @@ export function startAgent(options: AgentOptions): Agent {
     }
   }
 
-  async function session(): Promise<void> {
+  /** The replica of the current stream. */
+  let connectedTo = '';
+
+  async function session(server: string): Promise<void> {
+    connectedTo = server;
     const outgoing = new AsyncQueue<ConnectRequest>();
     outgoing.push({
       seq: 0n,
@@ -236,7 +252,7 @@ export function startAgent(options: AgentOptions): Agent {
     };
     try {
       // Reports go out several to a message once the welcome says the control plane takes that.
-      for await (const response of client.connect(requestBatches(outgoing, () => peerTakesBatches), { signal: abort.signal })) {
+      for await (const response of clientFor(server).connect(requestBatches(outgoing, () => peerTakesBatches), { signal: abort.signal })) {
         const messages = unbatchResponse(response);
         // Not something a control plane sends: end this stream (the next one starts clean).
         if (!messages) throw new Error('the control plane sent a batch inside a batch');
@@ -262,13 +278,16 @@ export function startAgent(options: AgentOptions): Agent {
     let delay = options.reconnectMinMs;
     while (!abort.signal.aborted) {
       const started = Date.now();
+      const server = options.servers[nextServer]!;
+      // Whatever becomes of this stream, the next one goes to the next replica.
+      nextServer = (nextServer + 1) % options.servers.length;
       try {
-        await session();
-        log.warn('control plane closed the stream');
+        await session(server);
+        log.warn({ server }, 'control plane closed the stream');
       } catch (err) {
         if (abort.signal.aborted) break;
         if (err instanceof ClientError && err.code === Status.ALREADY_EXISTS) log.error(err.details);
-        else log.warn({ err: err instanceof ClientError ? err.details : err }, 'cannot reach control plane');
+        else log.warn({ server, err: err instanceof ClientError ? err.details : err }, 'cannot reach control plane');
       }
       if (abort.signal.aborted) break;
       // A stream that lived a while resets the backoff: this is a new outage.
@@ -283,7 +302,7 @@ export function startAgent(options: AgentOptions): Agent {
   async function stop(): Promise<void> {
     abort.abort();
     await loop;
-    channel.close();
+    for (const channel of channels.values()) channel.close();
   }
 
   return {

@@ -11,7 +11,8 @@ import { serveMetrics } from '../common/metrics-endpoint.js';
 import { commonNameOf, type ClientTls } from '../common/client-credentials.js';
 
 export interface AgentSettings {
-  server: string;
+  /** Control-plane replicas, host:port each (see AgentOptions.servers). */
+  servers: string[];
   /** TLS to the control plane; the client certificate names this node. */
   tls?: ClientTls;
   nodeId?: string;
@@ -55,7 +56,7 @@ export async function launchAgent(settings: AgentSettings, log: Logger): Promise
   if (endpoint) log.info({ address: endpoint.address }, 'serving metrics');
   const agent = startAgent({
     metrics,
-    server: settings.server,
+    servers: settings.servers,
     tls: settings.tls,
     nodeId: nodeIdOf(settings),
     name: settings.name || hostname(),
@@ -104,6 +105,17 @@ function nodeIdOf(settings: AgentSettings): string {
     throw new Error(`--node-id is "${settings.nodeId}" but the certificate ${settings.tls.certFile} is for node "${certified}": drop --node-id or use that node's certificate`);
   }
   return certified;
+}
+
+/** Parses "host:port,host2:port" (the --server flag): each a host and a port. */
+export function parseServers(text: string): string[] {
+  const servers = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) throw new Error('give at least one control plane address, host:port');
+  for (const server of servers) {
+    const port = Number(server.slice(server.lastIndexOf(':') + 1));
+    if (!server.includes(':') || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`"${server}" is not host:port`);
+  }
+  return servers;
 }
 
 /** Parses "k=v,k2=v2" (the --labels flag). */

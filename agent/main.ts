@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { envOption, flagParser, parseBytesFlag, parseIntFlag, parseNumberFlag, parseTimerFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { LOG_FORMATS, createLogger } from '../common/logger.js';
 import { GRID_VERSION } from '../common/version.js';
-import { launchAgent, parseLabels } from './launch.js';
+import { launchAgent, parseLabels, parseServers } from './launch.js';
 import { defaultStateDir } from './node-identity.js';
 import { DEFAULT_CONTAINER_POLICY, parseCapabilities } from './container-policy.js';
 import { GRID_NETWORK } from './job-network.js';
@@ -18,7 +18,10 @@ const DRAIN_SETTLE_MS = 30_000;
 const program = new Command('grid-agent')
   .description('Runs Grid jobs as Docker containers on this host.')
   .version(GRID_VERSION)
-  .addOption(envOption('-s, --server <host:port>', 'control plane address', 'GRID_SERVER', '127.0.0.1:7070'))
+  .addOption(
+    envOption('-s, --server <host:port,...>', 'control plane address; several replicas comma-separated (the agent moves to the next when one fails)', 'GRID_SERVER', ['127.0.0.1:7070'])
+      .argParser(flagParser(parseServers)),
+  )
   .addOption(envOption('--tls-ca <file>', 'CA (PEM) of the control plane\'s certificate: dial with TLS', 'GRID_TLS_CA'))
   .addOption(envOption('--tls-cert <file>', 'this agent\'s certificate (PEM, from `gridctl certs issue-agent`): it names the node', 'GRID_TLS_CERT'))
   .addOption(envOption('--tls-key <file>', 'private key (PEM) of --tls-cert', 'GRID_TLS_KEY'))
@@ -53,7 +56,7 @@ const program = new Command('grid-agent')
     try {
       agent = await launchAgent(
         {
-          server: flags.server,
+          servers: flags.server,
           tls: tlsOf(flags),
           nodeId: flags.nodeId,
           name: flags.name,

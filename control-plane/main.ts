@@ -179,7 +179,7 @@ async function launchLocalAgent(server: string, flags: Record<string, string>, l
   const agent = await launchAgent(
     {
       containerPolicy,
-      server,
+      servers: [server],
       stateDir: join(flags.dataDir!, 'agent'),
       labels: { local: 'true' },
       dockerSocket: flags.dockerSocket!,

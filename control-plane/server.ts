@@ -187,8 +187,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     address,
     metricsAddress: metricsEndpoint?.address,
     async close() {
-      // First: balancers and probes stop sending work here while it winds down.
+      // First: balancers and probes stop sending work here while it winds down,
+      // and no new call is taken (an agent whose stream ends below reconnects to
+      // another replica, not to this one); calls in flight go on.
       operator.setServing(false);
+      const shutdown = server.shutdown();
       liveness!.stop();
       await reconciler.stop();
       await deadlines.stop();
@@ -197,11 +200,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await transitions.drain();
       await feed.stop();
       // A bidirectional stream keeps shutdown() waiting forever: end the agent
-      // streams first, then give in-flight calls a moment before forcing.
+      // streams (their agents move to another replica), then give in-flight calls
+      // a moment before forcing.
       for (const session of registry.all()) session.close();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        server.shutdown(),
+        shutdown,
         new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS))),
       ]);
       clearTimeout(timer);
