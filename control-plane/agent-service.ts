@@ -19,7 +19,7 @@ import type {
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
 import { alreadyExists, failedPrecondition, isTransientDatabaseError, ServerError } from '../common/errors.js';
-import { GRID_VERSION } from '../common/version.js';
+import { acceptedVersions, compatibleVersion, GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { JobEventBus } from './job-events.js';
 import { isCurrentAttempt, recordOutputFiles } from './job-store.js';
@@ -92,6 +92,13 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       }
       const hello = first.value.message.value;
       const nodeId = identifyNode(hello, ctx, deps.transport);
+      // Before anything of the node is recorded: a rolling upgrade mixes adjacent versions only (common/version.ts).
+      if (!compatibleVersion(hello.agentVersion)) {
+        throw failedPrecondition(
+          `agent version "${hello.agentVersion.slice(0, 64)}" does not work with this control plane (version ${GRID_VERSION}), ` +
+            `which accepts agents of ${acceptedVersions()}: upgrade agents and control planes one minor version at a time`,
+        );
+      }
       const log = deps.log.child({ node: nodeId });
       const outbox = new AsyncQueue<ConnectResponse>();
       const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, (m) => outbox.push(m), () => outbox.end());

@@ -37,6 +37,7 @@ export function identifyNode(hello: Hello, ctx: CallContext, transport: Transpor
   }
   checkText('hello.name', hello.name, 256);
   checkText('hello.agent_version', hello.agentVersion, 128);
+
   checkText('hello.agent_instance', hello.agentInstance, 128);
   const labels = Object.entries(hello.labels);
   if (labels.length > 64) throw invalidArgument(`hello.labels has ${labels.length} labels: at most 64`);

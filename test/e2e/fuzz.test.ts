@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { ConnectRequest } from '../../common/gen/grid/v1/agent.js';
+import { GRID_VERSION } from '../../common/version.js';
 import { JobServiceDefinition } from '../../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition } from '../../common/gen/grid/v1/node.js';
 import { TokenServiceDefinition } from '../../common/gen/grid/v1/token.js';
@@ -186,7 +187,7 @@ test('more than 10,000 hostile messages: no crash, no INTERNAL for a request tha
   const hello = (nodeId: string) =>
     Buffer.from(ConnectRequest.encode(ConnectRequest.fromPartial({
       seq: 0n,
-      message: { $case: 'hello', value: { nodeId, name: nodeId, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'fuzz', attempts: [], agentInstance: randomUUID(), acceptsBatches: rnd.int(2) === 0 } },
+      message: { $case: 'hello', value: { nodeId, name: nodeId, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: GRID_VERSION, attempts: [], agentInstance: randomUUID(), acceptsBatches: rnd.int(2) === 0 } },
     })).finish());
   const attempt = () => ({ jobId: rnd.int(3) ? randomUUID() : str(), attempt: num() });
   const reports = (): ConnectRequest[] => [

@@ -5,6 +5,7 @@ import { createChannel, createClient, ClientError, Status } from 'nice-grpc';
 import { AgentServiceDefinition, ConnectRequest, type ConnectResponse } from '../../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../../common/async-queue.js';
 import { CLIENT_OPTIONS } from '../../common/grpc-options.js';
+import { GRID_VERSION } from '../../common/version.js';
 
 export interface RawAgentStream {
   /** The first answer: welcome, or the error that refused the stream. */
@@ -20,7 +21,7 @@ export interface RawAgentStream {
 }
 
 /** A raw AgentService.Connect stream that sends a hello for nodeId, over plaintext unless given credentials. */
-export function connectRawAgent(address: string, nodeId: string, agentInstance: string, name = nodeId, credentials?: ChannelCredentials): RawAgentStream {
+export function connectRawAgent(address: string, nodeId: string, agentInstance: string, name = nodeId, credentials?: ChannelCredentials, agentVersion = GRID_VERSION): RawAgentStream {
   const channel = createChannel(address, credentials, { ...CLIENT_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
   const client = createClient(AgentServiceDefinition, channel);
   const outgoing = new AsyncQueue<ConnectRequest>();
@@ -28,7 +29,7 @@ export function connectRawAgent(address: string, nodeId: string, agentInstance: 
     seq: 0n,
     message: {
       $case: 'hello',
-      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion: 'test', attempts: [], agentInstance, acceptsBatches: false, draining: false },
+      value: { nodeId, name, capacity: { slots: 1, cpus: 1, memoryBytes: 1n << 30n }, labels: {}, agentVersion, attempts: [], agentInstance, acceptsBatches: false, draining: false },
     },
   });
   let firstResolve!: (r: ConnectResponse | ClientError) => void;
