@@ -6,7 +6,7 @@ import Docker from 'dockerode';
 import { once } from 'node:events';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { msToDuration } from '../../common/units.js';
-import { clients, commandSpec, jobWhenEnded, startAgent, startControlPlane, until, waitForJob, waitForNodes } from '../helpers/grid.js';
+import { clients, commandSpec, jobWhenEnded, startAgent, startControlPlane, storedLogs, until, waitForJob, waitForNodes } from '../helpers/grid.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -107,6 +107,32 @@ test.serial('an agent killed after stopping a job to hand it back, before the co
     t.is(ended.attemptsCounted, 1);
     const history = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${job!.id} ORDER BY attempt`;
     t.deepEqual(history.map((h) => h.outcome), ['HANDED_BACK', 'SUCCEEDED']);
+  } finally {
+    api.close();
+    await agent.stop();
+    await cp.stop();
+  }
+});
+
+test.serial('SIGINT (a restart keeping jobs) stops the agent at once; its container runs on and the next agent takes it up', async (t) => {
+  const node = `keep-jobs-${process.pid}`;
+  const cp = await startControlPlane(db.url);
+  const api = clients(cp.address);
+  let agent = startAgent(cp.address, node, ['--slots', '1', '--drain-deadline', '5m']);
+  try {
+    await waitForNodes(api, [node]);
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 3; echo kept']), requestId: '' });
+    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
+    const exited = once(agent.child, 'exit') as Promise<[number | null, string | null]>;
+    agent.child.kill('SIGINT');
+    t.deepEqual(await exited, [0, null]);
+    const [container] = await docker.listContainers({ filters: { label: [`dev.grid.job-id=${job!.id}`] } });
+    t.is(container?.State, 'running', 'the job carries on without its agent');
+    agent = startAgent(cp.address, node, ['--slots', '1']);
+    const ended = await jobWhenEnded(api, job!.id, 30_000);
+    t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
+    t.is(ended.attempt, 1, 'taken up, not rerun');
+    t.is(await storedLogs(api, job!.id, 1), 'kept\n');
   } finally {
     api.close();
     await agent.stop();
