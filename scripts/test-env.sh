@@ -50,6 +50,14 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "Docker did not start; see /var/log/grid-test-dockerd.log"; exit 1; }
 fi
 
+# --- Clients in other languages ------------------------------------------------
+# examples/python is run against a real Grid: protoc 3.21 with Debian's gRPC plugin
+# (python3-grpc-tools bundles a protoc too old for proto3 `optional`), and grpcio.
+if ! command -v protoc >/dev/null || [ ! -x /usr/bin/grpc_python_plugin ] || ! /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
+  log "installing protoc, its gRPC plugins and python3-grpcio"
+  apt_install protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf
+fi
+
 # --- Image registry -------------------------------------------------------------
 # The pull tests run their own registry process (nothing can be pulled from the
 # internet here); this is its program, Debian's build of the CNCF distribution server.
