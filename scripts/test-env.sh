@@ -51,11 +51,16 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # --- Clients in other languages ------------------------------------------------
-# examples/python is run against a real Grid: protoc 3.21 with Debian's gRPC plugin
+# examples/python and examples/ruby run against a real Grid: protoc 3.21 with Debian's gRPC plugin
 # (python3-grpc-tools bundles a protoc too old for proto3 `optional`), and grpcio.
 if ! command -v protoc >/dev/null || [ ! -x /usr/bin/grpc_python_plugin ] || ! /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null; then
   log "installing protoc, its gRPC plugins and python3-grpcio"
   apt_install protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf
+fi
+# examples/ruby, the second language: protoc's built-in Ruby generator and Debian's ruby-grpc.
+if [ ! -x /usr/bin/ruby ] || ! /usr/bin/ruby -e 'require "grpc"; require "google/protobuf"' 2>/dev/null; then
+  log "installing ruby-grpc"
+  apt_install ruby ruby-grpc ruby-google-protobuf
 fi
 
 # --- Image registry -------------------------------------------------------------
