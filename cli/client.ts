@@ -73,6 +73,8 @@ export function describeError(err: unknown, server: string): string {
         'Start one with `npm start`, or point --server / GRID_SERVER at it. ' +
         'If it serves TLS, give its CA with --tls-ca or GRID_TLS_CA.';
     }
+    // The server's message fits any client; how gridctl is given a token is gridctl's to say.
+    if (err.code === Status.UNAUTHENTICATED) return `${err.details} (gridctl reads the token from GRID_TOKEN or --token-file; \`gridctl token create\` makes one)`;
     return err.details;
   }
   if (isSlowAnswer(err)) return `the control plane at ${server} did not answer in time`;

@@ -18,7 +18,7 @@ import type {
 } from '../common/gen/grid/v1/agent.js';
 import { CancelCause } from '../common/gen/grid/v1/agent.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { alreadyExists, failedPrecondition, isTransientDatabaseError, ServerError } from '../common/errors.js';
+import { alreadyExists, ErrorReason, failedPrecondition, isTransientDatabaseError, reasoned, ServerError, Status } from '../common/errors.js';
 import { acceptedVersions, compatibleVersion, GRID_VERSION } from '../common/version.js';
 import type { Sql } from './db/connect.js';
 import type { JobEventBus } from './job-events.js';
@@ -94,9 +94,12 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       const nodeId = identifyNode(hello, ctx, deps.transport);
       // Before anything of the node is recorded: a rolling upgrade mixes adjacent versions only (common/version.ts).
       if (!compatibleVersion(hello.agentVersion)) {
-        throw failedPrecondition(
+        throw reasoned(
+          Status.FAILED_PRECONDITION,
           `agent version "${hello.agentVersion.slice(0, 64)}" does not work with this control plane (version ${GRID_VERSION}), ` +
             `which accepts agents of ${acceptedVersions()}: upgrade agents and control planes one minor version at a time`,
+          ErrorReason.AGENT_VERSION_INCOMPATIBLE,
+          { accepted: acceptedVersions() },
         );
       }
       const log = deps.log.child({ node: nodeId });

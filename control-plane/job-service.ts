@@ -14,7 +14,7 @@ import {
   type WatchJobResponse,
 } from '../common/gen/grid/v1/job.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { failedPrecondition, invalidArgument, isTransientDatabaseError, notFound, resourceExhausted, ServerError, Status } from '../common/errors.js';
+import { ErrorReason, failedPrecondition, invalidArgument, isTransientDatabaseError, notFound, reasoned, ServerError, Status } from '../common/errors.js';
 import { ALL_STATES, isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
@@ -124,7 +124,12 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     if (found.length === 0) throw notFound(`no job's short id starts with ${text}`);
     if (found.length > 1) {
       const shown = found.slice(0, 10).map((r) => shortIdOf(r.id));
-      throw invalidArgument(`${text} starts the short id of ${found.length > 10 ? 'more than 10' : found.length} jobs: ${shown.join(', ')}; give more of it`);
+      throw reasoned(
+        Status.INVALID_ARGUMENT,
+        `${text} starts the short id of ${found.length > 10 ? 'more than 10' : found.length} jobs: ${shown.join(', ')}; give more of it`,
+        ErrorReason.AMBIGUOUS_JOB_ID,
+        { candidates: found.slice(0, 10).map((r) => r.id).join(',') },
+      );
     }
     return found[0]!.id;
   }
@@ -143,8 +148,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
   }
 
   function queueFull(): ServerError {
-    return resourceExhausted(
+    return reasoned(
+      Status.RESOURCE_EXHAUSTED,
       `the queue is full: it holds ${deps.maxQueued} jobs, this server's limit (--max-queued); retry when some have started`,
+      ErrorReason.QUEUE_FULL,
+      { max_queued: String(deps.maxQueued) },
     );
   }
 

@@ -17,6 +17,7 @@ import { migrate } from './db/migrate.js';
 import { startDeadlineEnforcer } from './deadline-enforcer.js';
 import { createDispatcher } from './dispatcher.js';
 import { errorMiddleware } from './error-middleware.js';
+import { errorDetailsServerMiddleware } from 'nice-grpc-error-details';
 import { startJobEventFeed } from './job-event-feed.js';
 import { createLocalEventBus } from './job-events.js';
 import { postgresBlobStore } from './blob-store.js';
@@ -122,7 +123,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Over TLS every client call carries a token (agents, a certificate instead);
   // plaintext is a development control plane on loopback, with no authentication.
   const auth = options.transport.kind === 'tls' ? createTokenAuth({ sql, log }) : undefined;
-  const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] }).use(errorMiddleware(log)).use(serverVersionHeader);
+  const base = createServer({ ...SERVER_OPTIONS, interceptors: [verifiedNodeInterceptor] })
+    // Outermost: the google.rpc details of a RichServerError (common/errors.ts) go in the trailer.
+    .use(errorDetailsServerMiddleware)
+    .use(errorMiddleware(log))
+    .use(serverVersionHeader);
   const server = auth ? base.use(auth.middleware) : base;
   server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
   const operator = addOperatorServices(server);

@@ -99,7 +99,7 @@ export function validateSubmission(
   policy: SpecPolicy,
   runtimes: RuntimeTable,
 ): ValidatedSubmission {
-  if (!input) throw invalidArgument('spec is missing: give a job spec with a command or a script');
+  if (!input) throw invalidArgument('spec is missing: give a job spec with a command or a script', 'spec');
   // A copy to fill in (fields, lists, maps and nested messages are new; bytes
   // are shared and never written): a tenth of structuredClone's cost.
   const spec: JobSpec = JobSpec.fromPartial(input);
@@ -107,13 +107,13 @@ export function validateSubmission(
   const hasScript = spec.script !== undefined;
 
   if (hasCommand && hasScript) {
-    throw invalidArgument('spec has both a command and a script: give exactly one of them');
+    throw invalidArgument('spec has both a command and a script: give exactly one of them', 'spec');
   }
   if (!hasCommand && !hasScript) {
-    throw invalidArgument('spec.command is empty: give the program to run (e.g. ["echo", "hi"]) or a script');
+    throw invalidArgument('spec.command is empty: give the program to run (e.g. ["echo", "hi"]) or a script', 'spec.command');
   }
   if (hasCommand && spec.command[0]!.trim() === '') {
-    throw invalidArgument('spec.command[0] is empty: it must name the program to run');
+    throw invalidArgument('spec.command[0] is empty: it must name the program to run', 'spec.command[0]');
   }
   checkArgv('spec.command', spec.command);
   checkArgv('spec.args', spec.args);
@@ -126,11 +126,13 @@ export function validateSubmission(
     if (!SCRIPT_NAME.test(script.name) || script.name === '.' || script.name === '..') {
       throw invalidArgument(
         `spec.script.name "${script.name}" is not a plain file name (letters, digits, ".", "_", "-"; no slashes)`,
+        'spec.script.name',
       );
     }
     if (script.content.length > policy.maxScriptBytes) {
       throw invalidArgument(
         `spec.script.content is ${formatBytes(script.content.length)}, above the limit of ${formatBytes(policy.maxScriptBytes)}`,
+        'spec.script.content',
       );
     }
     const known = [...runtimes.keys()].join(', ');
@@ -140,6 +142,7 @@ export function validateSubmission(
         script.runtime
           ? `spec.script.runtime "${script.runtime}" is unknown; this server has: ${known}`
           : `cannot tell the runtime of "${script.name}" from its extension; set spec.script.runtime to one of: ${known}`,
+        'spec.script.runtime',
       );
     }
     script.runtime = preset.name;
@@ -149,16 +152,16 @@ export function validateSubmission(
     argv = [...preset.interpreter, path, ...spec.args];
     if (spec.requirements.length > 0) {
       if (!preset.requirements) {
-        throw invalidArgument(`spec.requirements needs a runtime that installs them (python); "${preset.name}" does not`);
+        throw invalidArgument(`spec.requirements needs a runtime that installs them (python); "${preset.name}" does not`, 'spec.requirements');
       }
-      if (spec.requirements.length > 1024 * 1024) throw invalidArgument('spec.requirements is larger than 1 MiB');
+      if (spec.requirements.length > 1024 * 1024) throw invalidArgument('spec.requirements is larger than 1 MiB', 'spec.requirements');
       const resolved = withRequirements(spec.requirements, path, spec.args);
       argv = resolved.argv;
       files.push(...resolved.files);
       mounts.push(...resolved.mounts);
     }
   } else {
-    if (spec.requirements.length > 0) throw invalidArgument('spec.requirements goes with a python script, not with a command');
+    if (spec.requirements.length > 0) throw invalidArgument('spec.requirements goes with a python script, not with a command', 'spec.requirements');
     spec.image ||= policy.defaultImage;
     argv = [...spec.command, ...spec.args];
   }
@@ -166,48 +169,50 @@ export function validateSubmission(
   files.push(...inputFiles(spec, policy, files.map((f) => f.path)));
 
   const imageProblem = imageReferenceProblem(spec.image);
-  if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`);
+  if (imageProblem) throw invalidArgument(`spec.image "${spec.image}" is not a valid image reference: ${imageProblem}`, 'spec.image');
 
   checkEnv('spec.env', spec.env);
   checkEnv('spec.secret_env', spec.secretEnv);
   const secretNames = Object.keys(spec.secretEnv);
-  if (Object.keys(spec.env).length + secretNames.length > MAX_ENV) throw invalidArgument(`spec.env and spec.secret_env hold more than ${MAX_ENV} variables`);
+  if (Object.keys(spec.env).length + secretNames.length > MAX_ENV) throw invalidArgument(`spec.env and spec.secret_env hold more than ${MAX_ENV} variables`, 'spec.env');
   // Linux refuses to exec with more than ARG_MAX (a quarter of the stack limit, 2 MiB by
   // default) of arguments and environment together: half of it for the environment.
   const envBytes = [...Object.entries(spec.env), ...Object.entries(spec.secretEnv)].reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
   if (envBytes > MAX_ENV_TOTAL) {
-    throw invalidArgument(`spec.env and spec.secret_env are ${formatBytes(envBytes)} as "NAME=value" strings; at most ${formatBytes(MAX_ENV_TOTAL)} in all`);
+    throw invalidArgument(`spec.env and spec.secret_env are ${formatBytes(envBytes)} as "NAME=value" strings; at most ${formatBytes(MAX_ENV_TOTAL)} in all`, 'spec.env');
   }
   // The agent scans every byte of the job's output for each value (secret-masker.ts).
   const secretBytes = Object.values(spec.secretEnv).reduce((n, v) => n + Buffer.byteLength(v), 0);
-  if (secretBytes > MAX_SECRET_BYTES) throw invalidArgument(`spec.secret_env values are ${formatBytes(secretBytes)} in all; at most ${formatBytes(MAX_SECRET_BYTES)}`);
+  if (secretBytes > MAX_SECRET_BYTES) throw invalidArgument(`spec.secret_env values are ${formatBytes(secretBytes)} in all; at most ${formatBytes(MAX_SECRET_BYTES)}`, 'spec.secret_env');
   const both = secretNames.find((name) => name in spec.env);
-  if (both) throw invalidArgument(`${both} is in both spec.env and spec.secret_env: give it once`);
+  if (both) throw invalidArgument(`${both} is in both spec.env and spec.secret_env: give it once`, 'spec.secret_env');
   // The secrets leave the spec here: what is stored and answered has only their names.
   const secrets = spec.secretEnv;
   spec.secretEnv = Object.fromEntries(secretNames.map((name) => [name, REDACTED]));
 
-  if (spec.workingDir.length > MAX_PATH) throw invalidArgument(`spec.working_dir is ${spec.workingDir.length} characters; at most ${MAX_PATH}`);
-  if (spec.workingDir.includes('\0')) throw invalidArgument('spec.working_dir holds a NUL character');
+  if (spec.workingDir.length > MAX_PATH) throw invalidArgument(`spec.working_dir is ${spec.workingDir.length} characters; at most ${MAX_PATH}`, 'spec.working_dir');
+  if (spec.workingDir.includes('\0')) throw invalidArgument('spec.working_dir holds a NUL character', 'spec.working_dir');
   if (spec.workingDir && !spec.workingDir.startsWith('/')) {
-    throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`);
+    throw invalidArgument(`spec.working_dir "${spec.workingDir}" must be an absolute path`, 'spec.working_dir');
   }
 
   const requestedCpus = spec.resources?.cpus ?? 0;
   const cpus = requestedCpus === 0 ? policy.defaultCpus : requestedCpus;
   if (!Number.isFinite(cpus) || cpus < 0.01 || cpus > policy.maxCpus) {
-    throw invalidArgument(`spec.resources.cpus is ${spec.resources?.cpus}: must be between 0.01 and ${policy.maxCpus}`);
+    throw invalidArgument(`spec.resources.cpus is ${spec.resources?.cpus}: must be between 0.01 and ${policy.maxCpus}`, 'spec.resources.cpus');
   }
   const requested = spec.resources?.memoryBytes ?? 0n;
   const memoryBytes = requested === 0n ? policy.defaultMemoryBytes : safeNumber(requested) ?? Number(requested);
   if (memoryBytes < policy.minMemoryBytes) {
     throw invalidArgument(
       `spec.resources.memory_bytes is ${requested} (${formatBytes(memoryBytes)}): must be at least ${formatBytes(policy.minMemoryBytes)}`,
+      'spec.resources.memory_bytes',
     );
   }
   if (memoryBytes > policy.maxMemoryBytes) {
     throw invalidArgument(
       `spec.resources.memory_bytes is ${formatBytes(memoryBytes)}, above this server's maximum of ${formatBytes(policy.maxMemoryBytes)}`,
+      'spec.resources.memory_bytes',
     );
   }
   spec.resources = { cpus, memoryBytes: BigInt(memoryBytes) };
@@ -225,12 +230,12 @@ export function validateSubmission(
   spec.stopSignal = (spec.stopSignal || 'SIGTERM').toUpperCase();
   if (!spec.stopSignal.startsWith('SIG')) spec.stopSignal = `SIG${spec.stopSignal}`;
   if (!STOP_SIGNALS.includes(spec.stopSignal)) {
-    throw invalidArgument(`spec.stop_signal "${input.stopSignal}" is not one of ${STOP_SIGNALS.join(', ')}`);
+    throw invalidArgument(`spec.stop_signal "${input.stopSignal}" is not one of ${STOP_SIGNALS.join(', ')}`, 'spec.stop_signal');
   }
 
   const maxAttempts = spec.maxAttempts || policy.defaultMaxAttempts;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > policy.maxAttempts) {
-    throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`);
+    throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`, 'spec.max_attempts');
   }
   spec.maxAttempts = maxAttempts;
 
@@ -257,29 +262,29 @@ export function validateSubmission(
 
 function checkEnv(field: string, env: Record<string, string>): void {
   const names = Object.keys(env);
-  if (names.length > MAX_ENV) throw invalidArgument(`${field} has ${names.length} variables; at most ${MAX_ENV}`);
+  if (names.length > MAX_ENV) throw invalidArgument(`${field} has ${names.length} variables; at most ${MAX_ENV}`, field);
   for (const [name, value] of Object.entries(env)) {
-    if (name.length > MAX_ENV_NAME) throw invalidArgument(`${field} name of ${name.length} characters is too long: at most ${MAX_ENV_NAME}`);
+    if (name.length > MAX_ENV_NAME) throw invalidArgument(`${field} name of ${name.length} characters is too long: at most ${MAX_ENV_NAME}`, field);
     // Linux refuses to start a process with a longer "NAME=value" string (MAX_ARG_STRLEN, NUL included).
     const bytes = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
     if (bytes > MAX_ENV_STRING) {
-      throw invalidArgument(`${field} ${name} is ${bytes} bytes as "${name}=value"; a process's environment string may be at most ${MAX_ENV_STRING}`);
+      throw invalidArgument(`${field} ${name} is ${bytes} bytes as "${name}=value"; a process's environment string may be at most ${MAX_ENV_STRING}`, field);
     }
     if (!ENV_NAME.test(name)) {
-      throw invalidArgument(`${field} name "${name}" is not valid: use letters, digits and "_", not starting with a digit`);
+      throw invalidArgument(`${field} name "${name}" is not valid: use letters, digits and "_", not starting with a digit`, field);
     }
-    if (value.includes('\0')) throw invalidArgument(`${field} ${name} contains a NUL byte`);
+    if (value.includes('\0')) throw invalidArgument(`${field} ${name} contains a NUL byte`, field);
   }
 }
 
 function checkArgv(field: string, argv: string[]): void {
-  if (argv.length > MAX_ARGV) throw invalidArgument(`${field} has ${argv.length} entries; at most ${MAX_ARGV}`);
+  if (argv.length > MAX_ARGV) throw invalidArgument(`${field} has ${argv.length} entries; at most ${MAX_ARGV}`, field);
   let bytes = 0;
   for (const [i, arg] of argv.entries()) {
-    if (arg.includes('\0')) throw invalidArgument(`${field}[${i}] contains a NUL byte`);
+    if (arg.includes('\0')) throw invalidArgument(`${field}[${i}] contains a NUL byte`, `${field}[${i}]`);
     bytes += Buffer.byteLength(arg);
   }
-  if (bytes > MAX_ARG_BYTES) throw invalidArgument(`${field} is ${formatBytes(bytes)} long; at most ${formatBytes(MAX_ARG_BYTES)}`);
+  if (bytes > MAX_ARG_BYTES) throw invalidArgument(`${field} is ${formatBytes(bytes)} long; at most ${formatBytes(MAX_ARG_BYTES)}`, field);
 }
 
 /**
@@ -288,11 +293,11 @@ function checkArgv(field: string, argv: string[]): void {
  */
 export function boundedDuration(field: string, value: Duration | undefined, defaultMs: number | undefined, maxMs: number): number {
   if (value && (value.seconds < 0n || value.nanos < 0)) {
-    throw invalidArgument(`${field} is negative: give a positive duration, or none for the server default`);
+    throw invalidArgument(`${field} is negative: give a positive duration, or none for the server default`, field);
   }
   const ms = durationToMs(value) || (defaultMs ?? 0);
   if (ms > maxMs) {
-    throw invalidArgument(`${field} is ${formatDurationMs(ms)}, above this server's maximum of ${formatDurationMs(maxMs)}`);
+    throw invalidArgument(`${field} is ${formatDurationMs(ms)}, above this server's maximum of ${formatDurationMs(maxMs)}`, field);
   }
   return ms;
 }
@@ -300,22 +305,22 @@ export function boundedDuration(field: string, value: Duration | undefined, defa
 /** Input files as task files under /grid/in: relative, no "..", size-capped (with stdin). */
 function inputFiles(spec: JobSpec, policy: SpecPolicy, taken: string[]): TaskFile[] {
   if (spec.inputs.length > MAX_INPUT_FILES) {
-    throw invalidArgument(`spec.inputs has ${spec.inputs.length} files; at most ${MAX_INPUT_FILES}`);
+    throw invalidArgument(`spec.inputs has ${spec.inputs.length} files; at most ${MAX_INPUT_FILES}`, 'spec.inputs');
   }
   // stdin counts against the same limit: it is input too, stored with the job.
   let total = spec.stdin.length;
   const tooMuch = () =>
-    invalidArgument(`${spec.stdin.length > 0 ? 'spec.stdin and spec.inputs add' : 'spec.inputs add'} up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`);
+    invalidArgument(`${spec.stdin.length > 0 ? 'spec.stdin and spec.inputs add' : 'spec.inputs add'} up to more than this server's limit of ${formatBytes(policy.maxInputBytes)}`, 'spec.inputs');
   if (total > policy.maxInputBytes) throw tooMuch();
   const seen = new Set(taken);
   return spec.inputs.map((input, i) => {
-    if (input.path.length > MAX_PATH) throw invalidArgument(`spec.inputs[${i}].path is ${input.path.length} characters; at most ${MAX_PATH}`);
+    if (input.path.length > MAX_PATH) throw invalidArgument(`spec.inputs[${i}].path is ${input.path.length} characters; at most ${MAX_PATH}`, `spec.inputs[${i}].path`);
     const parts = input.path.split('/');
     if (!input.path || input.path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || input.path.includes('\0')) {
-      throw invalidArgument(`spec.inputs[${i}].path "${input.path}" must be a relative path without "." or ".." parts`);
+      throw invalidArgument(`spec.inputs[${i}].path "${input.path}" must be a relative path without "." or ".." parts`, `spec.inputs[${i}].path`);
     }
     const path = `${INPUT_DIR}/${input.path}`;
-    if (seen.has(path)) throw invalidArgument(`spec.inputs[${i}].path "${input.path}" is given twice (or clashes with the script)`);
+    if (seen.has(path)) throw invalidArgument(`spec.inputs[${i}].path "${input.path}" is given twice (or clashes with the script)`, `spec.inputs[${i}].path`);
     seen.add(path);
     total += input.content.length;
     if (total > policy.maxInputBytes) throw tooMuch();

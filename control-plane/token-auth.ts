@@ -25,9 +25,7 @@ export interface TokenAuth {
   stop(): Promise<void>;
 }
 
-const HOW =
-  'send a Grid API token as the metadata "authorization: Bearer <token>" (gridctl reads it from GRID_TOKEN); ' +
-  'an admin makes one with `gridctl token create`';
+const HOW = 'send a Grid API token as the metadata "authorization: Bearer <token>"; an admin makes one with TokenService.CreateToken';
 
 export function createTokenAuth(deps: { sql: Sql; log: Logger }): TokenAuth {
   // Known and unknown ids alike, oldest first (a Map keeps insertion order): a

@@ -81,6 +81,8 @@ test('no token, a malformed one and an unknown one are UNAUTHENTICATED, saying w
   const plain = await gridctl(cp.address, ['--tls-ca', certs.ca, 'list'], { env: { GRID_TOKEN: '' } });
   t.is(plain.code, 125);
   t.regex(plain.stderr.toString(), /needs an API token and none was sent/);
+  // The server's words fit any client; gridctl adds how it is given a token.
+  t.regex(plain.stderr.toString(), /TokenService\.CreateToken \(gridctl reads the token from GRID_TOKEN or --token-file/);
 });
 
 test('a revoked token is refused at once; an expired one too', async (t) => {
