@@ -18,7 +18,7 @@ import {
 import { AsyncQueue } from '../common/async-queue.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 import { durationToMs } from '../common/units.js';
-import { GRID_VERSION } from '../common/version.js';
+import { GRID_VERSION, handsBack } from '../common/version.js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -74,7 +74,8 @@ export interface Agent {
   /**
    * Takes no new work (and says so to the control plane), lets running jobs
    * end for up to `deadlineMs`, then stops the rest and hands them back; then
-   * waits, up to `settleMs`, for the control plane to have every report, and
+   * waits, up to their longest stop grace plus `settleMs`, for the control
+   * plane to have every report, and
    * stops. Resolves with the attempts still unreported then (0: a clean drain).
    */
   drain(deadlineMs: number, settleMs: number): Promise<number>;
@@ -117,6 +118,8 @@ export function startAgent(options: AgentOptions): Agent {
   let stream: AsyncQueue<ConnectRequest> | undefined;
   /** Whether this stream's control plane takes batched messages (its welcome says). */
   let peerTakesBatches = false;
+  /** Whether the last control plane that welcomed this agent knows hand-backs (common/version.ts). */
+  let peerHandsBack = true;
 
   const runnerDeps = {
     driver: options.driver,
@@ -150,15 +153,19 @@ export function startAgent(options: AgentOptions): Agent {
       .catch((err) => log.error({ err, job_id: ref.jobId }, 'task runner failed'))
       .finally(() => {
         if (runners.get(ref.jobId) === runner) runners.delete(ref.jobId);
-        ended.add(attemptKeyOf(ref));
-        if (ended.size > MAX_ENDED_REMEMBERED) ended.delete(ended.values().next().value!);
+        rememberEnded(ref);
       });
+  }
+
+  function rememberEnded(ref: { jobId: string; attempt: number }): void {
+    ended.add(attemptKeyOf(ref));
+    if (ended.size > MAX_ENDED_REMEMBERED) ended.delete(ended.values().next().value!);
   }
 
   /** An assignment that reached a draining node: given back as it came, never started. */
   function handBackUnstarted(ref: { jobId: string; attempt: number }): void {
     log.info({ job_id: ref.jobId, attempt: ref.attempt }, 'handing back an assignment: this node is draining');
-    ended.add(attemptKeyOf(ref));
+    rememberEnded(ref);
     void reports.send({
       $case: 'jobFinished',
       value: {
@@ -193,6 +200,7 @@ export function startAgent(options: AgentOptions): Agent {
       case 'welcome':
         heartbeatMs = durationToMs(m.value.heartbeatInterval) || heartbeatMs;
         peerTakesBatches = m.value.acceptsBatches;
+        peerHandsBack = handsBack(m.value.serverVersion);
         log.info({ server: connectedTo, server_version: m.value.serverVersion }, 'connected to control plane');
         welcomed.resolve();
         startHeartbeats?.();
@@ -206,7 +214,7 @@ export function startAgent(options: AgentOptions): Agent {
         if (existing && existing.ref.attempt >= ref.attempt) return; // a resent assignment
         if (ended.has(attemptKeyOf(ref))) return; // resent after it ended here
         existing?.cancel(0, CancelCause.CANCEL_CAUSE_STALE);
-        if (draining) handBackUnstarted(ref);
+        if (draining && peerHandsBack) handBackUnstarted(ref);
         else run(ref, { kind: 'new', task: m.value.task! });
         return;
       }
@@ -314,12 +322,24 @@ export function startAgent(options: AgentOptions): Agent {
       heartbeatNow();
       const ends = () => Promise.all([...runners.values()].map((r) => r.done.catch(() => undefined)));
       log.info({ running: runners.size, deadline_ms: deadlineMs }, 'draining: taking no new job; running ones may end until the deadline');
-      if (!(await within(ends(), deadlineMs))) {
+      const endedInTime = await within(ends(), deadlineMs);
+      if (!endedInTime && !peerHandsBack) {
+        // It would refuse a hand-back report: leave the jobs to the next agent of this node, as a restart does.
+        log.warn({ running: runners.size }, 'drain deadline passed, but the control plane is too old to take jobs back; leaving them running for the next agent');
+        await stop();
+        return attempts().length;
+      }
+      // Stopped jobs get their own stop grace on top of the settle time.
+      let graceMs = 0;
+      if (!endedInTime) {
         log.info({ running: runners.size }, 'drain deadline passed: stopping the jobs still running and handing them back');
-        for (const runner of runners.values()) runner.cancel(0, CancelCause.CANCEL_CAUSE_HANDED_BACK);
+        for (const runner of runners.values()) {
+          graceMs = Math.max(graceMs, runner.stopGraceMs);
+          runner.cancel(0, CancelCause.CANCEL_CAUSE_HANDED_BACK);
+        }
       }
       // Every runner ends once its report is acknowledged; reports of attempts already over too.
-      const settled = await within(Promise.all([ends(), reports.drained()]), settleMs);
+      const settled = await within(Promise.all([ends(), reports.drained()]), graceMs + settleMs);
       const left = settled ? 0 : attempts().length;
       if (left > 0) log.warn({ attempts: left }, 'stopping with reports the control plane does not have yet; the next agent process sends them');
       await stop();

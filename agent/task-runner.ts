@@ -43,6 +43,8 @@ function hasFiles(archive: Buffer): boolean {
 
 export interface TaskRunner {
   readonly ref: AttemptRef;
+  /** Between the stop signal and SIGKILL when the task is stopped for a hand-back. */
+  readonly stopGraceMs: number;
   cancel(graceMs: number, cause: CancelCause): void;
   /** Resolves when the final report is acknowledged and the container removed. */
   readonly done: Promise<void>;
@@ -55,6 +57,8 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   const log = deps.log.child({ job_id: ref.jobId, attempt: ref.attempt });
   const attempt = { jobId: ref.jobId, attempt: ref.attempt };
   let running: RunningTask | undefined;
+  /** The container's process has ended (by itself or stopped): nothing is left to hand back. */
+  let processEnded = false;
   let stopping: { cause: CancelCause; signalled: Promise<boolean> } | undefined;
   let requestedStop: { graceMs: number; cause: CancelCause } | undefined;
   // An earlier agent process was handing this attempt back when it stopped: finish that.
@@ -84,7 +88,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
   function stop(requestedGraceMs: number, cause: CancelCause): void {
     // A hand-back stops the task as the task asks to be stopped: nothing about it was refused.
     const graceMs = cause === CancelCause.CANCEL_CAUSE_HANDED_BACK ? stopGraceMs : requestedGraceMs;
-    if (cause === CancelCause.CANCEL_CAUSE_HANDED_BACK && !stopping) deps.handBacks.note(attempt);
+    // Noted only while the process still runs: a job that already ended has a real outcome to
+    // report, which a successor reading the ledger must not replace with a hand-back.
+    if (cause === CancelCause.CANCEL_CAUSE_HANDED_BACK && !stopping && !processEnded) deps.handBacks.note(attempt);
     if (!running) {
       requestedStop ??= { graceMs, cause };
       preparing.abort();
@@ -154,7 +160,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
           finishedAt: new Date(), exitCode: undefined, startedAt: undefined, stdoutBytes: 0n, stderrBytes: 0n, handedBack,
         },
       });
-      if (handedBack) deps.handBacks.forget(attempt);
+      deps.handBacks.forget(attempt);
       if (source.kind === 'found') await deps.driver.remove(source.found);
       return;
     }
@@ -169,6 +175,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     let finished: Extract<Report, { $case: 'jobFinished' }>['value'];
     try {
       const exit = await running.exited;
+      processEnded = true;
       batcher.flush();
       // A stop only decides the reason if it signalled the process; one that
       // came after the process exited by itself leaves the real outcome standing.
@@ -207,7 +214,9 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     if (finished.handedBack) log.info({ exit_code: finished.exitCode }, 'task stopped and handed back');
     else log.info({ exit_code: finished.exitCode, reason: EndReason[finished.reason] }, 'task finished');
     await deps.report({ $case: 'jobFinished', value: finished });
-    if (finished.handedBack) deps.handBacks.forget(attempt);
+    // Whatever was reported, the control plane has it now (a hand-back noted for an
+    // attempt that ended otherwise, a cancel or a lost container, goes too).
+    deps.handBacks.forget(attempt);
     await deps.driver.remove(running);
   })();
 
@@ -241,7 +250,7 @@ export function startTaskRunner(deps: TaskRunnerDeps, ref: AttemptRef, source: T
     }
   }
 
-  return { ref: attempt, cancel: stop, done };
+  return { ref: attempt, stopGraceMs, cancel: stop, done };
 }
 
 function reasonForStop(cause: CancelCause): EndReason {

@@ -3,7 +3,7 @@
 // protocol; a series also works with the one before and the one after it, so a
 // rolling upgrade (control planes first or agents first, one minor version at
 // a time) never has a pair that cannot talk. Pure.
-export const GRID_VERSION = '0.1.0';
+export const GRID_VERSION = '0.2.0';
 
 interface Series {
   major: number;
@@ -28,4 +28,14 @@ export function acceptedVersions(ours = GRID_VERSION): string {
   if (!b) return ours;
   const minors = [b.minor - 1, b.minor, b.minor + 1].filter((m) => m >= 0).map((m) => `${b.major}.${m}.x`);
   return `${minors.slice(0, -1).join(', ')} or ${minors.at(-1)}`;
+}
+
+/**
+ * Whether a peer of `version` knows hand-backs (CANCEL_CAUSE_HANDED_BACK,
+ * JobFinished.handed_back), new in 0.2: an older agent would take one for a
+ * cancel, and an older control plane refuses the report.
+ */
+export function handsBack(version: string): boolean {
+  const s = seriesOf(version);
+  return s !== undefined && (s.major > 0 || s.minor >= 2);
 }

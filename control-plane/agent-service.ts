@@ -104,7 +104,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       }
       const log = deps.log.child({ node: nodeId });
       const outbox = new AsyncQueue<ConnectResponse>();
-      const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, (m) => outbox.push(m), () => outbox.end());
+      const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, hello.agentVersion, (m) => outbox.push(m), () => outbox.end());
       if (deps.registry.add(session)) log.info('the agent reconnected before its old stream ended; the new stream replaces it');
       try {
         const admitted = await welcoming.acquire();

@@ -22,6 +22,7 @@ import type { Sql } from './db/connect.js';
 import type { NodeRegistry } from './node-registry.js';
 import { readDrain, setNodeDraining, type DrainMark } from './node-store.js';
 import { unmarkFitFor } from './sql/note-waiting.js';
+import { handsBack } from '../common/version.js';
 
 const CHANNEL = 'grid_node_drain';
 /** A drain deadline further off than this is surely a mistake (and would overflow a timestamp well before). */
@@ -60,6 +61,8 @@ export async function startNodeDrain(deps: {
     handBackDue();
   }
 
+  const warnedOld = new WeakSet<object>();
+
   /** Asks each node past its drain's deadline to hand back what it still holds (once per attempt and stream). */
   function handBackDue(): void {
     const now = Date.now();
@@ -67,6 +70,12 @@ export async function startNodeDrain(deps: {
       if (session.judged) continue;
       const due = session.handBacksDue(now);
       if (due.length === 0) continue;
+      if (!handsBack(session.agentVersion)) {
+        // It would take the hand-back for a cancel: its jobs run on, to be ended by themselves.
+        if (!warnedOld.has(session)) log.warn({ node: session.nodeId, agent_version: session.agentVersion }, 'drain deadline passed, but this agent is too old to hand jobs back; they run on');
+        warnedOld.add(session);
+        continue;
+      }
       log.info({ node: session.nodeId, jobs: due.map((a) => ({ job_id: a.jobId, attempt: a.attempt })) }, 'drain deadline passed; asking the node to hand its jobs back');
       // The grace is the task's own: the agent applies its stop_grace to a hand-back.
       for (const attempt of due) session.sendCancel(attempt, 0, CancelCause.CANCEL_CAUSE_HANDED_BACK);

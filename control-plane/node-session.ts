@@ -53,6 +53,8 @@ export class NodeSession {
     readonly capacity: Capacity,
     /** Hello.agent_instance: the agent process behind this stream ('' if it did not say). */
     readonly agentInstance: string,
+    /** Hello.agent_version. */
+    readonly agentVersion: string,
     /** Queues a message on the node's stream; false once the stream has ended. */
     private readonly send: (message: ConnectResponse) => boolean,
     /** Ends the stream from the control plane's side. */

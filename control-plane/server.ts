@@ -196,7 +196,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // and no new call is taken (an agent whose stream ends below reconnects to
       // another replica, not to this one); calls in flight go on.
       operator.setServing(false);
-      const shutdown = server.shutdown();
+      const shutdown = server.shutdown().catch((err: unknown) => log.warn({ err }, 'graceful gRPC shutdown failed; forcing it'));
       liveness!.stop();
       await reconciler.stop();
       await deadlines.stop();

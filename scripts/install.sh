@@ -45,7 +45,8 @@ while [ $# -gt 0 ]; do
     --server) [ "$role" = agent ] || die "--server is an agent's setting"; settings+=("GRID_SERVER=${2:?--server needs HOST:PORT}"); shift 2 ;;
     --database-url) [ "$role" = control-plane ] || die "--database-url is a control plane's setting"; settings+=("GRID_DATABASE_URL=${2:?--database-url needs a URL}"); shift 2 ;;
     --set)
-      [[ "${2:-}" =~ ^GRID_[A-Z0-9_]+=.*$ ]] || die "--set takes GRID_NAME=VALUE, not \"${2:-}\""
+      [[ "${2:-}" =~ ^GRID_[A-Z0-9_]+= ]] || die "--set takes GRID_NAME=VALUE, not \"${2:-}\""
+      [[ "$2" != *$'\n'* ]] || die "--set ${2%%=*}: a value cannot hold a line break"
       settings+=("$2"); shift 2 ;;
     --upgrade) upgrade=1; shift ;;
     --keep-jobs) keep_jobs=1; shift ;;
@@ -102,6 +103,8 @@ if [ "$role" = control-plane ]; then
 fi
 
 # Settings: the file kept on an upgrade, each given one set (replacing its old line).
+# Created readable by root alone (it may hold a database password), opened to the service's group below.
+umask 077
 install -d -m 0755 "$root/etc/grid"
 [ -e "$env_file" ] || { echo "# Grid $role settings (GRID_* variables; see grid-$role --help). Written by install.sh." >"$env_file"; }
 for setting in "${settings[@]}"; do
@@ -113,7 +116,9 @@ done
 if [ "$role" = control-plane ]; then
   # Readable by the service's user, no one else: it holds the database password.
   chmod 0640 "$env_file"
-  chgrp "$(awk -F: '$1 == "grid" { print $3 }' "$root/etc/group" 2>/dev/null || echo grid)" "$env_file" 2>/dev/null || chgrp grid "$env_file"
+  # By number from the root's own group file: in a scratch root the host may have no such group.
+  gid=$(awk -F: '$1 == "grid" { print $3 }' "$root/etc/group" 2>/dev/null || true)
+  chgrp "${gid:-grid}" "$env_file"
 else
   chmod 0600 "$env_file"
 fi
@@ -131,7 +136,7 @@ systemctl daemon-reload
 systemctl enable "$unit" >/dev/null
 if [ $start = 0 ]; then
   echo "installed and enabled; start it with: systemctl start $unit"
-elif [ $upgrade = 1 ] && [ $keep_jobs = 1 ]; then
+elif [ $upgrade = 1 ] && [ $keep_jobs = 1 ] && systemctl is-active --quiet "$unit"; then
   # SIGINT stops the agent at once, leaving its containers; Restart=always starts the new one.
   systemctl kill --signal=SIGINT "$unit"
   echo "restarting onto the new version; running jobs carry on"

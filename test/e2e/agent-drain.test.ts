@@ -139,3 +139,40 @@ test.serial('SIGINT (a restart keeping jobs) stops the agent at once; its contai
     await cp.stop();
   }
 });
+
+test.serial('a job that ended by itself before the drain\'s deadline is reported as it ended, even by the next agent process', async (t) => {
+  const node = `drain-ended-${process.pid}`;
+  let cp = await startControlPlane(db.url);
+  let api = clients(cp.address);
+  let agent = startAgent(cp.address, node, ['--slots', '1', '--drain-deadline', '0s']);
+  try {
+    await waitForNodes(api, [node]);
+    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 1; echo done']), requestId: '' });
+    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
+    // The control plane goes first: the job's end cannot be reported, and waits in the agent.
+    cp.child.kill('SIGKILL');
+    await cp.stop();
+    api.close();
+    await until('the job has exited by itself', async () => {
+      const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } });
+      return c?.State === 'exited';
+    });
+    // The drain's deadline passes at once, with the ended job's report still unsent.
+    agent.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1000));
+    agent.child.kill('SIGKILL');
+    await agent.stop();
+
+    cp = await startControlPlane(db.url);
+    api = clients(cp.address);
+    agent = startAgent(cp.address, node, ['--slots', '1']);
+    const ended = await jobWhenEnded(api, job!.id, 30_000);
+    t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
+    t.is(ended.attempt, 1, 'not handed back and run again');
+    t.is(ended.exitCode, 0);
+  } finally {
+    api.close();
+    await agent.stop();
+    await cp.stop();
+  }
+});

@@ -118,6 +118,7 @@ test.serial('install.sh refuses what it cannot do, saying what to do instead', (
     [['worker'], /the first argument is the role, agent or control-plane/],
     [['agent', '--set', 'server=x'], /--set takes GRID_NAME=VALUE/],
     [['agent', '--keep-jobs'], /--keep-jobs goes with --upgrade/],
+    [['agent', '--set', 'GRID_SLOTS=1\nGRID_EVIL=1'], /--set GRID_SLOTS: a value cannot hold a line break/],
   ];
   for (const [args, why] of cases) {
     const run = install(args);

@@ -3,6 +3,7 @@
 // and every report is a compare-and-set fenced by its attempt, so a job ends
 // exactly once however reports race.
 import test from 'ava';
+import { GRID_VERSION } from '../../common/version.js';
 import { v7 as uuidv7 } from 'uuid';
 import { EndReason, JobSpec } from '../../common/gen/grid/v1/job.js';
 import { migrate } from '../../control-plane/db/migrate.js';
@@ -43,7 +44,7 @@ test.before(async () => {
 const sessions = new Map<string, NodeSession>();
 function sessionOf(nodeId: string): NodeSession {
   let s = sessions.get(nodeId);
-  if (!s) sessions.set(nodeId, (s = new NodeSession(nodeId, nodeId, { slots: 1000, cpus: 1000, memoryBytes: 2n ** 50n }, '', () => true, () => {})));
+  if (!s) sessions.set(nodeId, (s = new NodeSession(nodeId, nodeId, { slots: 1000, cpus: 1000, memoryBytes: 2n ** 50n }, '', GRID_VERSION, () => true, () => {})));
   return s;
 }
 async function claimJobs(_sql: unknown, node: { nodeId: string; slots: number; cpus: number; memoryBytes: number; size?: { cpus: number; memoryBytes: number } }) {
@@ -404,7 +405,7 @@ test.serial('a job only a full node can hold waits for it: the claim does not ca
   const gib = 1024 ** 3;
   const big = await submit(BigInt(8 * gib));
   const live = (id: string, slots: number, memory: number) => {
-    const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: BigInt(memory) }, '', () => true, () => {});
+    const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: BigInt(memory) }, '', GRID_VERSION, () => true, () => {});
     s.markReady();
     return s;
   };

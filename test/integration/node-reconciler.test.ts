@@ -2,6 +2,7 @@
 // whose capacity a failed claim left unknown gets it back from a read only when
 // that read's plan could count what the claim committed.
 import test from 'ava';
+import { GRID_VERSION } from '../../common/version.js';
 import { pino } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migrate } from '../../control-plane/db/migrate.js';
@@ -21,7 +22,7 @@ test.after.always(async () => db?.drop());
 
 test('capacity left unknown stays unknown while another claim or placement was in flight at the read', async (t) => {
   const registry = new NodeRegistry();
-  const node = new NodeSession('reconciled', 'reconciled', { slots: 4, cpus: 4, memoryBytes: 8n << 30n }, '', () => true, () => {});
+  const node = new NodeSession('reconciled', 'reconciled', { slots: 4, cpus: 4, memoryBytes: 8n << 30n }, '', GRID_VERSION, () => true, () => {});
   node.markReady();
   registry.add(node);
   const log = pino({ level: 'silent' });

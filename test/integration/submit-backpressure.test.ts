@@ -3,6 +3,7 @@
 // take the queue past its high water, and groups in flight together count
 // each other (the owner flushes two groups at once).
 import test from 'ava';
+import { GRID_VERSION } from '../../common/version.js';
 import { v7 as uuidv7 } from 'uuid';
 import { pino } from 'pino';
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
@@ -31,7 +32,7 @@ function jobs(n: number): NewJob[] {
 
 test('two groups of submits in flight at once do not both pass the high water', async (t) => {
   const registry = new NodeRegistry();
-  const node = new NodeSession('pacing', 'pacing', { slots: 10, cpus: 1000, memoryBytes: 2n ** 50n }, '', () => true, () => {});
+  const node = new NodeSession('pacing', 'pacing', { slots: 10, cpus: 1000, memoryBytes: 2n ** 50n }, '', GRID_VERSION, () => true, () => {});
   node.markReady();
   const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
   const maxQueued = 1_000_000;

@@ -3,6 +3,7 @@
 // submit's own insert, never past a job that waits in the queue, and its room
 // is counted on the node exactly as a claim's would be.
 import test from 'ava';
+import { GRID_VERSION } from '../../common/version.js';
 import { v7 as uuidv7 } from 'uuid';
 import { pino } from 'pino';
 import type { ConnectResponse } from '../../common/gen/grid/v1/agent.js';
@@ -34,7 +35,7 @@ function job(requestId = '', memoryBytes = 0n): NewJob {
 function setUp(slots: number, open = true): { owner: JobTransitions; registry: NodeRegistry; node: NodeSession; sent: ConnectResponse[] } {
   const registry = new NodeRegistry();
   const sent: ConnectResponse[] = [];
-  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots, cpus: 64, memoryBytes: 64n << 30n }, '', (m) => (open ? (sent.push(m), true) : false), () => {});
+  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots, cpus: 64, memoryBytes: 64n << 30n }, '', GRID_VERSION, (m) => (open ? (sent.push(m), true) : false), () => {});
   node.markReady();
   registry.add(node);
   const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });
@@ -218,7 +219,7 @@ test.serial('groups placed whole do not queue each other: a submit while another
 
 test.serial('one call split over two groups in flight: the later group is queued, so it cannot pass the first', async (t) => {
   const registry = new NodeRegistry();
-  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots: 2000, cpus: 4096, memoryBytes: 4n << 40n }, '', () => true, () => {});
+  const node = new NodeSession(`placing-${uuidv7()}`, 'placing', { slots: 2000, cpus: 4096, memoryBytes: 4n << 40n }, '', GRID_VERSION, () => true, () => {});
   node.markReady();
   registry.add(node);
   const owner = createJobTransitions({ sql: db.sql, registry, events: createLocalEventBus(), log: pino({ level: 'silent' }), backstopMarginMs: 5000, kick: () => {} });

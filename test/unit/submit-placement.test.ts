@@ -2,13 +2,14 @@
 // a node being claimed for is left alone (one only being placed on is not),
 // and release lets every hold go.
 import test from 'ava';
+import { GRID_VERSION } from '../../common/version.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { NodeRegistry } from '../../control-plane/node-registry.js';
 import { NodeSession } from '../../control-plane/node-session.js';
 import { placeOnArrival } from '../../control-plane/submit-placement.js';
 
 function node(registry: NodeRegistry, id: string, slots: number): NodeSession {
-  const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: 8n << 30n }, '', () => true, () => {});
+  const s = new NodeSession(id, id, { slots, cpus: 4, memoryBytes: 8n << 30n }, '', GRID_VERSION, () => true, () => {});
   s.markReady();
   registry.add(s);
   return s;
