@@ -18,6 +18,8 @@ export interface JobRecord {
   end_reason: string | null;
   attempt: number;
   max_attempts: number;
+  /** Attempt numbers that spent none of the budget: withdrawn (no history row) or handed back. */
+  withdrawn_attempts: number;
   node_id: string | null;
   exit_code: number | null;
   message: string;
@@ -123,17 +125,24 @@ export function judgeJob(job: JobRecord, attempts: AttemptRecord[], stdout: stri
   return found;
 }
 
-/** One history row per attempt 1..attempt; all but the last lost; the last ended as the job did. */
+/**
+ * One history row per attempt 1..attempt, but for withdrawn ones (an assignment
+ * its node never received leaves none: sql/lose-attempts.ts); all but the last
+ * lost or handed back; the last ended as the job did.
+ */
 function judgeHistory(job: JobRecord, attempts: AttemptRecord[]): string[] {
   const name = `job ${job.id}`;
   const numbers = attempts.map((a) => a.attempt);
-  const want = Array.from({ length: job.attempt }, (_, i) => i + 1);
-  if (numbers.join(',') !== want.join(',')) {
-    return [`${name} is at attempt ${job.attempt} but its history has attempts [${numbers.join(', ')}]`];
+  const handedBack = attempts.filter((a) => a.outcome === 'HANDED_BACK').length;
+  const withdrawn = job.withdrawn_attempts - handedBack;
+  const ascending = numbers.every((n, i) => n >= 1 && n <= job.attempt && (i === 0 || n > numbers[i - 1]!));
+  const complete = numbers.length === job.attempt - withdrawn && (numbers.length === 0 || numbers.at(-1) === job.attempt);
+  if (!ascending || !complete) {
+    return [`${name} is at attempt ${job.attempt} (${job.withdrawn_attempts} not counted) but its history has attempts [${numbers.join(', ')}]`];
   }
   const found: string[] = [];
   for (const a of attempts.slice(0, -1)) {
-    if (a.outcome !== 'NODE_LOST') found.push(`${name} attempt ${a.attempt} was followed by another, yet its outcome is ${a.outcome}`);
+    if (a.outcome !== 'NODE_LOST' && a.outcome !== 'HANDED_BACK') found.push(`${name} attempt ${a.attempt} was followed by another, yet its outcome is ${a.outcome}`);
   }
   const last = attempts.at(-1);
   if (!last) {
@@ -154,8 +163,8 @@ function judgeHistory(job: JobRecord, attempts: AttemptRecord[]): string[] {
 function judgeEnd(job: JobRecord, cancel: CancelAnswer | undefined): string[] {
   const name = `job ${job.id}`;
   const reason = job.end_reason!;
-  if (reason === 'NODE_LOST' && job.attempt < job.max_attempts) {
-    return [`${name} ended NODE_LOST after ${job.attempt} of its ${job.max_attempts} attempts`];
+  if (reason === 'NODE_LOST' && job.attempt - job.withdrawn_attempts < job.max_attempts) {
+    return [`${name} ended NODE_LOST after ${job.attempt - job.withdrawn_attempts} of its ${job.max_attempts} attempts`];
   }
   if (!cancel) {
     if (reason === 'CANCELLED') return [`${name} ended CANCELLED, but nobody cancelled it`];

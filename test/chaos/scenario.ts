@@ -518,7 +518,7 @@ function describeContainers(list: ContainerInfo[]): string {
 
 async function readOutcome(sql: postgres.Sql): Promise<Observed> {
   const jobs = await sql<JobRecord[]>`
-    SELECT id::text, request_id, state, end_reason, attempt, max_attempts, node_id, exit_code, message FROM jobs`;
+    SELECT id::text, request_id, state, end_reason, attempt, max_attempts, withdrawn_attempts, node_id, exit_code, message FROM jobs`;
   const attempts = await sql<AttemptRecord[]>`SELECT job_id::text, attempt, outcome FROM job_attempts`;
   const outputs = await sql<{ id: string; out: Buffer }[]>`
     SELECT j.id::text, string_agg(l.data, ''::bytea ORDER BY l.byte_offset) AS out

@@ -5,7 +5,7 @@ import test from 'ava';
 import { judge, type AttemptRecord, type CancelAnswer, type JobRecord, type Observed, type Told } from '../chaos/checks.js';
 
 function job(id: string, fields: Partial<JobRecord> = {}): JobRecord {
-  return { id, request_id: `r-${id}`, state: 'SUCCEEDED', end_reason: 'SUCCEEDED', attempt: 1, max_attempts: 5, node_id: 'n1', exit_code: 0, message: '', ...fields };
+  return { id, request_id: `r-${id}`, state: 'SUCCEEDED', end_reason: 'SUCCEEDED', attempt: 1, max_attempts: 5, withdrawn_attempts: 0, node_id: 'n1', exit_code: 0, message: '', ...fields };
 }
 
 function history(id: string, ...outcomes: (string | null)[]): AttemptRecord[] {
@@ -34,8 +34,14 @@ test('a run with retries, losses, cancels of every kind and an unanswered submit
     job('cancelled-then-lost', { state: 'CANCELLED', end_reason: 'CANCELLED', attempt: 2, exit_code: null }),
     job('ended-first'),
     job('unanswered'),
+    // Attempt 1 never reached its node (withdrawn: no history row), 2 was lost, 3 ran.
+    job('withdrawn', { attempt: 3, withdrawn_attempts: 1 }),
+    job('handed-back', { attempt: 2, withdrawn_attempts: 1 }),
   ];
   const attempts = [
+    { job_id: 'withdrawn', attempt: 2, outcome: 'NODE_LOST' },
+    { job_id: 'withdrawn', attempt: 3, outcome: 'SUCCEEDED' },
+    ...history('handed-back', 'HANDED_BACK', 'SUCCEEDED'),
     ...history('plain', 'SUCCEEDED'),
     ...history('retried', 'NODE_LOST', 'NODE_LOST', 'SUCCEEDED'),
     ...history('lost-out', 'NODE_LOST', 'NODE_LOST', 'NODE_LOST', 'NODE_LOST', 'NODE_LOST'),
@@ -93,7 +99,7 @@ test('a stuck job, a broken history, a wrong state, doubled output and a missing
   told.accepted.set('r-missing', 'missing');
   const text = judge(observed, told).violations.join('\n');
   t.regex(text, /job stuck never ended: ASSIGNED/);
-  t.regex(text, /job gap is at attempt 3 but its history has attempts \[1, 3\]/);
+  t.regex(text, /job gap is at attempt 3 \(0 not counted\) but its history has attempts \[1, 3\]/);
   t.regex(text, /job superseded attempt 1 was followed by another, yet its outcome is SUCCEEDED/);
   t.regex(text, /job mismatch is FAILED but its end reason is SUCCEEDED/);
   t.regex(text, /job doubled SUCCEEDED with stdout "doubled 1\\ndoubled 1\\n"/);
