@@ -2,7 +2,7 @@
 // gridctl: submit a script or command, watch it, read its logs, cancel it, and
 // list jobs and nodes.
 import { Command, CommanderError, Option } from 'commander';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
+import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseWholeNumberFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
 import { versionCommand } from './commands/version.js';
@@ -87,6 +87,7 @@ program
   .option('--stop-grace <duration>', 'time between the stop signal and SIGKILL (default 10s)', parseDurationFlag)
   .option('-w, --workdir <dir>', 'working directory in the container')
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
+  .option('--priority <n>', 'higher runs first, -100 to 100 (default 0); each level is worth 30 s of waiting', parseWholeNumberFlag)
   .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
   .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
   .option('--stdin', 'send this shell\'s standard input to the job (read to its end first, up to 16 MiB)')

@@ -14,6 +14,7 @@ export interface RunFlags {
   runtime?: string;
   workdir?: string;
   maxAttempts?: number;
+  priority?: number;
   queueTimeout?: number;
   stopSignal?: string;
   stopGrace?: number;
@@ -94,5 +95,6 @@ export function buildSpec(
     inputs,
     requirements: workload.kind === 'script' && workload.requirements ? workload.requirements : Buffer.alloc(0),
     stdin,
+    priority: flags.priority ?? 0,
   };
 }

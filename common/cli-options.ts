@@ -31,6 +31,11 @@ export const parseTimerFlag = flagParser((text: string) => {
   if (ms > MAX_TIMER_MS) throw new Error(`"${text}" is too long: at most 24 days`);
   return ms;
 });
+/** A whole number that may be negative (e.g. --priority -5). */
+export const parseWholeNumberFlag = flagParser((text: string) => {
+  if (!/^-?\d+$/.test(text.trim())) throw new Error(`"${text}" is not a whole number`);
+  return Number(text);
+});
 export const parseIntFlag = flagParser((text: string) => {
   if (!/^\d+$/.test(text.trim())) throw new Error(`"${text}" is not a whole number`);
   return Number(text);

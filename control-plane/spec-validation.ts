@@ -1,6 +1,7 @@
 // Validates a submitted JobSpec and resolves it into the Task a node runs. Pure:
 // every refusal is an INVALID_ARGUMENT whose message names the field and says
 // what would be accepted, and nothing is stored for a refused spec.
+import { MAX_PRIORITY, MIN_PRIORITY } from '../common/queue-order.js';
 import { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { CacheMount, Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { withRequirements } from './python-requirements.js';
@@ -233,6 +234,9 @@ export function validateSubmission(
     throw invalidArgument(`spec.stop_signal "${input.stopSignal}" is not one of ${STOP_SIGNALS.join(', ')}`, 'spec.stop_signal');
   }
 
+  if (!Number.isInteger(spec.priority) || spec.priority < MIN_PRIORITY || spec.priority > MAX_PRIORITY) {
+    throw invalidArgument(`spec.priority is ${spec.priority}: must be a whole number between ${MIN_PRIORITY} and ${MAX_PRIORITY}`, 'spec.priority');
+  }
   const maxAttempts = spec.maxAttempts || policy.defaultMaxAttempts;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > policy.maxAttempts) {
     throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`, 'spec.max_attempts');

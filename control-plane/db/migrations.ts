@@ -393,4 +393,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE job_attempts ADD CONSTRAINT job_attempts_outcome_check CHECK (outcome IN (${reasons}, 'HANDED_BACK'));
     `,
   },
+  {
+    version: 18,
+    name: 'queue order by priority with ageing',
+    sql: `
+      -- A job's place in the queue (common/queue-order.ts): its submit time less its priority's
+      -- worth of waiting. The default is a priority-0 job's, for rows an older replica inserts.
+      ALTER TABLE jobs ADD COLUMN queue_key timestamptz DEFAULT now();
+      UPDATE jobs SET queue_key = submitted_at;
+      ALTER TABLE jobs ALTER COLUMN queue_key SET NOT NULL;
+      CREATE INDEX jobs_queue_order ON jobs (queue_key, id) WHERE state = 'QUEUED';
+    `,
+  },
 ];

@@ -20,7 +20,7 @@ export interface ClaimedJob extends ChangedJob {
 }
 
 /**
- * Claims queued jobs for the offered nodes (every live one, full ones too), oldest first, as many as their free
+ * Claims queued jobs for the offered nodes (every live one, full ones too), by priority then oldest first, as many as their free
  * slots, CPUs and memory take (see placeJobs: a job no node could ever hold is
  * passed over, one that waits for room holds its place). Returns the claimed
  * rows with their tasks (`node_id` says which node each is for), and whether
@@ -50,7 +50,8 @@ export async function claimJobs(
     WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
       AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
                   WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)
-    ORDER BY id
+    -- Priority with ageing, then submit order (common/queue-order.ts; index jobs_queue_order).
+    ORDER BY queue_key, id
     LIMIT ${slots}`;
   const { placed, waiting } = placeJobs(head, offers);
   // Fewer queued jobs than slots, and none waiting for room: nothing placeable is left.

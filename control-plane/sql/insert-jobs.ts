@@ -9,6 +9,7 @@
 // replica is inserting at the same moment can be passed, as by any claim). Jobs
 // that fit no connected node (marked by sql/note-waiting.ts) do not count; a
 // node that could hold one unmarks it as it connects, before it is offered work.
+import { AGEING_STEP_MS } from '../../common/queue-order.js';
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
@@ -81,18 +82,21 @@ export async function insertJobs(
         ${col((j) => j.spec.maxAttempts)}::int[], ${col((j) => durationToMs(j.spec.queueTimeout))}::int8[],
         ${col((j) => durationToMs(j.task.timeout))}::int8[], ${col((j) => durationToMs(j.task.stopGrace))}::int[],
         ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[],
-        ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[]
+        ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[],
+        ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
-                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ord)
+                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms, ord)
     ), room AS (
       SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env)
+                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
              now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
              CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END,
-             decode(sealed_secrets, 'base64')
+             decode(sealed_secrets, 'base64'),
+             -- Its place in the queue: priority with ageing (common/queue-order.ts).
+             now() - ahead_ms * interval '1 millisecond'
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING
