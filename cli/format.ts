@@ -106,22 +106,29 @@ export function jobsTable(jobs: Job[], wide = false): string {
   return table(headers, wide ? rows : fitted(headers, rows, TABLE_WIDTH, [4, 3, 5]));
 }
 
-export function nodesTable(nodes: Node[]): string {
-  return table(
-    ['ID', 'NAME', 'STATE', 'JOBS', 'SLOTS', 'CPUS', 'MEMORY', 'VERSION', 'LAST SEEN'],
-    nodes.map((n) => [
-      n.id,
-      n.name,
-      // As kubectl's "Ready,SchedulingDisabled": liveness, then the operator's mark.
-      NodeState[n.state].replace('NODE_STATE_', '') + (n.draining ? ',DRAINING' : ''),
-      String(n.runningJobs),
-      String(n.capacity?.slots ?? 0),
-      String(n.capacity?.cpus ?? 0),
-      formatBytes(Number(n.capacity?.memoryBytes ?? 0n)),
-      n.agentVersion,
-      ago(n.lastSeenAt),
-    ]),
-  );
+/** A node's labels as the agent's --labels takes them: "k=v,k2=v2", by key; "-" for none. */
+export function labelsText(labels: Record<string, string>): string {
+  const pairs = Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return pairs.length === 0 ? '-' : pairs.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+export function nodesTable(nodes: Node[], wide = false): string {
+  const headers = ['ID', 'NAME', 'STATE', 'JOBS', 'SLOTS', 'CPUS', 'MEMORY', 'VERSION', 'LAST SEEN', 'LABELS'];
+  const rows = nodes.map((n) => [
+    n.id,
+    n.name,
+    // As kubectl's "Ready,SchedulingDisabled": liveness, then the operator's mark.
+    NodeState[n.state].replace('NODE_STATE_', '') + (n.draining ? ',DRAINING' : ''),
+    String(n.runningJobs),
+    String(n.capacity?.slots ?? 0),
+    String(n.capacity?.cpus ?? 0),
+    formatBytes(Number(n.capacity?.memoryBytes ?? 0n)),
+    n.agentVersion,
+    ago(n.lastSeenAt),
+    labelsText(n.labels),
+  ]);
+  // LABELS, then NAME, give way to fit the terminal; -o wide shows them whole.
+  return table(headers, wide ? rows : fitted(headers, rows, TABLE_WIDTH, [9, 1]));
 }
 
 export function json(value: unknown): string {

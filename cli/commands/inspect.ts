@@ -84,7 +84,7 @@ async function renderNodes(clients: GridClients, options: { output: Output; quie
     pageToken = page.nextPageToken;
   } while (pageToken);
   if (options.quiet) return nodes.map((n) => `${n.id}\n`).join('');
-  return isMachine(options.output) ? machine(options.output, nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes), options.headers);
+  return isMachine(options.output) ? machine(options.output, nodes.map((n) => Node.toJSON(n))) : withoutHeader(nodesTable(nodes, options.output === 'wide'), options.headers);
 }
 
 export interface LogsOptions {
