@@ -154,7 +154,7 @@ program
   .description('list nodes and their state')
   .option('-q, --quiet', 'only the node ids, one per line')
   .option('--no-headers', 'the table without its header line')
-  .addOption(outputOption())
+  .addOption(listOutputOption())
   .addOption(watchOption())
   .action(action((clients, flags: { output: Output; quiet?: boolean; headers: boolean; watch?: boolean }) => nodesCommand(clients, flags, Boolean(flags.watch))));
 
