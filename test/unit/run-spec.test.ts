@@ -67,6 +67,7 @@ test('buildSpec for a command with no flags leaves every default to the server',
     inputs: [],
     requirements: Buffer.alloc(0),
     stdin: Buffer.alloc(0),
+    priority: 0,
   });
 });
 
@@ -83,6 +84,7 @@ test('buildSpec for a command carries every flag', (t) => {
     queueTimeout: 60_000,
     stopSignal: 'SIGINT',
     stopGrace: 0,
+    priority: -7,
   };
   t.deepEqual(buildSpec(flags, { kind: 'command', argv: ['ls', '-l'] }, { USER: 'me' }), {
     image: 'alpine:3.20',
@@ -101,6 +103,7 @@ test('buildSpec for a command carries every flag', (t) => {
     inputs: [],
     requirements: Buffer.alloc(0),
     stdin: Buffer.alloc(0),
+    priority: -7,
   });
 });
 
