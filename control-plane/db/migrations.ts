@@ -403,6 +403,9 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE jobs SET queue_key = submitted_at;
       ALTER TABLE jobs ALTER COLUMN queue_key SET NOT NULL;
       CREATE INDEX jobs_queue_order ON jobs (queue_key, id) WHERE state = 'QUEUED';
+      -- It replaces the claim's old index on id alone (nothing else read it): one index per
+      -- queued row to maintain, not two, on every submit and claim.
+      DROP INDEX jobs_queue;
     `,
   },
 ];
