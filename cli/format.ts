@@ -112,8 +112,9 @@ export function labelsText(labels: Record<string, string>): string {
   return pairs.length === 0 ? '-' : pairs.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
+/** The fleet as a table that fits 80 columns; `wide` adds each node's LABELS (as kubectl's -o wide adds columns). */
 export function nodesTable(nodes: Node[], wide = false): string {
-  const headers = ['ID', 'NAME', 'STATE', 'JOBS', 'SLOTS', 'CPUS', 'MEMORY', 'VERSION', 'LAST SEEN', 'LABELS'];
+  const headers = ['ID', 'NAME', 'STATE', 'JOBS', 'SLOTS', 'CPUS', 'MEMORY', 'VERSION', 'LAST SEEN', ...(wide ? ['LABELS'] : [])];
   const rows = nodes.map((n) => [
     n.id,
     n.name,
@@ -125,10 +126,9 @@ export function nodesTable(nodes: Node[], wide = false): string {
     formatBytes(Number(n.capacity?.memoryBytes ?? 0n)),
     n.agentVersion,
     ago(n.lastSeenAt),
-    labelsText(n.labels),
+    ...(wide ? [labelsText(n.labels)] : []),
   ]);
-  // LABELS, then NAME, give way to fit the terminal; -o wide shows them whole.
-  return table(headers, wide ? rows : fitted(headers, rows, TABLE_WIDTH, [9, 1]));
+  return table(headers, rows);
 }
 
 export function json(value: unknown): string {
