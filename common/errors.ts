@@ -65,10 +65,6 @@ export function permissionDenied(message: string): ServerError {
   return new ServerError(Status.PERMISSION_DENIED, message);
 }
 
-export function resourceExhausted(message: string): ServerError {
-  return new ServerError(Status.RESOURCE_EXHAUSTED, message);
-}
-
 // Codes postgres.js and Postgres use when the database cannot be reached or is
 // restarting: the request may succeed later, so callers see UNAVAILABLE.
 const UNREACHABLE_CODES = new Set([

@@ -4,9 +4,9 @@
 import test from 'ava';
 import Docker from 'dockerode';
 import { once } from 'node:events';
-import { JobState } from '../../common/gen/grid/v1/job.js';
+import { JobState, type Job, type JobSpec } from '../../common/gen/grid/v1/job.js';
 import { msToDuration } from '../../common/units.js';
-import { clients, commandSpec, jobWhenEnded, startAgent, startControlPlane, storedLogs, until, waitForJob, waitForNodes } from '../helpers/grid.js';
+import { clients, commandSpec, jobWhenEnded, startAgent, startControlPlane, storedLogs, until, waitForJob, waitForNodes, type RunningProcess } from '../helpers/grid.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -77,41 +77,54 @@ test.serial('SIGTERM with a 1 s deadline: the job is handed back and runs elsewh
   }
 });
 
-test.serial('an agent killed after stopping a job to hand it back, before the control plane heard: the next agent reports it handed back, not failed', async (t) => {
-  const node = `drain-crash-${process.pid}`;
+/**
+ * A job on an agent (drain deadline 0s) whose control plane is then killed, so
+ * nothing the agent reports arrives; `meanwhile` drives the agent until the job's
+ * container has exited, the agent is killed, and a new control plane and agent
+ * process of the node take over. Resolves with the job once it has ended.
+ */
+async function acrossAnOutage(name: string, spec: JobSpec, meanwhile: (agent: RunningProcess, containerExited: () => Promise<void>) => Promise<void>): Promise<Job> {
+  const node = `${name}-${process.pid}`;
   let cp = await startControlPlane(db.url);
   let api = clients(cp.address);
   let agent = startAgent(cp.address, node, ['--slots', '1', '--drain-deadline', '0s']);
   try {
     await waitForNodes(api, [node]);
-    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 2; echo done'], { stopGrace: msToDuration(0) }), requestId: '' });
+    const { job } = await api.jobs.submitJob({ spec, requestId: '' });
     await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
-    // The control plane goes first: the hand-back cannot be reported.
     cp.child.kill('SIGKILL');
     await cp.stop();
     api.close();
-    agent.child.kill('SIGTERM');
-    await until('the agent has stopped the container', async () => {
-      const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } });
-      return c?.State === 'exited';
-    });
+    await meanwhile(agent, () =>
+      until('the job\'s container has exited', async () => {
+        const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } });
+        return c?.State === 'exited';
+      }),
+    );
     agent.child.kill('SIGKILL');
     await agent.stop();
-
     cp = await startControlPlane(db.url);
     api = clients(cp.address);
     agent = startAgent(cp.address, node, ['--slots', '1']);
-    const ended = await jobWhenEnded(api, job!.id, 30_000);
-    t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
-    t.is(ended.attempt, 2, 'run again after the hand-back');
-    t.is(ended.attemptsCounted, 1);
-    const history = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${job!.id} ORDER BY attempt`;
-    t.deepEqual(history.map((h) => h.outcome), ['HANDED_BACK', 'SUCCEEDED']);
+    return await jobWhenEnded(api, job!.id, 30_000);
   } finally {
     api.close();
     await agent.stop();
     await cp.stop();
   }
+}
+
+test.serial('an agent killed after stopping a job to hand it back, before the control plane heard: the next agent reports it handed back, not failed', async (t) => {
+  const ended = await acrossAnOutage('drain-crash', commandSpec(['sh', '-c', 'sleep 2; echo done'], { stopGrace: msToDuration(0) }), async (agent, containerExited) => {
+    // The drain's deadline passes at once: the agent stops the job to hand it back, and cannot report it.
+    agent.child.kill('SIGTERM');
+    await containerExited();
+  });
+  t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
+  t.is(ended.attempt, 2, 'run again after the hand-back');
+  t.is(ended.attemptsCounted, 1);
+  const history = await db.sql<{ outcome: string }[]>`SELECT outcome FROM job_attempts WHERE job_id = ${ended.id} ORDER BY attempt`;
+  t.deepEqual(history.map((h) => h.outcome), ['HANDED_BACK', 'SUCCEEDED']);
 });
 
 test.serial('SIGINT (a restart keeping jobs) stops the agent at once; its container runs on and the next agent takes it up', async (t) => {
@@ -141,38 +154,13 @@ test.serial('SIGINT (a restart keeping jobs) stops the agent at once; its contai
 });
 
 test.serial('a job that ended by itself before the drain\'s deadline is reported as it ended, even by the next agent process', async (t) => {
-  const node = `drain-ended-${process.pid}`;
-  let cp = await startControlPlane(db.url);
-  let api = clients(cp.address);
-  let agent = startAgent(cp.address, node, ['--slots', '1', '--drain-deadline', '0s']);
-  try {
-    await waitForNodes(api, [node]);
-    const { job } = await api.jobs.submitJob({ spec: commandSpec(['sh', '-c', 'sleep 1; echo done']), requestId: '' });
-    await waitForJob(api, job!.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 'the job runs');
-    // The control plane goes first: the job's end cannot be reported, and waits in the agent.
-    cp.child.kill('SIGKILL');
-    await cp.stop();
-    api.close();
-    await until('the job has exited by itself', async () => {
-      const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.grid.job-id=${job!.id}`] } });
-      return c?.State === 'exited';
-    });
+  const ended = await acrossAnOutage('drain-ended', commandSpec(['sh', '-c', 'sleep 1; echo done']), async (agent, containerExited) => {
+    await containerExited();
     // The drain's deadline passes at once, with the ended job's report still unsent.
     agent.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 1000));
-    agent.child.kill('SIGKILL');
-    await agent.stop();
-
-    cp = await startControlPlane(db.url);
-    api = clients(cp.address);
-    agent = startAgent(cp.address, node, ['--slots', '1']);
-    const ended = await jobWhenEnded(api, job!.id, 30_000);
-    t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
-    t.is(ended.attempt, 1, 'not handed back and run again');
-    t.is(ended.exitCode, 0);
-  } finally {
-    api.close();
-    await agent.stop();
-    await cp.stop();
-  }
+  });
+  t.is(JobState[ended.state], 'JOB_STATE_SUCCEEDED', ended.message);
+  t.is(ended.attempt, 1, 'not handed back and run again');
+  t.is(ended.exitCode, 0);
 });

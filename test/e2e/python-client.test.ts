@@ -2,26 +2,14 @@
 // protoc and gRPC plugin) and Debian's grpcio, against a running Grid: the
 // output a person sees, asserted line by line.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runClientExample } from '../helpers/client-examples.js';
 import { useGrid } from '../helpers/grid.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/python/', import.meta.url));
 const grid = useGrid(test, { nodeId: `python-${process.pid}` });
-const gen = mkdtempSync(join(tmpdir(), 'grid-python-'));
-test.after.always(() => rmSync(gen, { recursive: true, force: true }));
 
 test('the Python example submits, follows, cancels and handles errors', (t) => {
-  const generate = spawnSync('bash', [join(EXAMPLE, 'generate.sh'), gen], { encoding: 'utf8' });
-  t.is(generate.status, 0, generate.stderr);
-  const run = spawnSync('/usr/bin/python3', [join(EXAMPLE, 'grid_client.py'), '--server', grid.cp.address], {
-    env: { ...process.env, PYTHONPATH: gen },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const run = runClientExample('python', grid.cp.address);
+  t.is(run.generateError, undefined);
   t.log(run.stdout);
   t.is(run.status, 0, run.stderr);
   const lines = run.stdout.trim().split('\n');

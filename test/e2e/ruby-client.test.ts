@@ -2,22 +2,14 @@
 // proto/ now (protoc's Ruby generator, Debian's gRPC plugin), Debian's
 // ruby-grpc, against a running Grid; its output asserted.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runClientExample } from '../helpers/client-examples.js';
 import { useGrid } from '../helpers/grid.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/ruby/', import.meta.url));
 const grid = useGrid(test, { nodeId: `ruby-${process.pid}` });
-const gen = mkdtempSync(join(tmpdir(), 'grid-ruby-'));
-test.after.always(() => rmSync(gen, { recursive: true, force: true }));
 
 test('the Ruby example submits, follows, cancels and handles errors', (t) => {
-  const generate = spawnSync('bash', [join(EXAMPLE, 'generate.sh'), gen], { encoding: 'utf8' });
-  t.is(generate.status, 0, generate.stderr);
-  const run = spawnSync('/usr/bin/ruby', ['-I', gen, join(EXAMPLE, 'grid_client.rb'), grid.cp.address], { encoding: 'utf8', timeout: 60_000 });
+  const run = runClientExample('ruby', grid.cp.address);
+  t.is(run.generateError, undefined);
   t.log(run.stdout);
   t.is(run.status, 0, run.stderr);
   const lines = run.stdout.trim().split('\n');
