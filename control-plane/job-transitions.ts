@@ -108,6 +108,8 @@ const HOLD_MAX_MS = 10_000;
 
 export function createJobTransitions(deps: {
   sql: Sql;
+  /** Reads the queue's head for claims (db/connect.ts connectQueueHeadReader); default: sql. */
+  queueHeadSql?: Sql;
   registry: NodeRegistry;
   events: JobEventBus;
   log: Logger;
@@ -406,7 +408,7 @@ export function createJobTransitions(deps: {
   async function claimFor(offered: NodeSession[], offers: NodeOffer[]): Promise<ClaimResult> {
     let claim;
     try {
-      claim = await timed('claim', () => claimJobs(sql, offers));
+      claim = await timed('claim', () => claimJobs(sql, offers, deps.queueHeadSql ?? sql));
     } catch (err) {
       // The claim may have committed with its answer lost: until each node is
       // reconciled, what it holds is unknown, and its slots are not offered.

@@ -11,7 +11,7 @@ import { JobServiceDefinition } from '../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition } from '../common/gen/grid/v1/node.js';
 import { SERVER_OPTIONS } from '../common/grpc-options.js';
 import { createAgentService } from './agent-service.js';
-import { connectDatabase } from './db/connect.js';
+import { connectDatabase, connectQueueHeadReader } from './db/connect.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { migrate } from './db/migrate.js';
 import { startDeadlineEnforcer } from './deadline-enforcer.js';
@@ -102,6 +102,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new Error(`cannot prepare the database: ${(err as Error).message}`, { cause: err });
   }
 
+  const queueHeadSql = connectQueueHeadReader(databaseUrl, replicaId);
   const registry = new NodeRegistry();
   const metrics = createControlPlaneMetrics({ sql, registry, replicaId });
   const events = createLocalEventBus();
@@ -111,6 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const dispatcher = createDispatcher({ sql, registry, transitions: () => transitions, log, sweepIntervalMs: options.dispatchSweepMs });
   const transitions = createJobTransitions({
     sql,
+    queueHeadSql,
     registry,
     events,
     log,
@@ -217,7 +219,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       server.forceShutdown();
       await auth?.stop();
       await metricsEndpoint?.close();
-      await sql.end({ timeout: 2 });
+      await Promise.all([sql.end({ timeout: 2 }), queueHeadSql.end({ timeout: 2 })]);
       await embedded?.stop();
     },
   };

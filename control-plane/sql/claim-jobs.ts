@@ -37,6 +37,8 @@ export interface ClaimedJob extends ChangedJob {
 export async function claimJobs(
   sql: Sql,
   offers: NodeOffer[],
+  /** Reads the queue's head: a connection with QUEUE_HEAD_PLANNER (db/connect.ts). */
+  headSql: Sql = sql,
 ): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean; drained: string[] }> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
   if (slots === 0) return { rows: [], exhausted: false, raced: false, drained: [] };
@@ -45,12 +47,13 @@ export async function claimJobs(
   // with each node (not with the largest CPUs and memory, which may be two
   // different nodes'). Full nodes are offered too, so that a job only they can
   // hold is seen waiting for them.
-  const head = await sql<QueuedJob[]>`
+  const head = await headSql<QueuedJob[]>`
     SELECT id, cpus, memory_bytes FROM jobs
     WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
       AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
                   WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)
-    -- Priority with ageing, then submit order (common/queue-order.ts; index jobs_queue_order).
+    -- Priority with ageing, then submit order (common/queue-order.ts), walking
+    -- index jobs_queue_order: headSql's planner may not sort instead.
     ORDER BY queue_key, id
     LIMIT ${slots}`;
   const { placed, waiting } = placeJobs(head, offers);
