@@ -78,7 +78,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       // no connect (they are recorded): a mark left lasts until the next note.
       await unmarkFitFor(
         deps.sql,
-        items.filter((_, i) => recorded[i] !== undefined && !recorded[i]!.drain.draining).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes) })),
+        items.filter((_, i) => recorded[i] !== undefined && !recorded[i]!.drain.draining).map((n) => ({ cpus: n.hello.capacity!.cpus, memoryBytes: Number(n.hello.capacity!.memoryBytes), labels: n.hello.labels })),
       ).catch((err) => deps.log.warn({ err }, 'cannot unmark the queued jobs the connecting nodes can hold; the next waiting note will'));
       return recorded;
     },
@@ -104,7 +104,7 @@ export function createAgentService(deps: AgentServiceDeps): AgentServiceImplemen
       }
       const log = deps.log.child({ node: nodeId });
       const outbox = new AsyncQueue<ConnectResponse>();
-      const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, hello.agentVersion, (m) => outbox.push(m), () => outbox.end());
+      const session = new NodeSession(nodeId, hello.name || nodeId, hello.capacity!, hello.agentInstance, hello.agentVersion, (m) => outbox.push(m), () => outbox.end(), hello.labels);
       if (deps.registry.add(session)) log.info('the agent reconnected before its old stream ended; the new stream replaces it');
       try {
         const admitted = await welcoming.acquire();

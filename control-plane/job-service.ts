@@ -81,9 +81,11 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
   let fleet: { at: number; summary: Promise<FleetSummary> } | undefined;
   function fleetSummary(): Promise<FleetSummary> {
     if (!fleet || performance.now() - fleet.at > 1000) {
-      const summary = sql<{ state: string; cpus: number; memory_bytes: number; draining: boolean }[]>`
-        SELECT state, cpus, memory_bytes, drain_requested_at IS NOT NULL AS draining FROM nodes`.then((rows) => ({
-        ready: rows.filter((r) => r.state === 'READY' && !r.draining).map((r) => ({ cpus: r.cpus, memoryBytes: Number(r.memory_bytes) })),
+      const summary = sql<{ state: string; cpus: number; memory_bytes: number; labels: Record<string, string> | string; draining: boolean }[]>`
+        SELECT state, cpus, memory_bytes, labels, drain_requested_at IS NOT NULL AS draining FROM nodes`.then((rows) => ({
+        ready: rows
+          .filter((r) => r.state === 'READY' && !r.draining)
+          .map((r) => ({ cpus: r.cpus, memoryBytes: Number(r.memory_bytes), labels: typeof r.labels === 'string' ? JSON.parse(r.labels) : r.labels })),
         draining: rows.filter((r) => r.state === 'READY' && r.draining).length,
         disconnected: rows.filter((r) => r.state === 'DISCONNECTED').length,
         lost: rows.filter((r) => r.state === 'LOST').length,
@@ -99,7 +101,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     const summary = await fleetSummary();
     for (const j of jobs) {
       if (j.state !== JobState.JOB_STATE_QUEUED) continue;
-      j.waitingReason = waitingReason({ cpus: j.spec?.resources?.cpus ?? 0, memoryBytes: Number(j.spec?.resources?.memoryBytes ?? 0n) }, summary);
+      j.waitingReason = waitingReason(
+        { cpus: j.spec?.resources?.cpus ?? 0, memoryBytes: Number(j.spec?.resources?.memoryBytes ?? 0n), constraints: j.spec?.constraints },
+        summary,
+      );
     }
     return jobs;
   }

@@ -30,7 +30,7 @@ import { secretOpener, type OpenSecrets } from './secret-box.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import { submittedAtOf } from '../common/job-id.js';
 import { withSecrets } from './spec-validation.js';
-import type { NodeOffer } from './scheduler.js';
+import type { NodeOffer, PlacementStrategy } from './scheduler.js';
 import { endPastBackstop } from './sql/end-past-backstop.js';
 import { expireQueued } from './sql/expire-queued.js';
 import { finishAttempts, type FinishReport } from './sql/finish-attempts.js';
@@ -110,6 +110,8 @@ export function createJobTransitions(deps: {
   sql: Sql;
   /** Reads the queue's head for claims (db/connect.ts connectQueueHeadReader); default: sql. */
   queueHeadSql?: Sql;
+  /** How claims choose among the nodes a job may run on (scheduler.ts); default: spread. */
+  placement?: PlacementStrategy;
   registry: NodeRegistry;
   events: JobEventBus;
   log: Logger;
@@ -238,7 +240,7 @@ export function createJobTransitions(deps: {
       // be passed, as concurrent submits' order is not defined. One call's
       // order is: a group holding jobs of a call with an earlier group still
       // in flight is queued.
-      if (admittedMayQueue === 0 && !splitCall) placement = placeOnArrival(registry, jobs);
+      if (admittedMayQueue === 0 && !splitCall) placement = placeOnArrival(registry, jobs, deps.placement);
       const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
       admittedMayQueue += mayQueue;
       try {
@@ -408,7 +410,7 @@ export function createJobTransitions(deps: {
   async function claimFor(offered: NodeSession[], offers: NodeOffer[]): Promise<ClaimResult> {
     let claim;
     try {
-      claim = await timed('claim', () => claimJobs(sql, offers, deps.queueHeadSql ?? sql));
+      claim = await timed('claim', () => claimJobs(sql, offers, { headSql: deps.queueHeadSql, strategy: deps.placement }));
     } catch (err) {
       // The claim may have committed with its answer lost: until each node is
       // reconciled, what it holds is unknown, and its slots are not offered.
@@ -515,7 +517,7 @@ export function createJobTransitions(deps: {
       const offered = sessions.filter((s) => s.schedulable);
       // Full nodes are offered too (with no free slot): a job only they can hold
       // then waits for them instead of looking like nothing is left to place.
-      const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
+      const offers = offered.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size(), labels: s.labels }));
       if (!offers.some((o) => o.free.slots > 0)) return { claimed: 0, exhausted: false };
       // Only a node that can be given jobs by this claim has one in flight.
       const receiving = offered.filter((_, i) => offers[i]!.free.slots > 0);

@@ -92,7 +92,7 @@ export async function startNodeDrain(deps: {
     // Queued jobs marked as fitting no node may fit this one (see note-waiting.ts): unmarked before it is offered work.
     // Its failure fails no undrain (it is committed): a mark left lasts until the next waiting note (~5 s).
     if (!draining && node.capacity) {
-      await unmarkFitFor(sql, [{ cpus: node.capacity.cpus, memoryBytes: Number(node.capacity.memoryBytes) }]).catch((err) =>
+      await unmarkFitFor(sql, [{ cpus: node.capacity.cpus, memoryBytes: Number(node.capacity.memoryBytes), labels: node.labels }]).catch((err) =>
         log.warn({ err, node: nodeId }, 'cannot unmark the queued jobs the undrained node can hold; the next waiting note will'),
       );
     }

@@ -2,6 +2,7 @@
 // against the node's capacity. Only its own methods change it: a session is
 // opened (its generation), made ready once reconciled, heard from, judged; the
 // job-transition owner holds and releases its slots.
+import type { Labels } from '../common/label-constraints.js';
 import { CancelCause, type AttemptRef, type Capacity, type ConnectResponse, type Task } from '../common/gen/grid/v1/agent.js';
 import { msToDuration } from '../common/units.js';
 import { attemptKeyOf } from '../common/attempt.js';
@@ -59,6 +60,8 @@ export class NodeSession {
     private readonly send: (message: ConnectResponse) => boolean,
     /** Ends the stream from the control plane's side. */
     readonly close: () => void,
+    /** Hello.labels: what job constraints and affinities are tested against (scheduler.ts). */
+    readonly labels: Labels = {},
   ) {}
 
   /** The node's connect count in Postgres: the key of every liveness verdict. */

@@ -1,6 +1,7 @@
 // Wires the control plane together: database, event bus, node registry,
 // dispatcher and the three gRPC services. Holds no job state of its own beyond
 // the streams it serves, so any number of these can run over one Postgres.
+import type { PlacementStrategy } from './scheduler.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createSecretBox, ensureSecretKeyFile, readSecretKey, secretOpener } from './secret-box.js';
@@ -61,6 +62,8 @@ export interface ControlPlaneOptions {
   maxQueued: number;
   /** Added to a timeout (or a cancel's grace) before the control plane ends an attempt itself. */
   backstopMarginMs: number;
+  /** How claims and placements at submit choose among the nodes a job may run on (default spread). */
+  placement?: PlacementStrategy;
   deadlineCheckMs: number;
   dispatchSweepMs: number;
   /** How often what each node holds is compared with Postgres (see node-reconciler.ts). */
@@ -117,6 +120,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     events,
     log,
     backstopMarginMs: options.backstopMarginMs,
+    placement: options.placement,
     openSecrets,
     metrics,
     kick: (why) => dispatcher.kick(why),

@@ -3,6 +3,7 @@
 // what would be accepted, and nothing is stored for a refused spec.
 import { MAX_PRIORITY, MIN_PRIORITY } from '../common/queue-order.js';
 import { JobSpec } from '../common/gen/grid/v1/job.js';
+import { LabelOperator, type LabelConstraint } from '../common/label-constraints.js';
 import type { CacheMount, Task, TaskFile } from '../common/gen/grid/v1/agent.js';
 import { withRequirements } from './python-requirements.js';
 import { invalidArgument } from '../common/errors.js';
@@ -237,6 +238,8 @@ export function validateSubmission(
   if (!Number.isInteger(spec.priority) || spec.priority < MIN_PRIORITY || spec.priority > MAX_PRIORITY) {
     throw invalidArgument(`spec.priority is ${spec.priority}: must be a whole number between ${MIN_PRIORITY} and ${MAX_PRIORITY}`, 'spec.priority');
   }
+  checkLabelTests('spec.constraints', spec.constraints);
+  checkLabelTests('spec.affinities', spec.affinities);
   const maxAttempts = spec.maxAttempts || policy.defaultMaxAttempts;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > policy.maxAttempts) {
     throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`, 'spec.max_attempts');
@@ -262,6 +265,22 @@ export function validateSubmission(
     stdin: spec.stdin,
   };
   return { spec, task, secrets };
+}
+
+/** As many as a hello may carry labels, and keys and values as long (node-identity.ts). */
+const MAX_LABEL_TESTS = 16;
+
+function checkLabelTests(field: string, tests: LabelConstraint[]): void {
+  if (tests.length > MAX_LABEL_TESTS) throw invalidArgument(`${field} has ${tests.length} entries: at most ${MAX_LABEL_TESTS}`, field);
+  for (const [i, c] of tests.entries()) {
+    const at = `${field}[${i}]`;
+    if (c.key === '') throw invalidArgument(`${at}.key is empty: name the node label to test, e.g. gpu=true`, `${at}.key`);
+    if (c.key.length > 128 || c.key.includes('\0')) throw invalidArgument(`${at}.key must be at most 128 characters, with no NUL`, `${at}.key`);
+    if (c.value.length > 256 || c.value.includes('\0')) throw invalidArgument(`${at}.value must be at most 256 characters, with no NUL`, `${at}.value`);
+    if (c.operator !== LabelOperator.LABEL_OPERATOR_EQUAL && c.operator !== LabelOperator.LABEL_OPERATOR_NOT_EQUAL) {
+      throw invalidArgument(`${at}.operator is not set: LABEL_OPERATOR_EQUAL or LABEL_OPERATOR_NOT_EQUAL`, `${at}.operator`);
+    }
+  }
 }
 
 function checkEnv(field: string, env: Record<string, string>): void {

@@ -15,9 +15,10 @@
 // The reconciler frees no counted room while such an insert is in flight
 // (NodeSession.claimsSettledBefore), since its read may not show the job yet.
 import type { Task } from '../common/gen/grid/v1/agent.js';
+import type { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { NodeSession } from './node-session.js';
-import { placeJobs } from './scheduler.js';
+import { placeJobs, type PlacementStrategy } from './scheduler.js';
 
 export interface SubmitPlacement {
   /** Job id → node id, for the insert. */
@@ -28,13 +29,24 @@ export interface SubmitPlacement {
 }
 
 /** Places what fits the live nodes' free room now, holding it; undefined when nothing fits. */
-export function placeOnArrival(registry: NodeRegistry, jobs: { id: string; task: Task }[]): SubmitPlacement | undefined {
+export function placeOnArrival(
+  registry: NodeRegistry,
+  jobs: { id: string; task: Task; spec: JobSpec }[],
+  strategy?: PlacementStrategy,
+): SubmitPlacement | undefined {
   const live = registry.schedulable().filter((s) => !s.roomUndecided && s.freeCapacity().slots > 0);
   if (live.length === 0) return undefined;
-  const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size() }));
+  const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size(), labels: s.labels }));
   const { placed } = placeJobs(
-    jobs.map((j) => ({ id: j.id, cpus: j.task.cpus, memory_bytes: Number(j.task.memoryBytes) })),
+    jobs.map((j) => ({
+      id: j.id,
+      cpus: j.task.cpus,
+      memory_bytes: Number(j.task.memoryBytes),
+      constraints: j.spec.constraints,
+      affinities: j.spec.affinities,
+    })),
     offers,
+    strategy,
   );
   if (placed.length === 0) return undefined;
   const byNode = new Map(live.map((s) => [s.nodeId, s]));

@@ -408,4 +408,14 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX jobs_queue;
     `,
   },
+  {
+    version: 19,
+    name: 'placement by node labels',
+    sql: `
+      -- A job's label tests (common/label-constraints.ts), as sql/label-match.ts writes and reads
+      -- them: a JSON array of {"key", "op": "=" or "!=", "value"}; NULL when it has none, so that
+      -- the claim's test of a job without any is one IS NULL.
+      ALTER TABLE jobs ADD COLUMN constraints jsonb, ADD COLUMN affinities jsonb;
+    `,
+  },
 ];

@@ -6,9 +6,10 @@ import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { claimTargetOf, stateToDb } from '../../common/job-state.js';
 import type { Sql } from '../db/connect.js';
-import { placeJobs, type NodeOffer, type QueuedJob } from '../scheduler.js';
+import { placeJobs, type NodeOffer, type PlacementStrategy, type QueuedJob } from '../scheduler.js';
 import { withSecrets } from '../spec-validation.js';
 import type { OpenSecrets } from '../secret-box.js';
+import { labelsSatisfy, labelTestsFromDb, type StoredTests } from './label-match.js';
 import { changedColumns, guardKeys, movesByState, pick, type ChangedJob } from './changed-job.js';
 
 const CLAIM = movesByState([JobState.JOB_STATE_QUEUED], claimTargetOf);
@@ -37,8 +38,11 @@ export interface ClaimedJob extends ChangedJob {
 export async function claimJobs(
   sql: Sql,
   offers: NodeOffer[],
-  /** Reads the queue's head: a connection with QUEUE_HEAD_PLANNER (db/connect.ts). */
-  headSql: Sql = sql,
+  how: {
+    /** Reads the queue's head: a connection with QUEUE_HEAD_PLANNER (db/connect.ts); default: sql. */
+    headSql?: Sql;
+    strategy?: PlacementStrategy;
+  } = {},
 ): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean; drained: string[] }> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
   if (slots === 0) return { rows: [], exhausted: false, raced: false, drained: [] };
@@ -47,16 +51,26 @@ export async function claimJobs(
   // with each node (not with the largest CPUs and memory, which may be two
   // different nodes'). Full nodes are offered too, so that a job only they can
   // hold is seen waiting for them.
-  const head = await headSql<QueuedJob[]>`
-    SELECT id, cpus, memory_bytes FROM jobs
+  // The same for a job whose label constraints no offered node satisfies.
+  const headSql = how.headSql ?? sql;
+  const head = (
+    await headSql<(QueuedJob & { stored_constraints: StoredTests; stored_affinities: StoredTests })[]>`
+    SELECT id, cpus, memory_bytes, constraints AS stored_constraints, affinities AS stored_affinities FROM jobs
     WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
-      AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
-                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)
+      AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[],
+                                       ${offers.map((o) => JSON.stringify(o.labels ?? {}))}::text[]) AS n(cpus, memory_bytes, labels)
+                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes
+                    AND ${labelsSatisfy(headSql, headSql`n.labels::jsonb`, headSql`jobs.constraints`)})
     -- Priority with ageing, then submit order (common/queue-order.ts), walking
     -- index jobs_queue_order: headSql's planner may not sort instead.
     ORDER BY queue_key, id
-    LIMIT ${slots}`;
-  const { placed, waiting } = placeJobs(head, offers);
+    LIMIT ${slots}`
+  ).map(({ stored_constraints, stored_affinities, ...job }) => ({
+    ...job,
+    constraints: labelTestsFromDb(stored_constraints),
+    affinities: labelTestsFromDb(stored_affinities),
+  }));
+  const { placed, waiting } = placeJobs(head, offers, how.strategy);
   // Fewer queued jobs than slots, and none waiting for room: nothing placeable is left.
   const exhausted = head.length < slots && !waiting;
   if (placed.length === 0) return { rows: [], exhausted, raced: false, drained: [] };

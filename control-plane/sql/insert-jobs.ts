@@ -15,6 +15,7 @@ import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { claimTargetOf, stateToDb } from '../../common/job-state.js';
 import { durationToMs } from '../../common/units.js';
+import { labelTestsToDb } from './label-match.js';
 import type { Sql } from '../db/connect.js';
 
 export interface NewJob {
@@ -83,20 +84,25 @@ export async function insertJobs(
         ${col((j) => durationToMs(j.task.timeout))}::int8[], ${col((j) => durationToMs(j.task.stopGrace))}::int[],
         ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[],
         ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[],
-        ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[]
+        ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[],
+        ${col((j) => labelTestsToDb(j.spec.constraints))}::text[], ${col((j) => labelTestsToDb(j.spec.affinities))}::text[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
-                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms, ord)
+                             timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms,
+                             constraints, affinities, ord)
     ), room AS (
       SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key)
+                        queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key,
+                        constraints, affinities)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
              now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
              CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END,
              decode(sealed_secrets, 'base64'),
              -- Its place in the queue: priority with ageing (common/queue-order.ts).
-             now() - ahead_ms * interval '1 millisecond'
+             now() - ahead_ms * interval '1 millisecond',
+             -- Sent as text: a jsonb[] parameter would store each as a JSON string.
+             constraints::jsonb, affinities::jsonb
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING

@@ -1,5 +1,6 @@
 // Why queued jobs wait, kept in their message for `status`: no node connected,
-// or no connected node (open to work: drained ones do not count) large enough (such a job is passed over by claims, see
+// or no connected node (open to work: drained ones do not count) large enough
+// or with the labels its constraints ask for (such a job is passed over by claims, see
 // claim-jobs.ts, and would otherwise wait without a word). The latter are also
 // marked `unfit`, counted apart from the queue so that they do not stop
 // submits from being placed at once (insert-jobs.ts). Not a state change: the
@@ -10,7 +11,9 @@
 // before such a connect lasts until the next note (~5 s).
 import { JobState } from '../../common/gen/grid/v1/job.js';
 import { stateToDb } from '../../common/job-state.js';
+import type { Labels } from '../../common/label-constraints.js';
 import type { Sql } from '../db/connect.js';
+import { labelsSatisfy } from './label-match.js';
 
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 export const WAITING_PREFIX = 'waiting: ';
@@ -25,7 +28,11 @@ export async function noteWaiting(sql: Sql): Promise<number> {
       SELECT j.id, j.cpus, j.memory_bytes, j.message, j.unfit AS was_unfit,
         (j.message = '' OR starts_with(j.message, ${WAITING_PREFIX})) AS rewritable,
         -- Node by node: the most CPUs and the most memory may be two different nodes'.
-        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND n.drain_requested_at IS NULL AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes) AS unfit,
+        b.cpus IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND n.drain_requested_at IS NULL AND j.cpus <= n.cpus + 1e-9 AND j.memory_bytes <= n.memory_bytes
+                                             AND ${labelsSatisfy(sql, sql`n.labels`, sql`j.constraints`)}) AS unfit,
+        j.constraints IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND n.drain_requested_at IS NULL
+                                                    AND ${labelsSatisfy(sql, sql`n.labels`, sql`j.constraints`)}) AS unlabelled,
+        (SELECT string_agg(t->>'key' || (t->>'op') || (t->>'value'), ', ') FROM jsonb_array_elements(j.constraints) AS t) AS wanted,
         b.cpus AS most_cpus, b.memory AS most_memory
       FROM jobs j CROSS JOIN biggest b
       WHERE j.state = ${QUEUED}
@@ -33,6 +40,8 @@ export async function noteWaiting(sql: Sql): Promise<number> {
       SELECT id, unfit, was_unfit, message, CASE
           WHEN NOT rewritable THEN message
           WHEN most_cpus IS NULL THEN ${WAITING_PREFIX} || 'no node is connected'
+          WHEN unfit AND unlabelled
+            THEN ${WAITING_PREFIX} || 'it runs only on nodes with ' || wanted || '; no connected node has those labels'
           WHEN unfit
             THEN ${WAITING_PREFIX} || 'it asks for ' || cpus || CASE WHEN cpus = 1 THEN ' CPU' ELSE ' CPUs' END
                  || ' and ' || pg_size_pretty(memory_bytes) || ' of memory; no connected node has both (the most any has: '
@@ -51,15 +60,17 @@ export async function noteWaiting(sql: Sql): Promise<number> {
 }
 
 /**
- * Nodes just connected: queued jobs marked unfit that one of them can hold are
+ * Nodes just connected: queued jobs marked unfit that one of them can run (size and labels) are
  * unmarked before the nodes are offered work, so that no submit placed on such
  * a node passes them (insert-jobs.ts). Reads only the marked jobs.
  */
-export async function unmarkFitFor(sql: Sql, sizes: { cpus: number; memoryBytes: number }[]): Promise<void> {
-  if (sizes.length === 0) return;
+export async function unmarkFitFor(sql: Sql, nodes: { cpus: number; memoryBytes: number; labels: Labels }[]): Promise<void> {
+  if (nodes.length === 0) return;
   await sql`
     UPDATE jobs SET unfit = false
     WHERE state = ${QUEUED} AND unfit
-      AND EXISTS (SELECT 1 FROM unnest(${sizes.map((n) => n.cpus)}::float8[], ${sizes.map((n) => n.memoryBytes)}::int8[]) AS n(cpus, memory_bytes)
-                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes)`;
+      AND EXISTS (SELECT 1 FROM unnest(${nodes.map((n) => n.cpus)}::float8[], ${nodes.map((n) => n.memoryBytes)}::int8[],
+                                       ${nodes.map((n) => JSON.stringify(n.labels))}::text[]) AS n(cpus, memory_bytes, labels)
+                  WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes
+                    AND ${labelsSatisfy(sql, sql`n.labels::jsonb`, sql`jobs.constraints`)})`;
 }

@@ -130,7 +130,7 @@ test.serial("the claim reads the queue's head in queue order, sorting nothing, a
   const { spec, task } = validateSubmission(JobSpec.fromPartial({ command: ['true'] }), DEFAULT_SPEC_POLICY, runtimeTable(DEFAULT_RUNTIMES));
   for (let i = 0; i < 10; i++) await insertJobs(db.sql, Array.from({ length: 1000 }, () => ({ id: uuidv7(), spec, task, requestId: '' })), 1e9);
   const offer = [{ nodeId: 'n', free: { slots: 128, cpus: 1e6, memoryBytes: 2 ** 60 }, size: { cpus: 1e6, memoryBytes: 2 ** 60 } }];
-  const nodes = await planNodesOf(() => claimJobs(traced, offer, traced), /ORDER BY queue_key/, QUEUE_HEAD_PLANNER);
+  const nodes = await planNodesOf(() => claimJobs(traced, offer, { headSql: traced }), /ORDER BY queue_key/, QUEUE_HEAD_PLANNER);
   t.true(nodes.length > 0, 'the head read was captured');
   t.true(nodes.some((n) => /^Index (Only )?Scan jobs_queue_order$/.test(n)), nodes.join('; '));
   t.false(nodes.includes('Sort'), nodes.join('; '));

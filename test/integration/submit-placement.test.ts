@@ -106,7 +106,7 @@ test.serial('a queued job no connected node can hold does not stop a submit from
   const [counts] = await db.sql<{ queued: number; unfit: number }[]>`SELECT sum(queued)::int AS queued, sum(unfit)::int AS unfit FROM queue_depth`;
   t.deepEqual(counts, { queued: 1, unfit: 1 });
   // A node that can hold it connects: unmarked before that node is offered work.
-  await unmarkFitFor(db.sql, [{ cpus: 64, memoryBytes: 2 ** 41 }]);
+  await unmarkFitFor(db.sql, [{ cpus: 64, memoryBytes: 2 ** 41, labels: {} }]);
   const [third] = await owner.submitMany([job()], 1_000_000);
   t.is(third!.kind === 'created' && third!.job.state, JobState.JOB_STATE_QUEUED, 'it counts again as a job that may run');
   await owner.cancel([hugeId, ...[before!, small!, third!].map((o) => (o.kind === 'created' ? o.job.id : ''))], 0);

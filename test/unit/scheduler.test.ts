@@ -1,11 +1,19 @@
 // placeJobs: which queued job goes to which node, pure.
 import test from 'ava';
 import { placeJobs, type NodeOffer, type QueuedJob } from '../../control-plane/scheduler.js';
+import { parseConstraint, type Labels } from '../../common/label-constraints.js';
 
 const GiB = 1024 ** 3;
 
-function node(nodeId: string, slots: number, cpus: number, memoryBytes: number, size = { cpus, memoryBytes }): NodeOffer {
-  return { nodeId, free: { slots, cpus, memoryBytes }, size };
+function node(nodeId: string, slots: number, cpus: number, memoryBytes: number, size = { cpus, memoryBytes }, labels: Labels = {}): NodeOffer {
+  return { nodeId, free: { slots, cpus, memoryBytes }, size, labels };
+}
+function labelled(nodeId: string, slots: number, labels: Labels): NodeOffer {
+  return node(nodeId, slots, 4, 4 * GiB, { cpus: 4, memoryBytes: 4 * GiB }, labels);
+}
+/** A job with `--constraint` and `--prefer` texts. */
+function placed(id: string, constraints: string[], prefer: string[] = []): QueuedJob {
+  return { id, cpus: 0, memory_bytes: 0, constraints: constraints.map((c) => parseConstraint(c, '--constraint')), affinities: prefer.map((c) => parseConstraint(c, '--prefer')) };
 }
 function job(id: string, cpus = 0, memory_bytes = 0): QueuedJob {
   return { id, cpus, memory_bytes };
@@ -47,4 +55,36 @@ test('nothing is placed on no nodes, and the offers given are not changed', (t) 
   const offers = [node('n', 1, 1, GiB)];
   placeJobs([job('1')], offers);
   t.deepEqual(offers[0]!.free, { slots: 1, cpus: 1, memoryBytes: GiB });
+});
+
+test('a constraint sends a job only to nodes with the label; != also passes nodes without it', (t) => {
+  const nodes = [labelled('plain', 4, {}), labelled('gpu', 1, { gpu: 'true' }), labelled('eu', 4, { region: 'eu' })];
+  t.deepEqual(where(nodes, [placed('g', ['gpu=true'])]), ['g@gpu']);
+  t.deepEqual(where(nodes, [placed('a', ['region!=eu']), placed('b', ['region!=eu'])]), ['a@plain', 'b@plain']);
+  t.deepEqual(where(nodes, [placed('both', ['gpu=true', 'region=eu'])]), [], 'all constraints must hold on one node');
+});
+
+test('a constrained job waiting for its one node holds that node, not the others', (t) => {
+  const nodes = [labelled('gpu', 1, { gpu: 'true' }), labelled('plain', 2, {})];
+  const result = placeJobs([placed('g1', ['gpu=true']), placed('g2', ['gpu=true']), placed('x', []), placed('y', [])], nodes);
+  t.deepEqual(result.placed.map((p) => `${p.id}@${p.nodeId}`), ['g1@gpu', 'x@plain', 'y@plain'], 'the gpu node takes no later unconstrained job while g2 waits');
+  t.true(result.waiting);
+});
+
+test('a job no offered node has the labels for is passed over, not waiting', (t) => {
+  const result = placeJobs([placed('g', ['gpu=true']), placed('x', [])], [labelled('plain', 1, {})]);
+  t.deepEqual(result.placed, [{ id: 'x', nodeId: 'plain' }]);
+  t.false(result.waiting);
+});
+
+test('an affinity prefers matching nodes, more matches first, and falls back to any node', (t) => {
+  const nodes = [labelled('a', 8, {}), labelled('ssd', 1, { disk: 'ssd' }), labelled('ssd-eu', 1, { disk: 'ssd', region: 'eu' })];
+  t.deepEqual(where(nodes, [placed('1', [], ['disk=ssd', 'region=eu']), placed('2', [], ['disk=ssd', 'region=eu']), placed('3', [], ['disk=ssd', 'region=eu'])]), ['1@ssd-eu', '2@ssd', '3@a']);
+});
+
+test('pack fills the fullest node that fits before the next; spread the emptiest', (t) => {
+  const nodes = () => [node('busy', 2, 4, 4 * GiB), node('idle', 4, 4, 4 * GiB)];
+  const jobs = [job('1'), job('2'), job('3')];
+  t.deepEqual(placeJobs(jobs, nodes(), 'pack').placed.map((p) => `${p.id}@${p.nodeId}`), ['1@busy', '2@busy', '3@idle']);
+  t.deepEqual(placeJobs(jobs, nodes(), 'spread').placed.map((p) => `${p.id}@${p.nodeId}`), ['1@idle', '2@idle', '3@busy']);
 });

@@ -3,6 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ServerError, Status } from 'nice-grpc';
 import { JobSpec } from '../../common/gen/grid/v1/job.js';
+import { LabelOperator } from '../../common/label-constraints.js';
 import { DEFAULT_SPEC_POLICY, validateSubmission, type SpecPolicy } from '../../control-plane/spec-validation.js';
 import { DEFAULT_RUNTIMES, runtimeTable } from '../../control-plane/runtime-presets.js';
 
@@ -287,4 +288,15 @@ test('paths are bounded in length and hold no NUL', (t) => {
   refuses(t, spec({ workingDir: '/' + 'd'.repeat(5000) }), /spec\.working_dir is 5001 characters; at most 4096/);
   refuses(t, spec({ workingDir: '/tmp\0x' }), /spec\.working_dir holds a NUL/);
   refuses(t, spec({ inputs: [{ path: 'p'.repeat(5000), content: Buffer.from('x'), mode: 0 }] }), /spec\.inputs\[0\]\.path is 5000 characters; at most 4096/);
+});
+
+test('label constraints and affinities: keys named, values and counts bounded, an operator set', (t) => {
+  const EQ = LabelOperator.LABEL_OPERATOR_EQUAL;
+  const ok = { key: 'gpu', operator: EQ, value: 'true' };
+  t.deepEqual(validateSubmission(spec({ constraints: [ok], affinities: [ok] }), DEFAULT_SPEC_POLICY, runtimes).spec.constraints, [ok]);
+  refuses(t, spec({ constraints: [{ ...ok, key: '' }] }), /spec\.constraints\[0\]\.key is empty/);
+  refuses(t, spec({ affinities: [ok, { ...ok, value: 'x'.repeat(257) }] }), /spec\.affinities\[1\]\.value must be at most 256/);
+  refuses(t, spec({ constraints: [{ ...ok, key: 'a\0b' }] }), /spec\.constraints\[0\]\.key .*no NUL/);
+  refuses(t, spec({ constraints: [{ ...ok, operator: LabelOperator.LABEL_OPERATOR_UNSPECIFIED }] }), /spec\.constraints\[0\]\.operator is not set/);
+  refuses(t, spec({ constraints: Array.from({ length: 17 }, () => ok) }), /spec\.constraints has 17 entries: at most 16/);
 });

@@ -4,6 +4,7 @@
 import test from 'ava';
 import { GRID_VERSION } from '../../common/version.js';
 import { Task } from '../../common/gen/grid/v1/agent.js';
+import { JobSpec } from '../../common/gen/grid/v1/job.js';
 import { NodeRegistry } from '../../control-plane/node-registry.js';
 import { NodeSession } from '../../control-plane/node-session.js';
 import { placeOnArrival } from '../../control-plane/submit-placement.js';
@@ -14,7 +15,7 @@ function node(registry: NodeRegistry, id: string, slots: number): NodeSession {
   registry.add(s);
   return s;
 }
-const job = (id: string, cpus = 1) => ({ id, task: Task.fromPartial({ cpus, memoryBytes: 1n << 30n }) });
+const job = (id: string, cpus = 1) => ({ id, task: Task.fromPartial({ cpus, memoryBytes: 1n << 30n }), spec: JobSpec.fromPartial({}) });
 
 test('jobs that fit are placed on the roomiest nodes and held there until released', (t) => {
   const registry = new NodeRegistry();
