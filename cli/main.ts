@@ -2,7 +2,8 @@
 // gridctl: submit a script or command, watch it, read its logs, cancel it, and
 // list jobs and nodes.
 import { Command, CommanderError, Option } from 'commander';
-import { envOption, parseBytesFlag, parseDurationFlag, parseIntFlag, parseWholeNumberFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
+import { parseConstraint, type LabelConstraint } from '../common/label-constraints.js';
+import { envOption, flagParser, parseBytesFlag, parseDurationFlag, parseIntFlag, parseWholeNumberFlag, parseNumberFlag, readSwitchesFromEnv } from '../common/cli-options.js';
 import { GRID_VERSION } from '../common/version.js';
 import { connect, connectionOf, describeError, type GridClients } from './client.js';
 import { versionCommand } from './commands/version.js';
@@ -39,6 +40,10 @@ const outputOption = () => new Option('-o, --output <format>', 'table, json or y
 /** Lists also have wide: full ids and cells, not fitted to 80 columns. */
 const listOutputOption = () => new Option('-o, --output <format>', 'table (fits 80 columns), wide, json or yaml').choices(['table', 'wide', 'json', 'yaml']).default('table');
 const collect = (value: string, previous: string[]) => [...previous, value];
+const collectConstraint = (flag: string) => {
+  const parse = flagParser((text: string) => parseConstraint(text, flag));
+  return (value: string, previous: LabelConstraint[]) => [...previous, parse(value)];
+};
 const watchOption = () => new Option('-w, --watch', 'show it again every 2s until Ctrl-C (piped: only when it changed)');
 
 /** Runs a command's body against the control plane and exits with its code. */
@@ -88,6 +93,8 @@ program
   .option('-w, --workdir <dir>', 'working directory in the container')
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
   .option('--priority <n>', 'higher runs first, -100 to 100 (default 0); each level is worth 30 s of waiting', parseWholeNumberFlag)
+  .option('--constraint <KEY=VALUE>', 'run only on a node with this label (KEY!=VALUE: without it), repeatable', collectConstraint('--constraint'), [])
+  .option('--prefer <KEY=VALUE>', 'prefer nodes with this label (KEY!=VALUE: without it) when several have room, repeatable', collectConstraint('--prefer'), [])
   .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
   .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
   .option('--stdin', 'send this shell\'s standard input to the job (read to its end first, up to 16 MiB)')

@@ -2,6 +2,7 @@
 // meaning is unit-tested without a server; the server validates it again.
 import type { InputFile, JobSpec } from '../common/gen/grid/v1/job.js';
 import { msToDuration } from '../common/units.js';
+import type { LabelConstraint } from '../common/label-constraints.js';
 
 export interface RunFlags {
   image?: string;
@@ -15,6 +16,10 @@ export interface RunFlags {
   workdir?: string;
   maxAttempts?: number;
   priority?: number;
+  /** --constraint: labels a node must have (or not). */
+  constraint?: LabelConstraint[];
+  /** --prefer: labels preferred. */
+  prefer?: LabelConstraint[];
   queueTimeout?: number;
   stopSignal?: string;
   stopGrace?: number;
@@ -96,5 +101,7 @@ export function buildSpec(
     requirements: workload.kind === 'script' && workload.requirements ? workload.requirements : Buffer.alloc(0),
     stdin,
     priority: flags.priority ?? 0,
+    constraints: flags.constraint ?? [],
+    affinities: flags.prefer ?? [],
   };
 }

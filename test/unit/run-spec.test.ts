@@ -1,6 +1,7 @@
 // gridctl run: operands, --env and flags turned into a JobSpec.
 import test from 'ava';
 import { buildSpec, parseEnv, splitRunOperands, type RunFlags } from '../../cli/run-spec.js';
+import { LabelOperator } from '../../common/label-constraints.js';
 
 test('operands that all come after -- are the command', (t) => {
   t.deepEqual(splitRunOperands(['echo', 'hi'], ['echo', 'hi']), { rest: ['echo', 'hi'] });
@@ -68,6 +69,8 @@ test('buildSpec for a command with no flags leaves every default to the server',
     requirements: Buffer.alloc(0),
     stdin: Buffer.alloc(0),
     priority: 0,
+    constraints: [],
+    affinities: [],
   });
 });
 
@@ -85,6 +88,8 @@ test('buildSpec for a command carries every flag', (t) => {
     stopSignal: 'SIGINT',
     stopGrace: 0,
     priority: -7,
+    constraint: [{ key: 'gpu', operator: LabelOperator.LABEL_OPERATOR_EQUAL, value: 'true' }],
+    prefer: [{ key: 'region', operator: LabelOperator.LABEL_OPERATOR_NOT_EQUAL, value: 'eu' }],
   };
   t.deepEqual(buildSpec(flags, { kind: 'command', argv: ['ls', '-l'] }, { USER: 'me' }), {
     image: 'alpine:3.20',
@@ -104,6 +109,8 @@ test('buildSpec for a command carries every flag', (t) => {
     requirements: Buffer.alloc(0),
     stdin: Buffer.alloc(0),
     priority: -7,
+    constraints: [{ key: 'gpu', operator: LabelOperator.LABEL_OPERATOR_EQUAL, value: 'true' }],
+    affinities: [{ key: 'region', operator: LabelOperator.LABEL_OPERATOR_NOT_EQUAL, value: 'eu' }],
   });
 });
 
