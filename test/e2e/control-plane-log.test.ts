@@ -1,17 +1,20 @@
 // The control plane's stderr is NDJSON from its first line to its last (jq and
 // log collectors read it whole), and a job's end is one line with its reason,
 // job id, attempt and node.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { BIN, clients, freePort, gridctl, startAgent, startControlPlane, startProgram, testRuntimesFile, waitForNodes } from '../helpers/grid.js';
 
-let db: TestDatabase;
-test.before(async () => {
-  db = await createTestDatabase();
-});
-test.after.always(async () => db?.drop());
+// Each test has its own database: control planes sharing one would dispatch
+// a job submitted to one test's control plane to another test's agent.
+async function databaseFor(t: ExecutionContext): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  return db;
+}
 
 test('every line is JSON, and each ended job has its "job ended" line', async (t) => {
+  const db = await databaseFor(t);
   const cp = await startControlPlane(db.url);
   const agent = startAgent(cp.address, 'log-node');
   const api = clients(cp.address);
@@ -45,6 +48,7 @@ test('every line is JSON, and each ended job has its "job ended" line', async (t
 });
 
 test('Ctrl-C on a control plane with a local agent stops it quietly: no warning, the node recorded disconnected, its labels as given', async (t) => {
+  const db = await databaseFor(t);
   const cp = await startControlPlane(db.url, ['--local-agent', '--docker-socket', '/var/run/docker.sock']);
   const api = clients(cp.address);
   try {
@@ -63,6 +67,7 @@ test('Ctrl-C on a control plane with a local agent stops it quietly: no warning,
 });
 
 test('a job that cannot start is one agent line with its reason, no stack (unless debug)', async (t) => {
+  const db = await databaseFor(t);
   const cp = await startControlPlane(db.url);
   const agent = startAgent(cp.address, 'no-pull-node', ['--pull', 'never']);
   const api = clients(cp.address);
@@ -82,6 +87,7 @@ test('a job that cannot start is one agent line with its reason, no stack (unles
 });
 
 test('--log-format pretty is one readable line per entry, not JSON; with NO_COLOR, no escape byte', async (t) => {
+  const db = await databaseFor(t);
   const port = await freePort();
   const cp = startProgram(
     process.execPath,

@@ -14,6 +14,8 @@ import { DEFAULT_RUNTIMES, runtimeTable } from '../../control-plane/runtime-pres
 import { DEFAULT_SPEC_POLICY, validateSubmission } from '../../control-plane/spec-validation.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
+// Serial: each test starts from empty tables, which a concurrent test's
+// beforeEach would empty under it.
 let db: TestDatabase;
 test.before(async () => {
   db = await createTestDatabase();
@@ -39,7 +41,7 @@ async function queue(constraints: string[], prefer: string[] = []): Promise<stri
 }
 const offer = (nodeId: string, labels: Labels, slots = 10) => ({ nodeId, free: { slots, cpus: 64, memoryBytes: 2 ** 40 }, size: { cpus: 64, memoryBytes: 2 ** 40 }, labels });
 
-test('constraints are stored as a JSON array of tests, none as NULL', async (t) => {
+test.serial('constraints are stored as a JSON array of tests, none as NULL', async (t) => {
   const gpu = await queue(['gpu=true', 'region!=eu'], ['disk=ssd']);
   const plain = await queue([]);
   const rows = await db.sql`SELECT id, jsonb_typeof(constraints) AS c, constraints, jsonb_typeof(affinities) AS a FROM jobs ORDER BY id`;
@@ -50,7 +52,7 @@ test('constraints are stored as a JSON array of tests, none as NULL', async (t) 
   t.is(byId.get(plain)!.c, null);
 });
 
-test('a claim gives each node only the jobs its labels satisfy, and passes over what none does', async (t) => {
+test.serial('a claim gives each node only the jobs its labels satisfy, and passes over what none does', async (t) => {
   const gpu = await queue(['gpu=true']);
   const notEu = await queue(['region!=eu']);
   const mars = await queue(['zone=mars']);
@@ -65,7 +67,7 @@ test('a claim gives each node only the jobs its labels satisfy, and passes over 
   t.is((await db.sql`SELECT state FROM jobs WHERE id = ${mars}`)[0]!.state, 'QUEUED');
 });
 
-test('a job no READY node has the labels for is noted and marked unfit; a node that has them unmarks it on connect', async (t) => {
+test.serial('a job no READY node has the labels for is noted and marked unfit; a node that has them unmarks it on connect', async (t) => {
   await db.sql`INSERT INTO nodes (id, name, state, slots, cpus, memory_bytes, labels, connected_at, last_seen_at, generation)
                VALUES ('p', 'p', 'READY', 4, 4, ${2 ** 32}, '{"region":"us"}'::jsonb, now(), now(), 1)`;
   const mars = await queue(['zone=mars']);
