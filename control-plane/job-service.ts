@@ -26,6 +26,7 @@ import { readLogs } from './log-store.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { boundedDuration, validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { SecretBox } from './secret-box.js';
+import { submitterOf } from './submitter-context.js';
 import { waitingReason, type FleetSummary } from './waiting-reason.js';
 import { MIN_PREFIX, SHORT_ID_LENGTH, shortIdOf } from '../common/job-id.js';
 
@@ -139,17 +140,17 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     return found[0]!.id;
   }
 
-  function validated(request: SubmitJobRequest): NewJob {
+  function validated(request: SubmitJobRequest, submitter: string): NewJob {
     const { spec, task, secrets } = validateSubmission(request.spec, deps.policy, deps.runtimes);
     if (request.requestId.length > 128) throw invalidArgument('request_id is longer than 128 characters');
     // PostgreSQL text cannot hold NUL: stored, it would be an INTERNAL error.
     if (request.requestId.includes('\0')) throw invalidArgument('request_id contains a NUL byte');
     const id = uuidv7();
-    if (Object.keys(secrets).length === 0) return { id, spec, task, requestId: request.requestId };
+    if (Object.keys(secrets).length === 0) return { id, spec, task, requestId: request.requestId, submitter };
     if (!deps.secrets) {
       throw failedPrecondition('spec.secret_env needs a control plane with a secret key to seal the values with (--secret-key-file); this one has none');
     }
-    return { id, spec, task, requestId: request.requestId, secrets, sealedSecrets: deps.secrets.seal(id, secrets) };
+    return { id, spec, task, requestId: request.requestId, submitter, secrets, sealedSecrets: deps.secrets.seal(id, secrets) };
   }
 
   function queueFull(): ServerError {
@@ -161,19 +162,19 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
     );
   }
 
-  async function submitOne(request: SubmitJobRequest): Promise<Job> {
-    const outcome = await deps.transitions.submit(validated(request), deps.maxQueued);
+  async function submitOne(request: SubmitJobRequest, context: CallContext): Promise<Job> {
+    const outcome = await deps.transitions.submit(validated(request, submitterOf(context)), deps.maxQueued);
     if (outcome.kind === 'full') throw queueFull();
     if (outcome.kind === 'failed') throw outcome.error;
     return outcome.job;
   }
 
   return {
-    async submitJob(request) {
-      return { job: withoutFileBytes(await submitOne(request)) };
+    async submitJob(request, context) {
+      return { job: withoutFileBytes(await submitOne(request, context)) };
     },
 
-    async submitJobs(request) {
+    async submitJobs(request, context) {
       const count = request.requests.length;
       if (count === 0 || count > MAX_SUBMIT_BATCH) {
         throw invalidArgument(`requests holds ${count} submissions: must be between 1 and ${MAX_SUBMIT_BATCH}`);
@@ -181,7 +182,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       // Each request is judged on its own: a bad spec refuses only itself.
       const checked = request.requests.map((r, i) => {
         try {
-          return { job: validated(r) };
+          return { job: validated(r, submitterOf(context)) };
         } catch (err) {
           if (!(err instanceof ServerError)) throw err;
           return { refused: { code: err.code, message: `requests[${i}]: ${err.details}` } };
@@ -275,7 +276,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
 
     async *runJob(request, ctx) {
       if (!request.submit) throw invalidArgument('submit is missing: give the SubmitJobRequest to run');
-      const job = await submitOne(request.submit);
+      const job = await submitOne(request.submit, ctx);
       yield* watch({ jobId: job.id, includeLogs: request.includeLogs, includeProgress: request.includeProgress, stdoutOffset: 0n, stderrOffset: 0n, attempt: 0 }, ctx);
     },
 

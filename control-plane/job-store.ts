@@ -27,6 +27,7 @@ export interface JobRow {
   max_attempts: number;
   /** Attempts that spent none of the budget: never reached their node, or handed back by a draining one. */
   withdrawn_attempts: number;
+  submitter: string;
   node_id: string | null;
   exit_code: number | null;
   message: string;
@@ -47,6 +48,7 @@ export function rowToJob(row: JobRow): Job {
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     attemptsCounted: row.attempt - row.withdrawn_attempts,
+    submitter: row.submitter,
     nodeId: row.node_id ?? '',
     exitCode: row.exit_code ?? undefined,
     message: row.message,

@@ -112,6 +112,8 @@ export function createJobTransitions(deps: {
   queueHeadSql?: Sql;
   /** How claims choose among the nodes a job may run on (scheduler.ts); default: spread. */
   placement?: PlacementStrategy;
+  /** At most this many active jobs per submitter (submitter-context.ts); 0 or none: no cap. */
+  maxRunningPerSubmitter?: number;
   registry: NodeRegistry;
   events: JobEventBus;
   log: Logger;
@@ -240,7 +242,8 @@ export function createJobTransitions(deps: {
       // be passed, as concurrent submits' order is not defined. One call's
       // order is: a group holding jobs of a call with an earlier group still
       // in flight is queued.
-      if (admittedMayQueue === 0 && !splitCall) placement = placeOnArrival(registry, jobs, deps.placement);
+      // Under a per-submitter cap every job goes through a claim, the one place that counts what its submitter runs.
+      if (admittedMayQueue === 0 && !splitCall && !deps.maxRunningPerSubmitter) placement = placeOnArrival(registry, jobs, deps.placement);
       const mayQueue = (placement?.nodeOf.size ?? 0) < jobs.length ? items.length : 0;
       admittedMayQueue += mayQueue;
       try {
@@ -410,7 +413,7 @@ export function createJobTransitions(deps: {
   async function claimFor(offered: NodeSession[], offers: NodeOffer[]): Promise<ClaimResult> {
     let claim;
     try {
-      claim = await timed('claim', () => claimJobs(sql, offers, { headSql: deps.queueHeadSql, strategy: deps.placement }));
+      claim = await timed('claim', () => claimJobs(sql, offers, { headSql: deps.queueHeadSql, strategy: deps.placement, runningCap: deps.maxRunningPerSubmitter }));
     } catch (err) {
       // The claim may have committed with its answer lost: until each node is
       // reconciled, what it holds is unknown, and its slots are not offered.
@@ -590,7 +593,7 @@ export function createJobTransitions(deps: {
 
     deliverCancel,
 
-    noteWaiting: () => noteWaiting(sql),
+    noteWaiting: () => noteWaiting(sql, deps.maxRunningPerSubmitter),
 
     async drain() {
       await Promise.all([submits.drain(), reports.drain()]);
@@ -607,6 +610,7 @@ function createdJob(job: NewJob, row: InsertedJob): Job {
     attempt: row.attempt,
     maxAttempts: job.spec.maxAttempts,
     attemptsCounted: row.attempt,
+    submitter: job.submitter ?? '',
     nodeId: row.node_id ?? '',
     submittedAt: row.submitted_at,
     assignedAt: row.assigned_at ?? undefined,

@@ -53,6 +53,7 @@ const program = new Command('grid-control-plane')
   .addOption(envOption('--max-inputs <size>', 'input files of one job, in all', 'GRID_MAX_INPUTS', DEFAULT_SPEC_POLICY.maxInputBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-output-files <size>', 'the /grid/out archive collected from one job', 'GRID_MAX_OUTPUT_FILES', DEFAULT_SPEC_POLICY.maxOutputFilesBytes).argParser(parseBytesFlag))
   .addOption(envOption('--max-queued <n>', 'queue depth beyond which submissions get RESOURCE_EXHAUSTED', 'GRID_MAX_QUEUED', 100_000).argParser(parseIntFlag))
+  .addOption(envOption('--max-running-per-submitter <n>', 'jobs one API token may have assigned or running at once, so a burst leaves others room (0: no cap)', 'GRID_MAX_RUNNING_PER_SUBMITTER', 0).argParser(parseIntFlag))
   .addOption(envOption('--placement <strategy>', 'among the nodes a job may run on: spread (emptiest first; keeps small hosts evenly loaded) or pack (fullest first; keeps whole nodes free)', 'GRID_PLACEMENT', 'spread').choices(PLACEMENT_STRATEGIES))
   .addOption(envOption('--backstop-margin <duration>', 'past timeout + grace + this without a result, the control plane ends an attempt itself', 'GRID_BACKSTOP_MARGIN', 5000).argParser(parseTimerFlag))
   .addOption(envOption('--heartbeat-interval <duration>', 'how often agents heartbeat', 'GRID_HEARTBEAT_INTERVAL', 1000).argParser(parseTimerFlag))
@@ -104,6 +105,7 @@ const program = new Command('grid-control-plane')
         maxQueued: flags.maxQueued,
         backstopMarginMs: flags.backstopMargin,
         placement: flags.placement,
+        maxRunningPerSubmitter: flags.maxRunningPerSubmitter,
         deadlineCheckMs: 250,
         dispatchSweepMs: flags.dispatchSweep,
         reconcileIntervalMs: flags.reconcileInterval,

@@ -28,6 +28,14 @@ export interface QueuedJob {
   constraints?: readonly LabelConstraint[];
   /** Labels it prefers. */
   affinities?: readonly LabelConstraint[];
+  /** Who submitted it (submitter-context.ts): what the per-submitter cap counts by. */
+  submitter?: string;
+}
+
+/** The per-submitter cap on running jobs, and what each submitter runs now (active jobs). */
+export interface RunningCap {
+  perSubmitter: number;
+  running: ReadonlyMap<string, number>;
 }
 
 export interface Placement {
@@ -39,6 +47,8 @@ export interface Placements {
   placed: Placement[];
   /** Some job fits a node but not what is free on it now: it waits, holding its place. */
   waiting: boolean;
+  /** Some job was passed over because its submitter is at its cap. */
+  capped: boolean;
 }
 
 // CPUs are fractional: a sum like 0.1 + 0.2 must still fit 0.3.
@@ -76,13 +86,27 @@ function eligible(job: QueuedJob, node: { size: NodeOffer['size']; labels: Label
  * job that some node could run but not with what is free there now waits its
  * turn: the nodes that could run it take no later job this pass, so a stream
  * of small or unconstrained jobs does not starve it; the other nodes go on
- * taking others.
+ * taking others. With a `cap`, a job whose submitter already runs
+ * cap.perSubmitter jobs (those it ran before this pass, and those this pass
+ * gave it) is passed over too, holding no node: the others' jobs take the room.
  */
-export function placeJobs(jobs: QueuedJob[], offers: NodeOffer[], strategy: PlacementStrategy = 'spread'): Placements {
+export function placeJobs(
+  jobs: QueuedJob[],
+  offers: NodeOffer[],
+  strategy: PlacementStrategy = 'spread',
+  cap?: RunningCap,
+): Placements {
   const nodes = offers.map((o) => ({ nodeId: o.nodeId, size: o.size, labels: o.labels ?? {}, free: { ...o.free }, closed: false, score: 0 }));
   const placed: Placement[] = [];
+  const running = new Map(cap?.running);
   let waiting = false;
+  let capped = false;
   for (const job of jobs) {
+    const submitter = job.submitter ?? '';
+    if (cap && (running.get(submitter) ?? 0) >= cap.perSubmitter) {
+      capped = true;
+      continue;
+    }
     let best: (typeof nodes)[number] | undefined;
     for (const n of nodes) {
       if (n.closed || n.free.slots <= 0 || !fits(job, n.free) || !satisfies(n.labels, job.constraints ?? [])) continue;
@@ -90,6 +114,7 @@ export function placeJobs(jobs: QueuedJob[], offers: NodeOffer[], strategy: Plac
       if (!best || better(n, best, strategy)) best = n;
     }
     if (best) {
+      if (cap) running.set(submitter, (running.get(submitter) ?? 0) + 1);
       best.free.slots -= 1;
       best.free.cpus -= job.cpus;
       best.free.memoryBytes -= job.memory_bytes;
@@ -103,5 +128,5 @@ export function placeJobs(jobs: QueuedJob[], offers: NodeOffer[], strategy: Plac
     }
     if (nodes.every((n) => n.closed || n.free.slots <= 0)) break;
   }
-  return { placed, waiting };
+  return { placed, waiting, capped };
 }

@@ -64,6 +64,8 @@ export interface ControlPlaneOptions {
   backstopMarginMs: number;
   /** How claims and placements at submit choose among the nodes a job may run on (default spread). */
   placement?: PlacementStrategy;
+  /** At most this many active jobs per submitter (API token); 0 or none: no cap. */
+  maxRunningPerSubmitter?: number;
   deadlineCheckMs: number;
   dispatchSweepMs: number;
   /** How often what each node holds is compared with Postgres (see node-reconciler.ts). */
@@ -121,6 +123,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     log,
     backstopMarginMs: options.backstopMarginMs,
     placement: options.placement,
+    maxRunningPerSubmitter: options.maxRunningPerSubmitter,
     openSecrets,
     metrics,
     kick: (why) => dispatcher.kick(why),

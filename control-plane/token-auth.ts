@@ -12,6 +12,7 @@ import type { Sql } from './db/connect.js';
 import { parseToken, requiredScope, scopeAllows, secretMatches } from './api-token.js';
 import { scopeName } from '../common/token-scope.js';
 import { findTokens, touchTokens, type StoredToken } from './token-store.js';
+import type { SubmitterContext } from './submitter-context.js';
 
 /** How long a looked-up token is believed: the longest a revoke takes to reach every replica. */
 export const CACHE_MS = 2000;
@@ -113,8 +114,9 @@ export function createTokenAuth(deps: { sql: Sql; log: Logger }): TokenAuth {
     const needed = requiredScope(call.method.path);
     if (needed === undefined) return yield* call.next(call.request, context);
     const header = context.metadata.get('authorization');
-    await authorise(header, call.method.path, needed);
-    if (!call.method.responseStream) return yield* call.next(call.request, context);
+    const admitted = await authorise(header, call.method.path, needed);
+    const withSubmitter: SubmitterContext = { submitter: admitted.id };
+    if (!call.method.responseStream) return yield* call.next(call.request, { ...context, ...withSubmitter });
     // A stream (a watch, logs followed) outlives one check: the token is checked
     // again as often as the cache forgets it, and a revoked or expired one ends it.
     const stop = new AbortController();
@@ -131,7 +133,7 @@ export function createTokenAuth(deps: { sql: Sql; log: Logger }): TokenAuth {
       });
     }, CACHE_MS);
     try {
-      return yield* call.next(call.request, { ...context, signal: stop.signal });
+      return yield* call.next(call.request, { ...context, ...withSubmitter, signal: stop.signal });
     } catch (err) {
       throw refused ?? err;
     } finally {

@@ -418,4 +418,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN constraints jsonb, ADD COLUMN affinities jsonb;
     `,
   },
+  {
+    version: 20,
+    name: 'who submitted a job',
+    sql: `
+      -- The API token a job was submitted with ('' with no token auth): the unit of the
+      -- per-submitter cap on running jobs (claim-jobs.ts). No index: the cap counts the
+      -- active jobs (jobs_active_by_node's rows), and the queue is walked in its own order.
+      ALTER TABLE jobs ADD COLUMN submitter text NOT NULL DEFAULT '';
+    `,
+  },
 ];

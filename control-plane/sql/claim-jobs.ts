@@ -4,9 +4,9 @@
 // its new attempt number.
 import { Task } from '../../common/gen/grid/v1/agent.js';
 import { JobState } from '../../common/gen/grid/v1/job.js';
-import { claimTargetOf, stateToDb } from '../../common/job-state.js';
+import { ACTIVE_DB_STATES, claimTargetOf, stateToDb } from '../../common/job-state.js';
 import type { Sql } from '../db/connect.js';
-import { placeJobs, type NodeOffer, type PlacementStrategy, type QueuedJob } from '../scheduler.js';
+import { placeJobs, type NodeOffer, type PlacementStrategy, type QueuedJob, type RunningCap } from '../scheduler.js';
 import { withSecrets } from '../spec-validation.js';
 import type { OpenSecrets } from '../secret-box.js';
 import { labelsSatisfy, labelTestsFromDb, type StoredTests } from './label-match.js';
@@ -42,10 +42,16 @@ export async function claimJobs(
     /** Reads the queue's head: a connection with QUEUE_HEAD_PLANNER (db/connect.ts); default: sql. */
     headSql?: Sql;
     strategy?: PlacementStrategy;
+    /** At most this many active jobs per submitter (0: no cap). */
+    runningCap?: number;
   } = {},
 ): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean; drained: string[] }> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
   if (slots === 0) return { rows: [], exhausted: false, raced: false, drained: [] };
+  // Under a cap, what each submitter runs now; the head leaves out the jobs of
+  // those at their cap, which would otherwise fill it and take no slot.
+  const cap = how.runningCap ? await runningCap(sql, how.runningCap) : undefined;
+  const full = cap ? [...cap.running].filter(([, n]) => n >= cap.perSubmitter).map(([s]) => s) : [];
   // Jobs no offered node could hold even empty are left out here: they would
   // fill the window and hold back every job behind them. Each job is compared
   // with each node (not with the largest CPUs and memory, which may be two
@@ -55,8 +61,9 @@ export async function claimJobs(
   const headSql = how.headSql ?? sql;
   const head = (
     await headSql<(QueuedJob & { stored_constraints: StoredTests; stored_affinities: StoredTests })[]>`
-    SELECT id, cpus, memory_bytes, constraints AS stored_constraints, affinities AS stored_affinities FROM jobs
+    SELECT id, cpus, memory_bytes, constraints AS stored_constraints, affinities AS stored_affinities, submitter FROM jobs
     WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
+      ${full.length > 0 ? headSql`AND submitter <> ALL(${full}::text[])` : headSql``}
       AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[],
                                        ${offers.map((o) => JSON.stringify(o.labels ?? {}))}::text[]) AS n(cpus, memory_bytes, labels)
                   WHERE jobs.cpus <= n.cpus + 1e-9 AND jobs.memory_bytes <= n.memory_bytes
@@ -70,10 +77,15 @@ export async function claimJobs(
     constraints: labelTestsFromDb(stored_constraints),
     affinities: labelTestsFromDb(stored_affinities),
   }));
-  const { placed, waiting } = placeJobs(head, offers, how.strategy);
-  // Fewer queued jobs than slots, and none waiting for room: nothing placeable is left.
-  const exhausted = head.length < slots && !waiting;
-  if (placed.length === 0) return { rows: [], exhausted, raced: false, drained: [] };
+  const { placed, waiting, capped } = placeJobs(head, offers, how.strategy, cap);
+  // Fewer queued jobs than slots, and none waiting for room: nothing placeable
+  // is left, unless some were left out for their submitter's cap (they may be
+  // placeable once its jobs end).
+  const exhausted = head.length < slots && !waiting && full.length === 0 && !capped;
+  // A submitter reached its cap in this pass, so its later jobs took no slot
+  // that others' jobs beyond the head could have: read again (as for a race).
+  const again = capped && placed.length < slots;
+  if (placed.length === 0) return { rows: [], exhausted, raced: again, drained: [] };
   const rows = await sql<ClaimedJob[]>`
     WITH placed AS (
       SELECT * FROM unnest(${placed.map((p) => p.id)}::uuid[], ${placed.map((p) => p.nodeId)}::text[]) AS p(id, node_id)
@@ -96,12 +108,24 @@ export async function claimJobs(
       SELECT id, attempt, node_id, assigned_at FROM claimed
     )
     SELECT * FROM claimed ORDER BY id`;
-  const raced = rows.length < placed.length;
+  const raced = rows.length < placed.length || again;
   // Rare: which of the nodes turned out drained, so that the caller stops offering them.
   const drained = raced
     ? (await sql<{ id: string }[]>`SELECT id FROM nodes WHERE id = ANY(${[...new Set(placed.map((p) => p.nodeId))]}::text[]) AND drain_requested_at IS NOT NULL`).map((r) => r.id)
     : [];
   return { rows, exhausted: exhausted && !raced, raced, drained };
+}
+
+/**
+ * What each submitter runs now (its active jobs, read through jobs_active_by_node:
+ * at most the fleet's slots). Per replica exact, as its passes never overlap;
+ * two replicas claiming at the same instant may each start a submitter's last
+ * allowed jobs (docs/api.md).
+ */
+async function runningCap(sql: Sql, perSubmitter: number): Promise<RunningCap> {
+  const rows = await sql<{ submitter: string; n: number }[]>`
+    SELECT submitter, count(*)::int AS n FROM jobs WHERE state IN ${sql(ACTIVE_DB_STATES as string[])} GROUP BY submitter`;
+  return { perSubmitter, running: new Map(rows.map((r) => [r.submitter, r.n])) };
 }
 
 /** The task as sent to its node: with its secret values unsealed. */

@@ -28,6 +28,8 @@ export interface NewJob {
   secrets?: Record<string, string>;
   /** The same, sealed (secret-box.ts): what is stored. */
   sealedSecrets?: Buffer;
+  /** The API token it came with (submitter-context.ts); none: ''. */
+  submitter?: string;
 }
 
 export interface InsertedJob {
@@ -85,16 +87,17 @@ export async function insertJobs(
         ${col((j) => Number(j.task.outputCapBytes))}::int8[], ${col((j) => placed.get(j.id) ?? null)}::text[],
         ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[],
         ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[],
-        ${col((j) => labelTestsToDb(j.spec.constraints))}::text[], ${col((j) => labelTestsToDb(j.spec.affinities))}::text[]
+        ${col((j) => labelTestsToDb(j.spec.constraints))}::text[], ${col((j) => labelTestsToDb(j.spec.affinities))}::text[],
+        ${col((j) => j.submitter ?? '')}::text[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
                              timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms,
-                             constraints, affinities, ord)
+                             constraints, affinities, submitter, ord)
     ), room AS (
       SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
                         queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key,
-                        constraints, affinities)
+                        constraints, affinities, submitter)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
              now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
              CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END,
@@ -102,7 +105,7 @@ export async function insertJobs(
              -- Its place in the queue: priority with ageing (common/queue-order.ts).
              now() - ahead_ms * interval '1 millisecond',
              -- Sent as text: a jsonb[] parameter would store each as a JSON string.
-             constraints::jsonb, affinities::jsonb
+             constraints::jsonb, affinities::jsonb, submitter
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING

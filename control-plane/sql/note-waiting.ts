@@ -8,9 +8,11 @@
 // run; other messages (a requeue's "node … was lost") are left as they are, but
 // such jobs are marked too. A node connecting unmarks what it can hold before
 // it is offered work (unmarkFitFor); a mark this writes from a read taken just
-// before such a connect lasts until the next note (~5 s).
+// before such a connect lasts until the next note (~5 s). Under a
+// per-submitter cap, a job that could run but whose submitter runs its cap
+// says so (claim-jobs.ts passes it over until one of those ends).
 import { JobState } from '../../common/gen/grid/v1/job.js';
-import { stateToDb } from '../../common/job-state.js';
+import { ACTIVE_DB_STATES, stateToDb } from '../../common/job-state.js';
 import type { Labels } from '../../common/label-constraints.js';
 import type { Sql } from '../db/connect.js';
 import { labelsSatisfy } from './label-match.js';
@@ -19,10 +21,14 @@ const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 export const WAITING_PREFIX = 'waiting: ';
 const BATCH = 1000;
 
-/** Returns how many jobs' reasons changed. */
-export async function noteWaiting(sql: Sql): Promise<number> {
+/** Returns how many jobs' reasons changed. `runningCap`: the per-submitter cap (0: none). */
+export async function noteWaiting(sql: Sql, runningCap = 0): Promise<number> {
   const rows = await sql`
-    WITH biggest AS (
+    WITH at_cap AS (
+      SELECT submitter, count(*) AS n FROM jobs
+      WHERE ${runningCap > 0} AND state IN ${sql(ACTIVE_DB_STATES as string[])}
+      GROUP BY submitter HAVING count(*) >= ${runningCap}
+    ), biggest AS (
       SELECT max(cpus) AS cpus, max(memory_bytes) AS memory FROM nodes WHERE state = 'READY' AND drain_requested_at IS NULL
     ), fit AS (
       SELECT j.id, j.cpus, j.memory_bytes, j.message, j.unfit AS was_unfit,
@@ -33,8 +39,8 @@ export async function noteWaiting(sql: Sql): Promise<number> {
         j.constraints IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.state = 'READY' AND n.drain_requested_at IS NULL
                                                     AND ${labelsSatisfy(sql, sql`n.labels`, sql`j.constraints`)}) AS unlabelled,
         (SELECT string_agg(t->>'key' || (t->>'op') || (t->>'value'), ', ') FROM jsonb_array_elements(j.constraints) AS t) AS wanted,
-        b.cpus AS most_cpus, b.memory AS most_memory
-      FROM jobs j CROSS JOIN biggest b
+        b.cpus AS most_cpus, b.memory AS most_memory, c.n AS submitter_runs
+      FROM jobs j CROSS JOIN biggest b LEFT JOIN at_cap c ON c.submitter = j.submitter
       WHERE j.state = ${QUEUED}
     ), why AS (
       SELECT id, unfit, was_unfit, message, CASE
@@ -46,6 +52,9 @@ export async function noteWaiting(sql: Sql): Promise<number> {
             THEN ${WAITING_PREFIX} || 'it asks for ' || cpus || CASE WHEN cpus = 1 THEN ' CPU' ELSE ' CPUs' END
                  || ' and ' || pg_size_pretty(memory_bytes) || ' of memory; no connected node has both (the most any has: '
                  || most_cpus || CASE WHEN most_cpus = 1 THEN ' CPU' ELSE ' CPUs' END || ', ' || pg_size_pretty(most_memory) || ')'
+          WHEN submitter_runs IS NOT NULL
+            THEN ${WAITING_PREFIX} || 'its submitter already has ' || submitter_runs || ' jobs assigned or running, the most one may '
+                 || '(control plane --max-running-per-submitter); it starts when one of them ends'
           ELSE '' END AS new_message
       FROM fit
     ), changed AS (

@@ -12,6 +12,7 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     attempt: 1,
     maxAttempts: 2,
     attemptsCounted: 1,
+    submitter: '',
     nodeId: 'n-1',
     exitCode,
     message: '',

@@ -88,3 +88,15 @@ test('pack fills the fullest node that fits before the next; spread the emptiest
   t.deepEqual(placeJobs(jobs, nodes(), 'pack').placed.map((p) => `${p.id}@${p.nodeId}`), ['1@busy', '2@busy', '3@idle']);
   t.deepEqual(placeJobs(jobs, nodes(), 'spread').placed.map((p) => `${p.id}@${p.nodeId}`), ['1@idle', '2@idle', '3@busy']);
 });
+
+test('a per-submitter cap: a submitter at its cap is passed over, holding no node, and the others take the room', (t) => {
+  const of = (id: string, submitter: string): QueuedJob => ({ id, cpus: 0, memory_bytes: 0, submitter });
+  const jobs = [of('a1', 'A'), of('a2', 'A'), of('a3', 'A'), of('a4', 'A'), of('b1', 'B'), of('c1', 'C')];
+  const result = placeJobs(jobs, [node('n', 6, 8, 8 * GiB)], 'spread', { perSubmitter: 2, running: new Map([['A', 1], ['C', 2]]) });
+  t.deepEqual(result.placed.map((p) => p.id), ['a1', 'b1'], 'A had 1 running and may start 1 more; C is at its cap');
+  t.true(result.capped);
+  t.false(result.waiting);
+  const free = placeJobs(jobs, [node('n', 6, 8, 8 * GiB)]);
+  t.is(free.placed.length, 6, 'no cap: every job');
+  t.false(free.capped);
+});
