@@ -1,6 +1,6 @@
 // How gridctl shows jobs and nodes to a person (tables, times, states) or to a
 // program (`-o json`, the proto3 JSON mapping, stable for scripts).
-import { EndReason, JobState, type ImagePullProgress, type Job } from '../common/gen/grid/v1/job.js';
+import { EndReason, JobState, type ImagePullProgress, type Job, type JobAttempt } from '../common/gen/grid/v1/job.js';
 import { NodeState, type Node } from '../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../common/job-state.js';
 import { formatBytes, formatDurationMs } from '../common/units.js';
@@ -62,7 +62,28 @@ export function stateWithDetail(job: Job): string {
   return state;
 }
 
-export function jobDetails(job: Job): string {
+/** The Attempt row: its number, and what it has spent of each budget that applies. */
+function attemptText(job: Job): string {
+  const retries = job.spec?.retries ?? 0;
+  if (retries > 0) return `${job.attempt} (${job.retriesUsed} of ${retries} ${retries === 1 ? 'retry' : 'retries'} used)`;
+  // An attempt that never reached its node spends no try, but keeps its number.
+  return job.attempt <= job.maxAttempts ? `${job.attempt} of ${job.maxAttempts}` : `${job.attempt} (${job.maxAttempts} allowed; earlier ones never reached a node)`;
+}
+
+/** One line per attempt, when there were several: how each ended. */
+function attemptLines(attempts: JobAttempt[]): string[] {
+  if (attempts.length < 2) return [];
+  return [
+    'Attempts:',
+    ...attempts.map((a) => {
+      const end = a.handedBack ? 'handed back' : a.endedAt ? reasonName(a.endReason) || 'ended' : 'running';
+      const code = a.exitCode === undefined ? '' : ` (exit code ${a.exitCode})`;
+      return `  ${String(a.attempt).padStart(3)}  ${a.nodeId.padEnd(16)} ${end}${code}${a.endedAt ? `  ${time(a.endedAt)}` : ''}`;
+    }),
+  ];
+}
+
+export function jobDetails(job: Job, attempts: JobAttempt[] = []): string {
   const spec = job.spec!;
   const runtime = job.endedAt && job.startedAt ? formatDurationMs(job.endedAt.getTime() - job.startedAt.getTime()) : '-';
   const rows: [string, string][] = [
@@ -76,9 +97,9 @@ export function jobDetails(job: Job): string {
     ['Runtime', spec.script?.runtime || '-'],
     ['Resources', `${spec.resources?.cpus ?? '-'} CPU, ${formatBytes(Number(spec.resources?.memoryBytes ?? 0n))} memory`],
     ['Node', job.nodeId || '-'],
-    // An attempt that never reached its node spends no try, but keeps its number.
-    ['Attempt', job.attempt <= job.maxAttempts ? `${job.attempt} of ${job.maxAttempts}` : `${job.attempt} (${job.maxAttempts} allowed; earlier ones never reached a node)`],
+    ['Attempt', attemptText(job)],
     ['Submitted', time(job.submittedAt)],
+    ...(job.notBefore ? ([['Not before', time(job.notBefore)]] as [string, string][]) : []),
     ['Started', time(job.startedAt)],
     ['Ended', time(job.endedAt)],
     ['Ran for', runtime],
@@ -87,7 +108,7 @@ export function jobDetails(job: Job): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 1;
   const files = job.outputFiles.map((f) => `  ${formatBytes(Number(f.size)).padStart(10)}  ${f.path}`);
-  return [...rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`), ...files].join('\n') + '\n';
+  return [...rows.map(([k, v]) => `${(k + ':').padEnd(width)} ${v}`), ...files, ...attemptLines(attempts)].join('\n') + '\n';
 }
 
 /** Jobs as a table: 80 columns wide, COMMAND then IMAGE cut to fit; `wide` has full ids and cells. */

@@ -20,7 +20,7 @@ import { readWorkload, runCommand } from './commands/run.js';
 import { outputsCommand } from './commands/outputs.js';
 import { readInputs, readStdin } from './inputs.js';
 import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
-import { splitRunOperands } from './run-spec.js';
+import { parseStartTime, splitRunOperands } from './run-spec.js';
 
 const program = new Command('gridctl')
   .description('Run scripts and containers on a Grid.')
@@ -92,6 +92,10 @@ program
   .option('--stop-grace <duration>', 'time between the stop signal and SIGKILL (default 10s)', parseDurationFlag)
   .option('-w, --workdir <dir>', 'working directory in the container')
   .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
+  .option('--retries <n>', 'run again on failure (non-zero exit, timeout, out of memory), at most N times, with exponential back-off', parseIntFlag)
+  .option('--retry-backoff <duration>', 'wait before the first retry, doubling for each next (default 1s; each drawn with jitter)', parseDurationFlag)
+  .option('--in <duration>', 'start no earlier than this from now, e.g. 10m', parseDurationFlag)
+  .option('--at <time>', 'start no earlier than this time, e.g. 2026-12-04T09:00:00Z or 09:00', flagParser((text) => parseStartTime(text)))
   .option('--priority <n>', 'higher runs first, -100 to 100 (default 0); each level is worth 30 s of waiting', parseWholeNumberFlag)
   .option('--constraint <KEY=VALUE>', 'run only on a node with this label (KEY!=VALUE: without it), repeatable', collectConstraint('--constraint'), [])
   .option('--prefer <KEY=VALUE>', 'prefer nodes with this label (KEY!=VALUE: without it) when several have room, repeatable', collectConstraint('--prefer'), [])

@@ -21,6 +21,14 @@ export interface RunFlags {
   /** --prefer: labels preferred. */
   prefer?: LabelConstraint[];
   queueTimeout?: number;
+  /** --retries: runs again on failure, this many times at most. */
+  retries?: number;
+  /** --retry-backoff, ms. */
+  retryBackoff?: number;
+  /** --in: start no earlier than this many ms from now. */
+  in?: number;
+  /** --at: start no earlier than this time. */
+  at?: Date;
   stopSignal?: string;
   stopGrace?: number;
 }
@@ -37,6 +45,21 @@ export function splitRunOperands(operands: string[], afterDashDash: string[] | u
   if (afterDashDash && afterDashDash.length === operands.length) return { rest: afterDashDash };
   const [script, ...rest] = operands;
   return { script, rest };
+}
+
+/** --at's TIME: an ISO 8601 time (2026-12-04T09:00:00Z, or local without the zone), or HH:MM today (tomorrow if past). */
+export function parseStartTime(text: string, now: Date = new Date()): Date {
+  const clock = /^(\d{1,2}):(\d{2})$/.exec(text);
+  if (clock) {
+    const at = new Date(now);
+    at.setHours(Number(clock[1]), Number(clock[2]), 0, 0);
+    if (Number(clock[1]) > 23 || Number(clock[2]) > 59) throw new Error(`"${text}" is not a time of day`);
+    if (at.getTime() <= now.getTime()) at.setDate(at.getDate() + 1);
+    return at;
+  }
+  const at = /^\d{4}-\d{2}-\d{2}/.test(text) ? new Date(text) : new Date(NaN);
+  if (Number.isNaN(at.getTime())) throw new Error(`"${text}" is not a time: give e.g. 2026-12-04T09:00:00Z, 2026-12-04 09:00 or 09:00`);
+  return at;
 }
 
 export function parseEnv(pairs: string[], localEnv: NodeJS.ProcessEnv): Record<string, string> {
@@ -79,7 +102,9 @@ export function buildSpec(
   localEnv: NodeJS.ProcessEnv = process.env,
   inputs: InputFile[] = [],
   stdin: Buffer = Buffer.alloc(0),
+  now: number = Date.now(),
 ): JobSpec {
+  if (flags.in !== undefined && flags.at !== undefined) throw new Error('give --in or --at, not both');
   return {
     image: flags.image ?? '',
     command: workload.kind === 'command' ? workload.argv : [],
@@ -103,5 +128,8 @@ export function buildSpec(
     priority: flags.priority ?? 0,
     constraints: flags.constraint ?? [],
     affinities: flags.prefer ?? [],
+    retries: flags.retries ?? 0,
+    retryBackoff: flags.retryBackoff !== undefined ? msToDuration(flags.retryBackoff) : undefined,
+    notBefore: flags.at ?? (flags.in !== undefined ? new Date(now + flags.in) : undefined),
   };
 }

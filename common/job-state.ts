@@ -29,7 +29,8 @@ const X = JobState.JOB_STATE_CANCELLED;
 /**
  * Allowed transitions, from → to. Why the less obvious ones exist:
  * - ASSIGNED/RUNNING → QUEUED: the node was lost and the job has attempts left,
- *   or a draining node handed the job back at its deadline.
+ *   a draining node handed the job back at its deadline, or the attempt failed
+ *   and the job has retries left (finishTargetOf).
  * - ASSIGNED → SUCCEEDED/FAILED: a job can end before its start report is handled
  *   (image unavailable, or an agent that restarted and reports a finished container).
  * - CANCELLING → CANCELLED only: a committed cancel decides how the job ends (endReasonFor).
@@ -82,6 +83,30 @@ export function terminalStateFor(reason: EndReason): JobState {
  */
 export function endReasonFor(from: JobState, reported: EndReason): EndReason {
   return from === C ? EndReason.END_REASON_CANCELLED : reported;
+}
+
+/**
+ * The ends a job asked to be retried on (`spec.retries`): its process failed
+ * (a non-zero exit, or killed for its memory) or ran past its timeout. Not a
+ * cancel, nor what a retry could not change (no image, no start, the queue
+ * timeout); a lost node has its own budget (max_attempts, lostTargetOf).
+ */
+export const RETRYABLE_REASONS: readonly EndReason[] = [
+  EndReason.END_REASON_FAILED,
+  EndReason.END_REASON_TIMED_OUT,
+  EndReason.END_REASON_OOM_KILLED,
+];
+
+/**
+ * The node reports that the current attempt of a job in `from` ended with
+ * `reported`: the job ends (endReasonFor), unless that end is one it is retried
+ * on and it has retries left: then it is queued again, for a new attempt.
+ */
+export function finishTargetOf(from: JobState, reported: EndReason, retriesLeft: boolean): Move | undefined {
+  if (!ACTIVE_STATES.includes(from)) return undefined;
+  const reason = endReasonFor(from, reported);
+  if (retriesLeft && RETRYABLE_REASONS.includes(reason) && canTransition(from, Q)) return { state: Q };
+  return allowed(from, { state: terminalStateFor(reason), reason });
 }
 
 /**

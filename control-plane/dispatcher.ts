@@ -49,6 +49,22 @@ export function createDispatcher(deps: {
     const kicksBefore = queuedKicks;
     const result = await deps.transitions().claim(sessions);
     if (result.exhausted && queuedKicks === kicksBefore) workWaiting = false;
+    if (result.nextDueInMs !== undefined) wakeAt(Date.now() + result.nextDueInMs);
+  }
+
+  // A queued job not due yet (spec.not_before, a retry's back-off) is skipped by
+  // claims: one wakes dispatch when the first of them is due, not the sweep.
+  let dueTimer: NodeJS.Timeout | undefined;
+  let dueAt = Infinity;
+  function wakeAt(at: number): void {
+    if (at >= dueAt) return;
+    clearTimeout(dueTimer);
+    dueAt = at;
+    // A few ms late, not early: a timer may fire a little before its time, and the job would not be due yet.
+    dueTimer = setTimeout(() => {
+      dueAt = Infinity;
+      kick('queued');
+    }, Math.max(0, at - Date.now()) + 5).unref();
   }
 
   async function loop(): Promise<void> {
@@ -99,6 +115,7 @@ export function createDispatcher(deps: {
     async stop() {
       stopped = true;
       clearInterval(sweep);
+      clearTimeout(dueTimer);
       clearInterval(note);
       clearTimeout(retryTimer);
       await (await listening)?.unlisten().catch(() => {});

@@ -19,7 +19,7 @@ import { ALL_STATES, isTerminal, stateFromDb } from '../common/job-state.js';
 import { safeNumber } from '../common/units.js';
 import type { Sql } from './db/connect.js';
 import { type JobEvent, type JobEventBus } from './job-events.js';
-import { getJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
+import { attemptsOf, getJob, listJobs, outputFilesOf, rowToJob, type JobRow } from './job-store.js';
 import type { JobTransitions, NewJob, SubmitOutcome } from './job-transitions.js';
 import { outputsKey, type BlobStore } from './blob-store.js';
 import { readLogs } from './log-store.js';
@@ -214,7 +214,7 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       // The spec whole, but stdin: it is often a credential piped in, and no reader needs it back.
       if (job.spec) job.spec.stdin = Buffer.alloc(0);
       if (row.attempt > 0) job.outputFiles = await outputFilesOf(sql, { jobId: row.id, attempt: row.attempt });
-      return { job };
+      return { job, attempts: row.attempt > 0 ? await attemptsOf(sql, row.id) : [] };
     },
 
     async *downloadOutputs(request) {

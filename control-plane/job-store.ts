@@ -1,13 +1,14 @@
 // Reads of the jobs table, and the writes that are not state changes. Every
 // state change is a transition in control-plane/sql/, made by its one owner
 // (job-transitions.ts).
-import { Job, JobSpec, JobState } from '../common/gen/grid/v1/job.js';
+import { Job, JobSpec, JobState, type JobAttempt } from '../common/gen/grid/v1/job.js';
 import { Task, type AttemptRef } from '../common/gen/grid/v1/agent.js';
 import type { FromNode } from '../common/attempt.js';
 import { firstIdAt } from '../common/job-id.js';
 import { ACTIVE_DB_STATES, reasonFromDb, stateFromDb, stateToDb } from '../common/job-state.js';
 import type { Sql } from './db/connect.js';
 import type { OpenSecrets } from './secret-box.js';
+import { HANDED_BACK_OUTCOME } from './sql/hand-back-attempts.js';
 import { withSecrets } from './spec-validation.js';
 
 export interface JobRow {
@@ -27,6 +28,9 @@ export interface JobRow {
   max_attempts: number;
   /** Attempts that spent none of the budget: never reached their node, or handed back by a draining one. */
   withdrawn_attempts: number;
+  /** Attempts that ended in a retry (spec.retries): not counted against max_attempts either. */
+  retries_used: number;
+  not_before: Date | null;
   submitter: string;
   node_id: string | null;
   exit_code: number | null;
@@ -47,7 +51,9 @@ export function rowToJob(row: JobRow): Job {
     spec: JobSpec.decode(row.spec),
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
-    attemptsCounted: row.attempt - row.withdrawn_attempts,
+    attemptsCounted: row.attempt - row.withdrawn_attempts - row.retries_used,
+    retriesUsed: row.retries_used,
+    notBefore: row.not_before ?? undefined,
     submitter: row.submitter,
     nodeId: row.node_id ?? '',
     exitCode: row.exit_code ?? undefined,
@@ -79,6 +85,22 @@ export function rowTask(row: JobRow): Task {
 export async function getJob(sql: Sql, id: string): Promise<JobRow | undefined> {
   const [row] = await sql<JobRow[]>`SELECT * FROM jobs WHERE id = ${id}`;
   return row;
+}
+
+/** The job's attempt history (job_attempts), oldest first. */
+export async function attemptsOf(sql: Sql, id: string): Promise<JobAttempt[]> {
+  const rows = await sql<{ attempt: number; node_id: string; assigned_at: Date; started_at: Date | null; ended_at: Date | null; outcome: string | null; exit_code: number | null }[]>`
+    SELECT attempt, node_id, assigned_at, started_at, ended_at, outcome, exit_code FROM job_attempts WHERE job_id = ${id} ORDER BY attempt`;
+  return rows.map((r) => ({
+    attempt: r.attempt,
+    nodeId: r.node_id,
+    assignedAt: r.assigned_at,
+    startedAt: r.started_at ?? undefined,
+    endedAt: r.ended_at ?? undefined,
+    endReason: r.outcome === HANDED_BACK_OUTCOME ? reasonFromDb(null) : reasonFromDb(r.outcome),
+    exitCode: r.exit_code ?? undefined,
+    handedBack: r.outcome === HANDED_BACK_OUTCOME,
+  }));
 }
 
 export async function getJobs(sql: Sql, ids: string[]): Promise<JobRow[]> {

@@ -68,6 +68,8 @@ export interface ClaimResult {
   claimed: number;
   /** No placeable job was left behind: the queue had fewer than the slots offered. */
   exhausted: boolean;
+  /** In how long the first queued job not yet due will be (if the claim read the queue's tail). */
+  nextDueInMs?: number;
 }
 
 export interface JobTransitions {
@@ -342,10 +344,10 @@ export function createJobTransitions(deps: {
     const nodeKeyOf = (nodeId: string, a: AttemptRef) => `${nodeId}/${attemptKeyOf(a)}`;
     const nodeKeysOf = (rows: { id: string; attempt: number; node_id: string | null }[]) =>
       new Set(rows.map((r) => nodeKeyOf(r.node_id ?? '', { jobId: r.id, attempt: r.attempt })));
-    // A requeued row names no node in node_id: handed_back_by does.
+    // A requeued row names no node in node_id: handed_back_by (finished_by, for a retry) does.
     const applied = {
       started: nodeKeysOf(started),
-      finished: nodeKeysOf(finished),
+      finished: nodeKeysOf(finished.map((r) => ({ ...r, node_id: r.finished_by }))),
       handedBack: nodeKeysOf(handedBack.map((r) => ({ ...r, node_id: r.handed_back_by }))),
     };
     // The reports not applied: a duplicate if their attempt already ended, else stale.
@@ -404,8 +406,10 @@ export function createJobTransitions(deps: {
     publish([...started, ...finished, ...handedBack, ...ended]);
     announceEnds([...finished, ...handedBack]);
     for (const row of handedBack) if (row.state === QUEUED) log.info({ job_id: row.id, attempt: row.attempt }, 'job handed back by its draining node; queued again');
+    const retried = finished.filter((r) => r.state === QUEUED);
+    for (const row of retried) log.info({ job_id: row.id, attempt: row.attempt, node: row.finished_by, exit_code: row.exit_code ?? undefined }, 'attempt failed; job queued for a retry');
     if (freed) deps.kick('capacity');
-    if (handedBack.some((r) => r.state === QUEUED)) deps.kick('queued');
+    if (handedBack.some((r) => r.state === QUEUED) || retried.length > 0) deps.kick('queued');
     return results;
   }
 
@@ -438,7 +442,7 @@ export function createJobTransitions(deps: {
     for (const s of offered) if (claim.drained.includes(s.nodeId)) s.setDrain({ draining: true, deadlineAt: s.drainDeadlineAt });
     // Another replica took some of the jobs placed, or a node was drained: read the queue again.
     if (claim.raced) deps.kick('queued');
-    return { claimed: sendable.length - undelivered.length, exhausted: claim.exhausted };
+    return { claimed: sendable.length - undelivered.length, exhausted: claim.exhausted, nextDueInMs: claim.nextDueInMs };
   }
 
   /**

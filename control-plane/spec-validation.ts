@@ -1,6 +1,7 @@
 // Validates a submitted JobSpec and resolves it into the Task a node runs. Pure:
 // every refusal is an INVALID_ARGUMENT whose message names the field and says
 // what would be accepted, and nothing is stored for a refused spec.
+import { DEFAULT_RETRY_BACKOFF_MS, MAX_RETRIES, MAX_RETRY_DELAY_MS } from '../common/retry-policy.js';
 import { MAX_PRIORITY, MIN_PRIORITY } from '../common/queue-order.js';
 import { JobSpec } from '../common/gen/grid/v1/job.js';
 import { LabelOperator, type LabelConstraint } from '../common/label-constraints.js';
@@ -245,6 +246,10 @@ export function validateSubmission(
     throw invalidArgument(`spec.max_attempts is ${spec.maxAttempts}: must be between 1 and ${policy.maxAttempts}`, 'spec.max_attempts');
   }
   spec.maxAttempts = maxAttempts;
+  checkRetries(spec);
+  if (spec.notBefore && !(spec.notBefore.getTime() <= Date.now() + MAX_NOT_BEFORE_MS)) {
+    throw invalidArgument(`spec.not_before is ${spec.notBefore.toISOString()}: at most a year from now`, 'spec.not_before');
+  }
 
   const task: Task = {
     image: spec.image,
@@ -314,6 +319,21 @@ function checkArgv(field: string, argv: string[]): void {
  * A duration field: unset or zero means the default (when there is one);
  * negative or above the maximum is refused.
  */
+const MIN_RETRY_BACKOFF_MS = 100;
+const MAX_NOT_BEFORE_MS = 365 * 86_400_000;
+
+/** spec.retries within bounds, and its back-off set (the default when unset). */
+function checkRetries(spec: JobSpec): void {
+  if (!Number.isInteger(spec.retries) || spec.retries < 0 || spec.retries > MAX_RETRIES) {
+    throw invalidArgument(`spec.retries is ${spec.retries}: must be a whole number between 0 and ${MAX_RETRIES}`, 'spec.retries');
+  }
+  const backoffMs = boundedDuration('spec.retry_backoff', spec.retryBackoff, DEFAULT_RETRY_BACKOFF_MS, MAX_RETRY_DELAY_MS);
+  if (backoffMs < MIN_RETRY_BACKOFF_MS) {
+    throw invalidArgument(`spec.retry_backoff is ${formatDurationMs(backoffMs)}: at least ${formatDurationMs(MIN_RETRY_BACKOFF_MS)}`, 'spec.retry_backoff');
+  }
+  spec.retryBackoff = msToDuration(backoffMs);
+}
+
 export function boundedDuration(field: string, value: Duration | undefined, defaultMs: number | undefined, maxMs: number): number {
   if (value && (value.seconds < 0n || value.nanos < 0)) {
     throw invalidArgument(`${field} is negative: give a positive duration, or none for the server default`, field);

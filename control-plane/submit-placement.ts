@@ -37,8 +37,10 @@ export function placeOnArrival(
   const live = registry.schedulable().filter((s) => !s.roomUndecided && s.freeCapacity().slots > 0);
   if (live.length === 0) return undefined;
   const offers = live.map((s) => ({ nodeId: s.nodeId, free: s.freeCapacity(), size: s.size(), labels: s.labels }));
+  // A job not due yet waits in the queue (the claim starts it when it is due).
+  const due = jobs.filter((j) => !(j.spec.notBefore && j.spec.notBefore.getTime() > Date.now()));
   const { placed } = placeJobs(
-    jobs.map((j) => ({
+    due.map((j) => ({
       id: j.id,
       cpus: j.task.cpus,
       memory_bytes: Number(j.task.memoryBytes),

@@ -1,5 +1,5 @@
 // gridctl status, list, nodes and logs: reading what Grid knows.
-import { Job, JobState, LogStream, type LogChunk } from '../../common/gen/grid/v1/job.js';
+import { Job, JobAttempt, JobState, LogStream, type LogChunk } from '../../common/gen/grid/v1/job.js';
 import { LineWriter, tailChunks } from '../log-lines.js';
 import { Node } from '../../common/gen/grid/v1/node.js';
 import { stateFromDb } from '../../common/job-state.js';
@@ -13,8 +13,11 @@ export type Output = 'table' | 'wide' | 'json' | 'yaml';
 
 export async function statusCommand(clients: GridClients, jobId: string, output: Output, watch = false): Promise<number> {
   const render = async () => {
-    const { job } = await clients.jobs.getJob({ jobId }, callOptions());
-    return isMachine(output) ? machine(output, Job.toJSON(job!)) : jobDetails(job!);
+    const { job, attempts } = await clients.jobs.getJob({ jobId }, callOptions());
+    // The attempt history rides along with the job (an added key: readers of the job's own keys are unaffected).
+    return isMachine(output)
+      ? machine(output, { ...(Job.toJSON(job!) as object), attempts: attempts.map((a) => JobAttempt.toJSON(a)) })
+      : jobDetails(job!, attempts);
   };
   return shown(clients, render, watch);
 }

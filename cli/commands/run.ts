@@ -134,6 +134,8 @@ export async function runCommand(
         // Without a live line (NO_COLOR), a changed reason is a plain note.
         if (!wait && j.state === JobState.JOB_STATE_QUEUED && j.waitingReason && j.waitingReason !== waiting) note(`queued: ${(waiting = j.waitingReason)}`);
         if (j.state === last) return;
+        // Back in the queue after running: a retry on failure (or a lost node); its message says which.
+        if (j.state === JobState.JOB_STATE_QUEUED && last !== undefined && last !== JobState.JOB_STATE_QUEUED) note(`queued again: ${j.message}`);
         last = j.state;
         if (j.state === JobState.JOB_STATE_RUNNING) note(`running on ${j.nodeId} (attempt ${j.attempt})`);
       },
@@ -143,7 +145,8 @@ export async function runCommand(
       // No exit code tells this story: say why the job ended.
       process.stderr.write(`grid: job ${final.id} ended ${stateName(final.state)} (${reasonName(final.endReason)})${final.message ? ': ' + final.message : ''}\n`);
     } else {
-      note(`${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}`);
+      const retried = final.retriesUsed > 0 ? ` on attempt ${final.attempt}, after ${final.retriesUsed} ${final.retriesUsed === 1 ? 'retry' : 'retries'}` : '';
+      note(`${stateName(final.state).toLowerCase()}${final.exitCode ? ` with exit code ${final.exitCode}` : ''}${retried}`);
     }
     const truncated = truncationNote(final);
     if (truncated) process.stderr.write(truncated + '\n');

@@ -428,4 +428,23 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN submitter text NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 21,
+    name: 'retries on failure, and jobs that start no earlier than a time',
+    sql: `
+      -- spec.retries and its back-off (common/retry-policy.ts), and how many retries were
+      -- taken: apart from max_attempts, the budget for lost nodes (sql/lose-attempts.ts).
+      ALTER TABLE jobs ADD COLUMN retries int NOT NULL DEFAULT 0,
+                       ADD COLUMN retries_used int NOT NULL DEFAULT 0,
+                       ADD COLUMN retry_backoff_ms int NOT NULL DEFAULT 1000,
+      -- A queued job is not claimed before this (spec.not_before, or a retry's back-off).
+                       ADD COLUMN not_before timestamptz,
+      -- The queue timeout the job was given: a retry has all of it again from when it is due.
+                       ADD COLUMN queue_timeout_ms int8 NOT NULL DEFAULT 0;
+      UPDATE jobs SET queue_timeout_ms = (extract(epoch FROM queue_deadline - submitted_at) * 1000)::int8
+      WHERE state IN ('QUEUED', 'ASSIGNED', 'RUNNING', 'CANCELLING');
+      -- When the next of them is due: the dispatcher wakes then (claim-jobs.ts).
+      CREATE INDEX jobs_not_before ON jobs (not_before) WHERE state = 'QUEUED' AND not_before IS NOT NULL;
+    `,
+  },
 ];

@@ -45,7 +45,7 @@ export async function claimJobs(
     /** At most this many active jobs per submitter (0: no cap). */
     runningCap?: number;
   } = {},
-): Promise<{ rows: ClaimedJob[]; exhausted: boolean; raced: boolean; drained: string[] }> {
+): Promise<ClaimOutcome> {
   const slots = offers.reduce((n, o) => n + Math.max(0, o.free.slots), 0);
   if (slots === 0) return { rows: [], exhausted: false, raced: false, drained: [] };
   // Under a cap, what each submitter runs now; the head leaves out the jobs of
@@ -63,6 +63,9 @@ export async function claimJobs(
     await headSql<(QueuedJob & { stored_constraints: StoredTests; stored_affinities: StoredTests })[]>`
     SELECT id, cpus, memory_bytes, constraints AS stored_constraints, affinities AS stored_affinities, submitter FROM jobs
     WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)}
+      -- Not before it is due (spec.not_before, a retry's back-off): such a job is keyed in the queue by when it is due, so
+      -- few are passed over here.
+      AND (not_before IS NULL OR not_before <= now())
       ${full.length > 0 ? headSql`AND submitter <> ALL(${full}::text[])` : headSql``}
       AND EXISTS (SELECT 1 FROM unnest(${offers.map((o) => o.size.cpus)}::float8[], ${offers.map((o) => o.size.memoryBytes)}::int8[],
                                        ${offers.map((o) => JSON.stringify(o.labels ?? {}))}::text[]) AS n(cpus, memory_bytes, labels)
@@ -77,6 +80,8 @@ export async function claimJobs(
     constraints: labelTestsFromDb(stored_constraints),
     affinities: labelTestsFromDb(stored_affinities),
   }));
+  // At the queue's tail, when the first job not yet due will be: the dispatcher wakes then.
+  const nextDueInMs = head.length < slots ? await nextDue(sql) : undefined;
   const { placed, waiting, capped } = placeJobs(head, offers, how.strategy, cap);
   // Fewer queued jobs than slots, and none waiting for room: nothing placeable
   // is left, unless some were left out for their submitter's cap (they may be
@@ -85,7 +90,7 @@ export async function claimJobs(
   // A submitter reached its cap in this pass, so its later jobs took no slot
   // that others' jobs beyond the head could have: read again (as for a race).
   const again = capped && placed.length < slots;
-  if (placed.length === 0) return { rows: [], exhausted, raced: again, drained: [] };
+  if (placed.length === 0) return { rows: [], exhausted, raced: again, drained: [], nextDueInMs };
   const rows = await sql<ClaimedJob[]>`
     WITH placed AS (
       SELECT * FROM unnest(${placed.map((p) => p.id)}::uuid[], ${placed.map((p) => p.nodeId)}::text[]) AS p(id, node_id)
@@ -113,7 +118,15 @@ export async function claimJobs(
   const drained = raced
     ? (await sql<{ id: string }[]>`SELECT id FROM nodes WHERE id = ANY(${[...new Set(placed.map((p) => p.nodeId))]}::text[]) AND drain_requested_at IS NOT NULL`).map((r) => r.id)
     : [];
-  return { rows, exhausted: exhausted && !raced, raced, drained };
+  return { rows, exhausted: exhausted && !raced, raced, drained, nextDueInMs };
+}
+
+/** In how long, by the database's clock (not this host's, which may differ), the first job not yet due will be. */
+async function nextDue(sql: Sql): Promise<number | undefined> {
+  const [row] = await sql<{ in_ms: number | null }[]>`
+    SELECT (extract(epoch FROM min(not_before) - now()) * 1000)::float8 AS in_ms FROM jobs
+    WHERE state = ${stateToDb(JobState.JOB_STATE_QUEUED)} AND not_before IS NOT NULL AND not_before > now()`;
+  return row?.in_ms ?? undefined;
 }
 
 /**
@@ -126,6 +139,17 @@ async function runningCap(sql: Sql, perSubmitter: number): Promise<RunningCap> {
   const rows = await sql<{ submitter: string; n: number }[]>`
     SELECT submitter, count(*)::int AS n FROM jobs WHERE state IN ${sql(ACTIVE_DB_STATES as string[])} GROUP BY submitter`;
   return { perSubmitter, running: new Map(rows.map((r) => [r.submitter, r.n])) };
+}
+
+export interface ClaimOutcome {
+  rows: ClaimedJob[];
+  /** Nothing placeable now is left behind (jobs not due yet aside: nextDueInMs). */
+  exhausted: boolean;
+  /** Another replica took some of the jobs placed, a node was drained, or a cap was reached: read again. */
+  raced: boolean;
+  drained: string[];
+  /** Read at the queue's tail: in how long the first queued job not yet due will be. */
+  nextDueInMs?: number;
 }
 
 /** The task as sent to its node: with its secret values unsealed. */

@@ -8,6 +8,7 @@
 import type { AttemptRef, FromNode } from '../../common/attempt.js';
 import { ACTIVE_STATES, JobState, handBackTargetOf, stateToDb } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
+import { requeuedDeadline } from './queue-deadline.js';
 import { changedColumns, guardKeys, movesByState, pick, type ChangedJob, type MoveTable } from './changed-job.js';
 
 export interface HandBackReport {
@@ -20,7 +21,7 @@ export interface HandBackReport {
 const HAND_BACK: MoveTable = movesByState(ACTIVE_STATES, handBackTargetOf);
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 /** The attempt's own outcome in its history when its job was queued again (migration 17). */
-const HANDED_BACK_OUTCOME = 'HANDED_BACK';
+export const HANDED_BACK_OUTCOME = 'HANDED_BACK';
 
 /** A changed row, with the node that handed it back (a requeued row no longer names it in node_id). */
 export type HandedBackJob = ChangedJob & { handed_back_by: string };
@@ -49,7 +50,7 @@ export async function handBackAttempts(sql: Sql | TransactionSql, reports: FromN
         stderr_bytes = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE input.stderr_bytes END,
         backstop_at = NULL,
         -- A requeued job gets its whole queue timeout again.
-        queue_deadline = CASE WHEN ${target} = ${QUEUED} THEN now() + (jobs.queue_deadline - jobs.submitted_at) ELSE jobs.queue_deadline END,
+        queue_deadline = CASE WHEN ${target} = ${QUEUED} THEN ${requeuedDeadline(db, db`now()`)} ELSE jobs.queue_deadline END,
         message = CASE WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ' was drained and handed back attempt ' || jobs.attempt || '; queued again'
                        ELSE 'cancelled; its node stopped it while draining' END
       FROM input

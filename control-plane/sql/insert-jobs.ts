@@ -72,10 +72,10 @@ export async function insertJobs(
   // Placed only while no queued job waits that some connected node can hold
   // (the queued jobs that fit none are counted apart, migration 11).
   // Not on a node drained since this replica last heard (node-drain.ts): such a job is queued.
-  const direct = sql`(input.node_id IS NOT NULL AND (SELECT ahead FROM room) = 0
+  const direct = sql`(input.node_id IS NOT NULL AND (SELECT ahead FROM room) = 0 AND input.not_before IS NULL
                       AND NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = input.node_id AND nodes.drain_requested_at IS NOT NULL))`;
   const rows = await sql<(InsertedJob & { ord: number; room: number })[]>`
-    WITH input AS (
+    WITH given AS (
       SELECT * FROM unnest(
         ${col((j) => j.id)}::uuid[],
         ${sql.array(col((j) => Buffer.from(JobSpec.encode(j.spec).finish())))}::bytea[],
@@ -88,24 +88,29 @@ export async function insertJobs(
         ${col((j) => j.sealedSecrets?.toString('base64') ?? null)}::text[],
         ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[],
         ${col((j) => labelTestsToDb(j.spec.constraints))}::text[], ${col((j) => labelTestsToDb(j.spec.affinities))}::text[],
-        ${col((j) => j.submitter ?? '')}::text[]
+        ${col((j) => j.submitter ?? '')}::text[], ${col((j) => j.spec.retries)}::int[],
+        ${col((j) => durationToMs(j.spec.retryBackoff))}::int[], ${col((j) => j.spec.notBefore?.toISOString() ?? null)}::timestamptz[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
                              timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms,
-                             constraints, affinities, submitter, ord)
+                             constraints, affinities, submitter, retries, retry_backoff_ms, asked_not_before, ord)
+    ), input AS (
+      -- Not before a time already past: at once.
+      SELECT *, CASE WHEN asked_not_before > now() THEN asked_not_before END AS not_before FROM given
     ), room AS (
       SELECT coalesce(sum(queued), 0) AS queued, coalesce(sum(queued - unfit), 0) AS ahead FROM queue_depth
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
                         queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key,
-                        constraints, affinities, submitter)
+                        constraints, affinities, submitter, retries, retry_backoff_ms, not_before, queue_timeout_ms)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
-             now() + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
+             -- A delayed job's queue timeout counts from when it is due.
+             coalesce(not_before, now()) + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
              CASE WHEN ${direct} THEN input.node_id END, CASE WHEN ${direct} THEN 1 ELSE 0 END, CASE WHEN ${direct} THEN now() END,
              decode(sealed_secrets, 'base64'),
-             -- Its place in the queue: priority with ageing (common/queue-order.ts).
-             now() - ahead_ms * interval '1 millisecond',
+             -- Its place in the queue: priority with ageing (common/queue-order.ts), from when it is due.
+             coalesce(not_before, now()) - ahead_ms * interval '1 millisecond',
              -- Sent as text: a jsonb[] parameter would store each as a JSON string.
-             constraints::jsonb, affinities::jsonb, submitter
+             constraints::jsonb, affinities::jsonb, submitter, retries, retry_backoff_ms, not_before, queue_ms
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING

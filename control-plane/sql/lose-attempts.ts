@@ -8,6 +8,7 @@
 import type { AttemptRef } from '../../common/attempt.js';
 import { ACTIVE_DB_STATES, ACTIVE_STATES, EndReason, JobState, lostTargetOf, reasonToDb, stateToDb, withdrawTargetOf } from '../../common/job-state.js';
 import type { Sql, TransactionSql } from '../db/connect.js';
+import { requeuedDeadline } from './queue-deadline.js';
 import { changedColumns, guardKeys, movesByState, pick, type ChangedJob, type Fragment, type MoveTable } from './changed-job.js';
 
 /** Keyed by "<state>/<whether attempts are left>". */
@@ -85,9 +86,11 @@ export async function loseNode(sql: Sql, nodeId: string, generation: number): Pr
  * The CTEs `changed` (the lost rows) and `history`, for the attempts `selection`
  * picks; `spent` says whether the attempts ran (lost) or never reached the node
  * (withdrawn: not counted against max_attempts, and gone from the history).
+ * Attempts that ended in a retry (spec.retries) are not counted either: lost
+ * nodes and failures have budgets of their own.
  */
 function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
-  const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts < jobs.max_attempts)::text` : db`jobs.state`;
+  const key = spent ? db`jobs.state || '/' || (jobs.attempt - jobs.withdrawn_attempts - jobs.retries_used < jobs.max_attempts)::text` : db`jobs.state`;
   const moves = spent ? LOSE : WITHDRAW;
   const target = pick(db, moves, key, 'state');
   // Withdrawn only while it never started: a start report (of an assignment a
@@ -108,7 +111,7 @@ function lost(db: Sql, selection: Fragment, spent: boolean): Fragment {
         node_id = CASE WHEN ${target} = ${QUEUED} THEN NULL ELSE jobs.node_id END,
         backstop_at = NULL,
         -- A requeued job gets its whole queue timeout again.
-        queue_deadline = now() + (jobs.queue_deadline - jobs.submitted_at),
+        queue_deadline = ${requeuedDeadline(db, db`now()`)},
         message = CASE WHEN ${target} = ${CANCELLED} THEN ${spent ? 'cancelled; its node was lost before confirming' : 'cancelled before its node received it'}
                        WHEN ${target} = ${QUEUED} THEN 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || '; queued again'
                        ELSE 'node ' || jobs.node_id || ${lostHow} || jobs.attempt || ', the last one allowed' END

@@ -13,6 +13,8 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     maxAttempts: 2,
     attemptsCounted: 1,
     submitter: '',
+  retriesUsed: 0,
+  notBefore: undefined,
     nodeId: 'n-1',
     exitCode,
     message: '',

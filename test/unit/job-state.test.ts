@@ -11,6 +11,7 @@ import {
   expireTargetOf,
   handBackTargetOf,
   lostTargetOf,
+  finishTargetOf,
   startTargetOf,
   withdrawTargetOf,
   type Move,
@@ -211,6 +212,11 @@ test('every transition target function moves only along the transition table (or
     ['handed back', handBackTargetOf],
     ['backstop', backstopTargetOf],
     ['expire', expireTargetOf],
+    ...[true, false].flatMap((left) =>
+      [EndReason.END_REASON_SUCCEEDED, EndReason.END_REASON_FAILED, EndReason.END_REASON_TIMED_OUT, EndReason.END_REASON_OOM_KILLED, EndReason.END_REASON_IMAGE_UNAVAILABLE].map(
+        (r): [string, (from: JobState) => Move | undefined] => [`finish ${EndReason[r]} (retries left: ${left})`, (f) => finishTargetOf(f, r, left)],
+      ),
+    ),
   ];
   for (const [name, targetOf] of targets) {
     for (const from of ALL_STATES) {
@@ -241,4 +247,19 @@ test('the transition targets: who claims, starts, loses, hands back, backstops a
   ]);
   t.deepEqual(states(expireTargetOf), [[Q, F, EndReason.END_REASON_QUEUE_TIMEOUT]]);
   for (const terminal of [S, F, X]) t.is(startTargetOf(terminal), undefined);
+});
+
+test('finishTargetOf: a failure, timeout or OOM with retries left is queued again; any other end, or none left, ends the job; a cancel decides', (t) => {
+  const { JOB_STATE_QUEUED: Q, JOB_STATE_ASSIGNED: A, JOB_STATE_RUNNING: R, JOB_STATE_CANCELLING: C, JOB_STATE_CANCELLED: X, JOB_STATE_FAILED: F, JOB_STATE_SUCCEEDED: S } = JobState;
+  for (const reason of [EndReason.END_REASON_FAILED, EndReason.END_REASON_TIMED_OUT, EndReason.END_REASON_OOM_KILLED]) {
+    t.deepEqual(finishTargetOf(R, reason, true), { state: Q }, EndReason[reason]);
+    t.deepEqual(finishTargetOf(A, reason, true), { state: Q }, `${EndReason[reason]} before its start report`);
+    t.deepEqual(finishTargetOf(R, reason, false), { state: F, reason }, `${EndReason[reason]}, none left`);
+  }
+  for (const reason of [EndReason.END_REASON_IMAGE_UNAVAILABLE, EndReason.END_REASON_START_FAILED, EndReason.END_REASON_NODE_LOST]) {
+    t.deepEqual(finishTargetOf(R, reason, true), { state: F, reason }, `${EndReason[reason]} is not retried`);
+  }
+  t.deepEqual(finishTargetOf(R, EndReason.END_REASON_SUCCEEDED, true), { state: S, reason: EndReason.END_REASON_SUCCEEDED });
+  t.deepEqual(finishTargetOf(C, EndReason.END_REASON_FAILED, true), { state: X, reason: EndReason.END_REASON_CANCELLED }, 'a cancelled job is not retried');
+  for (const from of [Q, S, F, X]) t.is(finishTargetOf(from, EndReason.END_REASON_FAILED, true), undefined);
 });

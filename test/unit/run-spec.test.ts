@@ -1,6 +1,6 @@
 // gridctl run: operands, --env and flags turned into a JobSpec.
 import test from 'ava';
-import { buildSpec, parseEnv, splitRunOperands, type RunFlags } from '../../cli/run-spec.js';
+import { buildSpec, parseEnv, parseStartTime, splitRunOperands, type RunFlags } from '../../cli/run-spec.js';
 import { LabelOperator } from '../../common/label-constraints.js';
 
 test('operands that all come after -- are the command', (t) => {
@@ -71,6 +71,9 @@ test('buildSpec for a command with no flags leaves every default to the server',
     priority: 0,
     constraints: [],
     affinities: [],
+    retries: 0,
+    retryBackoff: undefined,
+    notBefore: undefined,
   });
 });
 
@@ -90,8 +93,11 @@ test('buildSpec for a command carries every flag', (t) => {
     priority: -7,
     constraint: [{ key: 'gpu', operator: LabelOperator.LABEL_OPERATOR_EQUAL, value: 'true' }],
     prefer: [{ key: 'region', operator: LabelOperator.LABEL_OPERATOR_NOT_EQUAL, value: 'eu' }],
+    retries: 3,
+    retryBackoff: 2500,
+    in: 600_000,
   };
-  t.deepEqual(buildSpec(flags, { kind: 'command', argv: ['ls', '-l'] }, { USER: 'me' }), {
+  t.deepEqual(buildSpec(flags, { kind: 'command', argv: ['ls', '-l'] }, { USER: 'me' }, [], Buffer.alloc(0), Date.UTC(2026, 11, 4, 9, 0)), {
     image: 'alpine:3.20',
     command: ['ls', '-l'],
     script: undefined,
@@ -111,7 +117,20 @@ test('buildSpec for a command carries every flag', (t) => {
     priority: -7,
     constraints: [{ key: 'gpu', operator: LabelOperator.LABEL_OPERATOR_EQUAL, value: 'true' }],
     affinities: [{ key: 'region', operator: LabelOperator.LABEL_OPERATOR_NOT_EQUAL, value: 'eu' }],
+    retries: 3,
+    retryBackoff: { seconds: 2n, nanos: 500_000_000 },
+    notBefore: new Date(Date.UTC(2026, 11, 4, 9, 10)),
   });
+});
+
+test('--at takes an ISO time as given, or HH:MM as the next such time of day; --in and --at are one or the other', (t) => {
+  const now = new Date(2026, 11, 4, 9, 30);
+  t.deepEqual(parseStartTime('2026-12-05T08:00:00Z', now), new Date(Date.UTC(2026, 11, 5, 8, 0)));
+  t.deepEqual(parseStartTime('10:15', now), new Date(2026, 11, 4, 10, 15));
+  t.deepEqual(parseStartTime('09:00', now), new Date(2026, 11, 5, 9, 0), 'past today: tomorrow');
+  t.throws(() => parseStartTime('25:00', now), { message: /not a time of day/ });
+  t.throws(() => parseStartTime('tomorrow', now), { message: /"tomorrow" is not a time: give e\.g\. 2026-12-04T09:00:00Z/ });
+  t.throws(() => buildSpec({ env: [], in: 1000, at: now }, { kind: 'command', argv: ['true'] }, {}), { message: 'give --in or --at, not both' });
 });
 
 test('buildSpec for a script sends its content, runtime and args, and no command', (t) => {

@@ -300,3 +300,20 @@ test('label constraints and affinities: keys named, values and counts bounded, a
   refuses(t, spec({ constraints: [{ ...ok, operator: LabelOperator.LABEL_OPERATOR_UNSPECIFIED }] }), /spec\.constraints\[0\]\.operator is not set/);
   refuses(t, spec({ constraints: Array.from({ length: 17 }, () => ok) }), /spec\.constraints has 17 entries: at most 16/);
 });
+
+test('retries: 0 to 100, their back-off 1 s by default and between 100 ms and 10 minutes', (t) => {
+  const { spec: out } = validateSubmission(spec({ retries: 3 }), DEFAULT_SPEC_POLICY, runtimes);
+  t.is(out.retries, 3);
+  t.deepEqual(out.retryBackoff, { seconds: 1n, nanos: 0 });
+  refuses(t, spec({ retries: -1 }), /spec\.retries is -1: must be a whole number between 0 and 100/);
+  refuses(t, spec({ retries: 101 }), /spec\.retries is 101/);
+  refuses(t, spec({ retries: 1, retryBackoff: { seconds: 0n, nanos: 50_000_000 } }), /spec\.retry_backoff is 50ms: at least 100ms/);
+  refuses(t, spec({ retries: 1, retryBackoff: { seconds: 3600n, nanos: 0 } }), /spec\.retry_backoff is 1h, above this server's maximum of 10m/);
+});
+
+test('not_before: any time up to a year ahead; a past one is kept (it means at once)', (t) => {
+  const soon = new Date(Date.now() + 60_000);
+  t.deepEqual(validateSubmission(spec({ notBefore: soon }), DEFAULT_SPEC_POLICY, runtimes).spec.notBefore, soon);
+  t.truthy(validateSubmission(spec({ notBefore: new Date(0) }), DEFAULT_SPEC_POLICY, runtimes).spec.notBefore);
+  refuses(t, spec({ notBefore: new Date(Date.now() + 400 * 86_400_000) }), /spec\.not_before is .*: at most a year from now/);
+});
