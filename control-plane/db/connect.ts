@@ -21,8 +21,12 @@ export function applicationNameOf(replicaId?: string): string {
  * batched submit benchmark. With sorting disabled the ordered index is the only
  * plan left (test/integration/statement-plans.test.ts). Set per connection, as
  * one statement's SET LOCAL would need a transaction on the hot path.
+ *
+ * No JIT there: with sorting disabled, a plan that still sorts (postgres.js's
+ * fetch of array types, which each new connection sends) costs 1e10 more, past
+ * jit_above_cost, and compiling it took ~110 ms of Postgres CPU per connection.
  */
-export const QUEUE_HEAD_PLANNER = { enable_sort: 'off' } as const;
+export const QUEUE_HEAD_PLANNER = { enable_sort: 'off', jit: 'off' } as const;
 
 export function connectDatabase(url: string, options: { max?: number; replicaId?: string; planner?: Record<string, string> } = {}): Sql {
   return postgres(url, {
