@@ -38,6 +38,7 @@ const FINISH: MoveTable = ACTIVE_STATES.flatMap((from) =>
   ),
 );
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
+const RETRY_KEYS = FINISH.filter((m) => stateToDb(m.move.state) === QUEUED).map((m) => m.key);
 
 /** A row finishAttempts changed: ended, or queued for a retry (which names no node: finished_by does). */
 export type FinishedJob = ChangedJob & { finished_by: string };
@@ -50,7 +51,9 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNod
   const key = db`jobs.state || '/' || input.reported || '/' || (jobs.retries_used < jobs.retries)::text`;
   const reason = pick(db, FINISH, key, 'reason');
   const state = pick(db, FINISH, key, 'state');
-  const retry = db`(${state} = ${QUEUED})`;
+  // The rows whose move is a retry. Tested column by column below: the cheap test of the
+  // budget first, so that a job without retries (most) never looks its key up again.
+  const retry = db`(jobs.retries_used < jobs.retries AND ${key} = ANY(${RETRY_KEYS}::text[]))`;
   // When a retried job may start again: its back-off after this attempt's end.
   // Drawn between the bounds of retryDelayBounds; 2^n as float cannot overflow before the cap applies.
   const due = db`(input.ended_at + least(jobs.retry_backoff_ms * power(2::float8, jobs.retries_used), ${MAX_RETRY_DELAY_MS}::float8)
