@@ -6,6 +6,7 @@ import type { Context } from './config-file.js';
 import { JobServiceDefinition, type JobServiceClient } from '../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition, type NodeServiceClient } from '../common/gen/grid/v1/node.js';
 import { TokenServiceDefinition, type TokenServiceClient } from '../common/gen/grid/v1/token.js';
+import { CronServiceDefinition, type CronServiceClient } from '../common/gen/grid/v1/cron.js';
 import { CLIENT_OPTIONS } from '../common/grpc-options.js';
 
 export interface GridClients {
@@ -13,6 +14,7 @@ export interface GridClients {
   jobs: JobServiceClient;
   nodes: NodeServiceClient;
   tokens: TokenServiceClient;
+  crons: CronServiceClient;
   close(): void;
 }
 
@@ -57,6 +59,7 @@ export function connect(given: string, connection: Connection = {}): GridClients
     jobs: createClient(JobServiceDefinition, channel, defaults),
     nodes: createClient(NodeServiceDefinition, channel, defaults),
     tokens: createClient(TokenServiceDefinition, channel, defaults),
+    crons: createClient(CronServiceDefinition, channel, defaults),
     close: () => channel.close(),
   };
 }

@@ -17,6 +17,7 @@ import { cancelCommand } from './commands/cancel.js';
 import { drainCommand, undrainCommand } from './commands/node.js';
 import { listCommand, logsCommand, nodesCommand, runtimesCommand, statusCommand, type Output } from './commands/inspect.js';
 import { readWorkload, runCommand } from './commands/run.js';
+import { cronCreateCommand, cronDeleteCommand, cronListCommand, cronPauseCommand, OVERLAP_NAMES } from './commands/cron.js';
 import { outputsCommand } from './commands/outputs.js';
 import { readInputs, readStdin } from './inputs.js';
 import { EXIT_CODE_HELP, EXIT_GRID_ERROR } from './exit-codes.js';
@@ -74,33 +75,39 @@ function action<A extends unknown[]>(body: (clients: GridClients, ...args: A) =>
   };
 }
 
-program
+/** The options of a job's spec, shared by `run` and `cron create`. */
+function withJobOptions(command: Command): Command {
+  return command
+    .option('--image <image>', 'container image (default: the runtime\'s, or the server\'s default)')
+    .option('--runtime <name>', 'runtime preset for a script (python, node, bash, sh); default from the extension')
+    .option('-e, --env <NAME=VALUE>', 'environment variable, repeatable; NAME alone passes this shell\'s value', collect, [])
+    .option('--cpu <cores>', 'CPU limit, e.g. 0.5', parseNumberFlag)
+    .option('--memory <size>', 'memory limit, e.g. 256m or 2g', parseBytesFlag)
+    .option('--timeout <duration>', 'run timeout, e.g. 30s or 2h', parseDurationFlag)
+    .option('--queue-timeout <duration>', 'give up if not started within this, e.g. 10m', parseDurationFlag)
+    .option('--stop-signal <signal>', 'signal asking the job to stop on cancel or timeout (default SIGTERM)')
+    .option('--stop-grace <duration>', 'time between the stop signal and SIGKILL (default 10s)', parseDurationFlag)
+    .option('-w, --workdir <dir>', 'working directory in the container')
+    .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
+    .option('--retries <n>', 'run again on failure (non-zero exit, timeout, out of memory), at most N times, with exponential back-off', parseIntFlag)
+    .option('--retry-backoff <duration>', 'wait before the first retry, doubling for each next (default 1s; each drawn with jitter)', parseDurationFlag)
+    .option('--priority <n>', 'higher runs first, -100 to 100 (default 0); each level is worth 30 s of waiting', parseWholeNumberFlag)
+    .option('--constraint <KEY=VALUE>', 'run only on a node with this label (KEY!=VALUE: without it), repeatable', collectConstraint('--constraint'), [])
+    .option('--prefer <KEY=VALUE>', 'prefer nodes with this label (KEY!=VALUE: without it) when several have room, repeatable', collectConstraint('--prefer'), [])
+    .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
+    .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)');
+}
+
+const run = program
   .command('run')
   .summary('run a script or a command and follow its output')
   .description('Run a script (runtime from its extension) or, after --, a command; follow its output and exit with its exit code.')
   .usage('[options] SCRIPT [-- ARGS...]\n       gridctl run [options] -- COMMAND [ARGS...]')
-  .argument('[operands...]')
-  .option('--image <image>', 'container image (default: the runtime\'s, or the server\'s default)')
-  .option('--runtime <name>', 'runtime preset for a script (python, node, bash, sh); default from the extension')
-  .option('-e, --env <NAME=VALUE>', 'environment variable, repeatable; NAME alone passes this shell\'s value', collect, [])
+  .argument('[operands...]');
+withJobOptions(run)
   .option('--secret-env <NAME>', 'pass this shell\'s NAME to the job as a secret: stored encrypted, masked in output, shown as <redacted>; repeatable', collect, [])
-  .option('--cpu <cores>', 'CPU limit, e.g. 0.5', parseNumberFlag)
-  .option('--memory <size>', 'memory limit, e.g. 256m or 2g', parseBytesFlag)
-  .option('--timeout <duration>', 'run timeout, e.g. 30s or 2h', parseDurationFlag)
-  .option('--queue-timeout <duration>', 'give up if not started within this, e.g. 10m', parseDurationFlag)
-  .option('--stop-signal <signal>', 'signal asking the job to stop on cancel or timeout (default SIGTERM)')
-  .option('--stop-grace <duration>', 'time between the stop signal and SIGKILL (default 10s)', parseDurationFlag)
-  .option('-w, --workdir <dir>', 'working directory in the container')
-  .option('--max-attempts <n>', 'attempts allowed if a node is lost', parseIntFlag)
-  .option('--retries <n>', 'run again on failure (non-zero exit, timeout, out of memory), at most N times, with exponential back-off', parseIntFlag)
-  .option('--retry-backoff <duration>', 'wait before the first retry, doubling for each next (default 1s; each drawn with jitter)', parseDurationFlag)
   .option('--in <duration>', 'start no earlier than this from now, e.g. 10m', parseDurationFlag)
   .option('--at <time>', 'start no earlier than this time, e.g. 2026-12-04T09:00:00Z or 09:00', flagParser((text) => parseStartTime(text)))
-  .option('--priority <n>', 'higher runs first, -100 to 100 (default 0); each level is worth 30 s of waiting', parseWholeNumberFlag)
-  .option('--constraint <KEY=VALUE>', 'run only on a node with this label (KEY!=VALUE: without it), repeatable', collectConstraint('--constraint'), [])
-  .option('--prefer <KEY=VALUE>', 'prefer nodes with this label (KEY!=VALUE: without it) when several have room, repeatable', collectConstraint('--prefer'), [])
-  .option('-i, --input <path>', 'file or directory to place under /grid/in, repeatable', collect, [])
-  .option('-r, --requirements <file>', 'pip requirements for a python script (default: requirements.txt beside it)')
   .option('--stdin', 'send this shell\'s standard input to the job (read to its end first, up to 16 MiB)')
   .option('-d, --detach', 'print the job id and return at once')
   .option('-q, --quiet', 'no grid: status lines on stderr, only the job\'s own output')
@@ -215,6 +222,44 @@ token
   .description('revoke tokens by id: calls with them fail within seconds')
   .argument('<token-id...>')
   .action(action((clients, ids: string[]) => tokenRevokeCommand(clients, ids)));
+
+const cron = program.command('cron').description('periodic jobs: a job submitted at every tick of a cron schedule (UTC)');
+withJobOptions(
+  cron
+    .command('create')
+    .description('store a periodic job; SCRIPT or -- COMMAND as for run')
+    .usage('NAME --schedule EXPR [options] SCRIPT [-- ARGS...] | -- COMMAND [ARGS...]')
+    .argument('<name>')
+    .argument('[operands...]')
+    .requiredOption('--schedule <expr>', 'cron expression in UTC: "*/5 * * * *", six fields with seconds first, or @hourly, @daily...')
+    .addOption(new Option('--overlap <policy>', 'while the last tick\'s job still runs: skip this tick, allow both, or cancel-previous').choices(OVERLAP_NAMES).default('skip')),
+).action(
+  action(async (clients, name: string, operands: string[], flags) => {
+    const dashDash = process.argv.indexOf('--');
+    const { script, rest } = splitRunOperands(operands, dashDash >= 0 ? process.argv.slice(dashDash + 1) : undefined);
+    return cronCreateCommand(clients, name, await readWorkload(script, rest, flags), flags, await readInputs(flags.input));
+  }),
+);
+cron
+  .command('list')
+  .description('list periodic jobs: schedule, overlap policy, next tick, last job')
+  .addOption(outputOption())
+  .action(action((clients, flags: { output: Output }) => cronListCommand(clients, flags.output)));
+cron
+  .command('pause')
+  .description('stop firing a periodic job until resumed')
+  .argument('<name>')
+  .action(action((clients, name: string) => cronPauseCommand(clients, name, true)));
+cron
+  .command('resume')
+  .description('fire a paused periodic job again, from its next tick (missed ticks are not fired)')
+  .argument('<name>')
+  .action(action((clients, name: string) => cronPauseCommand(clients, name, false)));
+cron
+  .command('delete')
+  .description('remove a periodic job (the jobs it submitted are left as they are)')
+  .argument('<name>')
+  .action(action((clients, name: string) => cronDeleteCommand(clients, name)));
 
 const config = program.command('config').description(`named contexts (address, TLS CA, token file) in ${configPath()} or $GRID_CONFIG`);
 config

@@ -45,12 +45,16 @@ export function scopeFromDb(text: string): TokenScope {
   return SCOPE_NAMES.includes(text.toLowerCase()) ? parseScope(text) : TokenScope.TOKEN_SCOPE_UNSPECIFIED;
 }
 
-/** Calls that change jobs; every other JobService call, and ListNodes, only reads. */
+/** Calls that change jobs (periodic ones too); every other JobService call, ListNodes and ListCrons only read. */
 const SUBMIT_METHODS = new Set([
   '/grid.v1.JobService/SubmitJob',
   '/grid.v1.JobService/SubmitJobs',
   '/grid.v1.JobService/RunJob',
   '/grid.v1.JobService/CancelJob',
+  '/grid.v1.CronService/CreateCron',
+  '/grid.v1.CronService/PauseCron',
+  '/grid.v1.CronService/ResumeCron',
+  '/grid.v1.CronService/DeleteCron',
 ]);
 
 /**
@@ -66,7 +70,9 @@ export function requiredScope(methodPath: string): TokenScope | undefined {
   // The schema is the public contract, but who may browse it is still a reader.
   if (methodPath.startsWith('/grpc.reflection.v1.ServerReflection/')) return TokenScope.TOKEN_SCOPE_READ;
   if (SUBMIT_METHODS.has(methodPath)) return TokenScope.TOKEN_SCOPE_SUBMIT;
-  if (methodPath.startsWith('/grid.v1.JobService/') || methodPath === '/grid.v1.NodeService/ListNodes') return TokenScope.TOKEN_SCOPE_READ;
+  if (methodPath.startsWith('/grid.v1.JobService/') || methodPath === '/grid.v1.NodeService/ListNodes' || methodPath === '/grid.v1.CronService/ListCrons') {
+    return TokenScope.TOKEN_SCOPE_READ;
+  }
   return TokenScope.TOKEN_SCOPE_ADMIN;
 }
 

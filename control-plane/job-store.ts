@@ -31,6 +31,8 @@ export interface JobRow {
   /** Attempts that ended in a retry (spec.retries): not counted against max_attempts either. */
   retries_used: number;
   not_before: Date | null;
+  cron_name: string | null;
+  cron_tick: Date | null;
   submitter: string;
   node_id: string | null;
   exit_code: number | null;
@@ -54,6 +56,8 @@ export function rowToJob(row: JobRow): Job {
     attemptsCounted: row.attempt - row.withdrawn_attempts - row.retries_used,
     retriesUsed: row.retries_used,
     notBefore: row.not_before ?? undefined,
+    cronName: row.cron_name ?? '',
+    cronTick: row.cron_tick ?? undefined,
     submitter: row.submitter,
     nodeId: row.node_id ?? '',
     exitCode: row.exit_code ?? undefined,

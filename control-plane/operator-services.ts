@@ -8,7 +8,7 @@ import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-serv
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
 
 /** Grid's services by full name: what health reports on and reflection describes. */
-export const GRID_SERVICES = ['grid.v1.JobService', 'grid.v1.NodeService', 'grid.v1.TokenService', 'grid.v1.AgentService'];
+export const GRID_SERVICES = ['grid.v1.JobService', 'grid.v1.NodeService', 'grid.v1.TokenService', 'grid.v1.CronService', 'grid.v1.AgentService'];
 
 export interface OperatorServices {
   /** Every service reported SERVING (once the port is open) or NOT_SERVING (while shutting down). */

@@ -32,6 +32,9 @@ import { startNodeDrain } from './node-drain.js';
 import { runtimeTable, type RuntimePreset } from './runtime-presets.js';
 import type { SpecPolicy } from './spec-validation.js';
 import { TokenServiceDefinition } from '../common/gen/grid/v1/token.js';
+import { CronServiceDefinition } from '../common/gen/grid/v1/cron.js';
+import { startCronFirer } from './cron-firer.js';
+import { createCronService } from './cron-service.js';
 import { createTokenAuth } from './token-auth.js';
 import { addOperatorServices, serverVersionHeader } from './operator-services.js';
 import { createControlPlaneMetrics } from './metrics.js';
@@ -139,6 +142,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     .use(serverVersionHeader);
   const server = auth ? base.use(auth.middleware) : base;
   server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
+  server.add(CronServiceDefinition, createCronService({ sql, policy: options.policy, runtimes: runtimeTable(options.runtimes), log }));
   const operator = addOperatorServices(server);
   server.add(
     JobServiceDefinition,
@@ -189,6 +193,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
+  const crons = startCronFirer({ sql, transitions, policy: options.policy, runtimes: runtimeTable(options.runtimes), maxQueued: options.maxQueued, replicaId, log });
   const port = await server.listen(options.listen, await serverCredentials(options.transport));
   operator.setServing(true);
   const metricsEndpoint = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen) : undefined;
@@ -209,6 +214,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       liveness!.stop();
       await reconciler.stop();
       await deadlines.stop();
+      await crons.stop();
       await dispatcher.stop();
       await drains.stop();
       await transitions.drain();

@@ -447,4 +447,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_not_before ON jobs (not_before) WHERE state = 'QUEUED' AND not_before IS NOT NULL;
     `,
   },
+  {
+    version: 22,
+    name: 'periodic jobs',
+    sql: `
+      -- A job spec submitted at every tick of a cron schedule (cron-firer.ts). A replica
+      -- fires a due schedule only while it holds its lease (lease_by, lease_until), so
+      -- one replica decides each tick; one that dies holding it loses it at lease_until,
+      -- and another fires the tick again: the tick's request id (jobs.request_id) makes
+      -- that the same job, never a second.
+      CREATE TABLE cron_schedules (
+        name          text PRIMARY KEY,
+        schedule      text NOT NULL,
+        overlap       text NOT NULL CHECK (overlap IN ('SKIP', 'ALLOW', 'CANCEL_PREVIOUS')),
+        paused        boolean NOT NULL DEFAULT false,
+        spec          bytea NOT NULL,
+        submitter     text NOT NULL DEFAULT '',
+        next_fire_at  timestamptz,
+        last_fired_at timestamptz,
+        last_job_id   uuid,
+        lease_by      text,
+        lease_until   timestamptz,
+        created_at    timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX cron_schedules_due ON cron_schedules (next_fire_at) WHERE NOT paused;
+      ALTER TABLE jobs ADD COLUMN cron_name text, ADD COLUMN cron_tick timestamptz;
+    `,
+  },
 ];

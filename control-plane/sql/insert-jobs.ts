@@ -30,6 +30,8 @@ export interface NewJob {
   sealedSecrets?: Buffer;
   /** The API token it came with (submitter-context.ts); none: ''. */
   submitter?: string;
+  /** The periodic schedule and tick that submitted it (cron-firer.ts). */
+  cron?: { name: string; tick: Date };
 }
 
 export interface InsertedJob {
@@ -89,10 +91,11 @@ export async function insertJobs(
         ${col((j) => j.spec.priority * AGEING_STEP_MS)}::int8[],
         ${col((j) => labelTestsToDb(j.spec.constraints))}::text[], ${col((j) => labelTestsToDb(j.spec.affinities))}::text[],
         ${col((j) => j.submitter ?? '')}::text[], ${col((j) => j.spec.retries)}::int[],
-        ${col((j) => durationToMs(j.spec.retryBackoff))}::int[], ${col((j) => j.spec.notBefore?.toISOString() ?? null)}::timestamptz[]
+        ${col((j) => durationToMs(j.spec.retryBackoff))}::int[], ${col((j) => j.spec.notBefore?.toISOString() ?? null)}::timestamptz[],
+        ${col((j) => j.cron?.name ?? null)}::text[], ${col((j) => j.cron?.tick.toISOString() ?? null)}::timestamptz[]
       ) WITH ORDINALITY AS i(id, spec, task, image, cpus, memory_bytes, request_id, max_attempts, queue_ms,
                              timeout_ms, stop_grace_ms, output_cap_bytes, node_id, sealed_secrets, ahead_ms,
-                             constraints, affinities, submitter, retries, retry_backoff_ms, asked_not_before, ord)
+                             constraints, affinities, submitter, retries, retry_backoff_ms, asked_not_before, cron_name, cron_tick, ord)
     ), input AS (
       -- Not before a time already past: at once.
       SELECT *, CASE WHEN asked_not_before > now() THEN asked_not_before END AS not_before FROM given
@@ -101,7 +104,7 @@ export async function insertJobs(
     ), inserted AS (
       INSERT INTO jobs (id, state, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
                         queue_deadline, timeout_ms, stop_grace_ms, output_cap_bytes, node_id, attempt, assigned_at, secret_env, queue_key,
-                        constraints, affinities, submitter, retries, retry_backoff_ms, not_before, queue_timeout_ms)
+                        constraints, affinities, submitter, retries, retry_backoff_ms, not_before, queue_timeout_ms, cron_name, cron_tick)
       SELECT id, CASE WHEN ${direct} THEN ${ASSIGNED} ELSE ${QUEUED} END, spec, task, image, cpus, memory_bytes, request_id, max_attempts,
              -- A delayed job's queue timeout counts from when it is due.
              coalesce(not_before, now()) + queue_ms * interval '1 millisecond', timeout_ms, stop_grace_ms, output_cap_bytes,
@@ -110,7 +113,7 @@ export async function insertJobs(
              -- Its place in the queue: priority with ageing (common/queue-order.ts), from when it is due.
              coalesce(not_before, now()) - ahead_ms * interval '1 millisecond',
              -- Sent as text: a jsonb[] parameter would store each as a JSON string.
-             constraints::jsonb, affinities::jsonb, submitter, retries, retry_backoff_ms, not_before, queue_ms
+             constraints::jsonb, affinities::jsonb, submitter, retries, retry_backoff_ms, not_before, queue_ms, cron_name, cron_tick
       FROM input WHERE ord <= ${maxQueued}::int8 - (SELECT queued FROM room)
       ORDER BY ord
       ON CONFLICT (request_id) DO NOTHING

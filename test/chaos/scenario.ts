@@ -15,6 +15,7 @@ import { ClientError, createChannel, createClient, Status } from 'nice-grpc';
 import postgres from 'postgres';
 import { JobServiceDefinition, JobState } from '../../common/gen/grid/v1/job.js';
 import { TokenServiceDefinition } from '../../common/gen/grid/v1/token.js';
+import { CronServiceDefinition } from '../../common/gen/grid/v1/cron.js';
 import { NodeServiceDefinition } from '../../common/gen/grid/v1/node.js';
 import { reasonName, stateName } from '../../common/job-state.js';
 import { formatDurationMs, msToDuration } from '../../common/units.js';
@@ -158,6 +159,7 @@ function connect(address: string): Clients {
     jobs: createClient(JobServiceDefinition, channel),
     nodes: createClient(NodeServiceDefinition, channel),
     tokens: createClient(TokenServiceDefinition, channel),
+    crons: createClient(CronServiceDefinition, channel),
     close: () => channel.close(),
   };
 }

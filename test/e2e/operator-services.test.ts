@@ -90,7 +90,7 @@ test('reflection lists Grid\'s services and serves the file that defines JobServ
   await done;
   client.close();
   const names = (answers[0]!.list_services_response as { service: { name: string }[] }).service.map((s) => s.name).sort();
-  t.deepEqual(names, ['grid.v1.AgentService', 'grid.v1.JobService', 'grid.v1.NodeService', 'grid.v1.TokenService', 'grpc.health.v1.Health']);
+  t.deepEqual(names, ['grid.v1.AgentService', 'grid.v1.CronService', 'grid.v1.JobService', 'grid.v1.NodeService', 'grid.v1.TokenService', 'grpc.health.v1.Health']);
   const files = (answers[1]!.file_descriptor_response as { file_descriptor_proto: Buffer[] }).file_descriptor_proto;
   t.true(files.some((f) => f.toString('latin1').includes('grid/v1/job.proto')));
 });

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ChannelCredentials } from '@grpc/grpc-js';
 import { ClientError, createChannel, createClient, Metadata, Status } from 'nice-grpc';
 import { TokenServiceDefinition, type TokenServiceClient } from '../../common/gen/grid/v1/token.js';
+import { CronServiceDefinition, type CronServiceClient } from '../../common/gen/grid/v1/cron.js';
 import type { TestFn } from 'ava';
 import { JobSpec, JobServiceDefinition, type Job, type JobServiceClient } from '../../common/gen/grid/v1/job.js';
 import { isTerminal } from '../../common/job-state.js';
@@ -174,6 +175,7 @@ export interface Clients {
   jobs: JobServiceClient;
   nodes: NodeServiceClient;
   tokens: TokenServiceClient;
+  crons: CronServiceClient;
   close(): void;
 }
 
@@ -185,6 +187,7 @@ export function clients(address: string, options: { credentials?: ChannelCredent
     jobs: createClient(JobServiceDefinition, channel, defaults),
     nodes: createClient(NodeServiceDefinition, channel, defaults),
     tokens: createClient(TokenServiceDefinition, channel, defaults),
+    crons: createClient(CronServiceDefinition, channel, defaults),
     close: () => channel.close(),
   };
 }

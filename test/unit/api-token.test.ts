@@ -24,6 +24,8 @@ test('each call needs its scope; agents need none (they have certificates); an u
   t.is(requiredScope('/grid.v1.JobService/CancelJob'), TokenScope.TOKEN_SCOPE_SUBMIT);
   // It submits: a read token may watch a job, not start one.
   t.is(requiredScope('/grid.v1.JobService/RunJob'), TokenScope.TOKEN_SCOPE_SUBMIT);
+  t.is(requiredScope('/grid.v1.CronService/ListCrons'), TokenScope.TOKEN_SCOPE_READ);
+  for (const m of ['CreateCron', 'PauseCron', 'ResumeCron', 'DeleteCron']) t.is(requiredScope(`/grid.v1.CronService/${m}`), TokenScope.TOKEN_SCOPE_SUBMIT, m);
   t.is(requiredScope('/grid.v1.TokenService/CreateToken'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grid.v1.NodeService/DrainNode'), TokenScope.TOKEN_SCOPE_ADMIN);
   t.is(requiredScope('/grid.v1.NodeService/UndrainNode'), TokenScope.TOKEN_SCOPE_ADMIN);

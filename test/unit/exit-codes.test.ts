@@ -15,6 +15,8 @@ function job(state: JobState, endReason: EndReason, exitCode?: number): Job {
     submitter: '',
   retriesUsed: 0,
   notBefore: undefined,
+  cronName: '',
+  cronTick: undefined,
     nodeId: 'n-1',
     exitCode,
     message: '',
