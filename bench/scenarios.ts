@@ -67,7 +67,7 @@ export const SCENARIOS: readonly Scenario[] = [
         scenario: 'baseline',
         title: 'Scheduling features: this build against an earlier one',
         command: `GRID_BENCH_BASELINE=${baseline} GRID_BENCH_BASELINE_NAME=${name} npm run bench -- baseline`,
-        about: `Issue 16: batched submits (the throughput scenario's SubmitJobs variant) through this control plane and through ${name}'s, the build before the scheduling features, in alternating order; both at their defaults, on one PostgreSQL, each run in a fresh database.`,
+        about: `Issue 16: batched submits (the throughput scenario's SubmitJobs variant) through this control plane and through ${name}'s, the build before the scheduling features (a git worktree of it, after npm ci), in alternating order; both at their defaults, on one PostgreSQL, each run in a fresh database.`,
         ...body,
       };
     },
