@@ -20,6 +20,8 @@ export interface Dispatcher {
 }
 
 const RETRY_AFTER_ERROR_MS = 1000;
+/** The longest a wake for the next due job is set for (see wakeAt). */
+const MAX_WAKE_MS = 60_000;
 /** How often the reason queued jobs wait is brought up to date. */
 const WAITING_NOTE_MS = 5000;
 
@@ -61,10 +63,12 @@ export function createDispatcher(deps: {
     clearTimeout(dueTimer);
     dueAt = at;
     // A few ms late, not early: a timer may fire a little before its time, and the job would not be due yet.
+    // At most a minute: a longer delay (a job --at next month) would overflow setTimeout into 1 ms,
+    // and the claim then sets the timer again for what is still due then.
     dueTimer = setTimeout(() => {
       dueAt = Infinity;
       kick('queued');
-    }, Math.max(0, at - Date.now()) + 5).unref();
+    }, Math.min(Math.max(0, at - Date.now()) + 5, MAX_WAKE_MS)).unref();
   }
 
   async function loop(): Promise<void> {

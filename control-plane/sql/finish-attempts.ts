@@ -54,13 +54,16 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNod
   // The rows whose move is a retry. Tested column by column below: the cheap test of the
   // budget first, so that a job without retries (most) never looks its key up again.
   const retry = db`(jobs.retries_used < jobs.retries AND ${key} = ANY(${RETRY_KEYS}::text[]))`;
-  // When a retried job may start again: its back-off after this attempt's end.
-  // Drawn between the bounds of retryDelayBounds; 2^n as float cannot overflow before the cap applies.
-  const due = db`(input.ended_at + least(jobs.retry_backoff_ms * power(2::float8, jobs.retries_used), ${MAX_RETRY_DELAY_MS}::float8)
-                                   * (0.5 + random() / 2) * interval '1 millisecond')`;
+  // When a retried job may start again: its back-off from now (the database's clock, not
+  // the node's), drawn between the bounds of retryDelayBounds with the report's one jitter
+  // (input.jitter: each column that uses this must get the same time). 2^n as float cannot
+  // overflow before the cap applies.
+  const due = db`(now() + least(jobs.retry_backoff_ms * power(2::float8, jobs.retries_used), ${MAX_RETRY_DELAY_MS}::float8)
+                          * (0.5 + input.jitter / 2) * interval '1 millisecond')`;
   return db<FinishedJob[]>`
     WITH input AS (
-      SELECT DISTINCT ON (id, attempt, node_id) * FROM unnest(
+      -- random() makes this CTE volatile, so it is evaluated once, not inlined into each use.
+      SELECT DISTINCT ON (id, attempt, node_id) *, random() AS jitter FROM unnest(
         ${col((r) => r.attempt.jobId)}::uuid[], ${col((r) => r.attempt.attempt)}::int[],
         ${col((r) => reasonToDb(r.reason))}::text[], ${col((r) => r.exitCode ?? null)}::int[],
         ${col((r) => r.message)}::text[], ${col((r) => overruled(r))}::text[],
@@ -79,7 +82,8 @@ export async function finishAttempts(sql: Sql | TransactionSql, reports: FromNod
                                           || coalesce(' (exit code ' || input.exit_code || ')', '') || '; retry '
                                           || (jobs.retries_used + 1) || ' of ' || jobs.retries || ' after its back-off'
                        WHEN ${reason} = input.reported THEN input.message ELSE lower(${reason}) || input.overruled_message END,
-        stdout_bytes = input.stdout_bytes, stderr_bytes = input.stderr_bytes,
+        -- A retry's output summary is its next attempt's, not yet known (the failed one's logs stay).
+        stdout_bytes = CASE WHEN ${retry} THEN NULL ELSE input.stdout_bytes END, stderr_bytes = CASE WHEN ${retry} THEN NULL ELSE input.stderr_bytes END,
         started_at = CASE WHEN ${retry} THEN NULL ELSE coalesce(input.started_at, jobs.started_at) END,
         ended_at = CASE WHEN ${retry} THEN NULL ELSE input.ended_at END,
         -- A retry: queued again, with no node, behind its back-off, in the queue by when it

@@ -48,6 +48,10 @@ test.serial('a failed attempt with retries left is queued again behind its back-
   t.is(queued.node_id, null);
   t.is(queued.end_reason, null);
   t.true(queued.due_in_ms > 400 && queued.due_in_ms <= 1000, `due in ${queued.due_in_ms} ms: half of to all of 1 s`);
+  // One back-off for every column: the whole queue timeout from when it is due, its place in the queue then.
+  t.is(queued.queue_deadline.getTime() - queued.not_before.getTime(), 24 * 3600_000);
+  t.is(queued.queue_key.getTime(), queued.not_before.getTime(), 'priority 0: keyed at its due time');
+  t.is(queued.stdout_bytes, null, 'its output summary is the next attempt\'s');
   t.regex(queued.message, /^attempt 1 ended FAILED \(exit code 3\); retry 1 of 2/);
   const [history] = await db.sql`SELECT outcome, exit_code, ended_at FROM job_attempts WHERE job_id = ${id} AND attempt = 1`;
   t.deepEqual([history!.outcome, history!.exit_code, history!.ended_at !== null], ['FAILED', 3, true]);
