@@ -17,10 +17,12 @@ import type { JobTransitions, NewJob } from './job-transitions.js';
 import type { RuntimeTable } from './runtime-presets.js';
 import { validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { CronRow } from './sql/cron-schedules.js';
-import { advanceCrons, leaseDueCrons, nextCronDueInMs, releaseCrons, type CronAdvance } from './sql/fire-crons.js';
+import { activeCronJobs, advanceCrons, leaseDueCrons, nextCronDueInMs, releaseCrons, type CronAdvance } from './sql/fire-crons.js';
 
 const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
-const LEASE_MS = 10_000;
+// Longer than a submit can be held under backlog (job-transitions' hold, 10 s), so that a
+// firing in progress rarely loses its lease; a dead replica's ticks wait this long.
+const LEASE_MS = 30_000;
 const BATCH = 100;
 const MAX_SLEEP_MS = 1000;
 const RETRY_AFTER_ERROR_MS = 1000;
@@ -46,27 +48,41 @@ export function startCronFirer(deps: {
   /** One firing of every due schedule this replica could lease; in how long to look again. */
   async function pass(): Promise<number> {
     const { rows, now } = await leaseDueCrons(sql, deps.replicaId, LEASE_MS, BATCH);
-    if (rows.length > 0) await fire(rows, now);
+    try {
+      if (rows.length > 0) await fire(rows, now);
+    } catch (err) {
+      // Not left leased for LEASE_MS: another pass (here or on another replica) tries again soon.
+      await releaseCrons(sql, deps.replicaId, rows.map((r) => r.name), RETRY_AFTER_ERROR_MS).catch(() => {});
+      throw err;
+    }
     const next = await nextCronDueInMs(sql);
     // A few ms late rather than early: a timer may fire before its time, and the schedule would not be due yet.
     return next === undefined ? MAX_SLEEP_MS : Math.min(Math.max(next + 5, 5), MAX_SLEEP_MS);
   }
 
   async function fire(rows: CronRow[], now: Date): Promise<void> {
-    const previous = await activePrevious(rows);
+    const active = await activeByCron(rows.map((r) => r.name));
     const jobs: NewJob[] = [];
-    const plans = rows.map((row) => {
-      const ticks = dueTicks(row.schedule, row.next_fire_at!, now);
-      if (ticks.missed > 0) log.warn({ cron: row.name, missed: ticks.missed }, 'periodic job: ticks missed while no control plane could fire them; not fired late');
-      const prior = row.last_job_id ? previous.get(row.last_job_id) : undefined;
-      const decision = overlapDecision(row.overlap, ticks.due, prior !== undefined);
-      const made = decision.submit.flatMap((tick) => {
-        const job = jobFor(row, tick);
-        return job ? [job] : [];
-      });
-      jobs.push(...made);
-      if (decision.submit.length === 0 && ticks.due.length > 0) log.info({ cron: row.name, job_id: row.last_job_id }, 'periodic job: tick skipped, its last job still runs');
-      return { row, ticks, made, cancel: decision.cancelPrevious ? prior : undefined };
+    const failed: string[] = [];
+    const plans = rows.flatMap((row) => {
+      // One schedule that cannot be read (a pattern a newer croner refuses) must not hold back the rest.
+      try {
+        const ticks = dueTicks(row.schedule, row.next_fire_at!, now);
+        if (ticks.missed > 0) log.warn({ cron: row.name, missed: ticks.missed }, 'periodic job: ticks missed while no control plane could fire them; not fired late');
+        const running = active.get(row.name) ?? [];
+        const decision = overlapDecision(row.overlap, ticks.due, running.length > 0);
+        const made = decision.submit.flatMap((tick) => {
+          const job = jobFor(row, tick);
+          return job ? [job] : [];
+        });
+        jobs.push(...made);
+        if (decision.submit.length === 0 && ticks.due.length > 0) log.info({ cron: row.name, job_id: running[0]?.id }, 'periodic job: tick skipped, its last job still runs');
+        return [{ row, ticks, made, cancel: decision.cancelPrevious ? running : [] }];
+      } catch (err) {
+        log.warn({ cron: row.name, err }, 'periodic job: cannot fire it; trying again later');
+        failed.push(row.name);
+        return [];
+      }
     });
     const outcomes = await deps.transitions.submitMany(jobs, deps.maxQueued);
     const idOf = new Map<NewJob, string | undefined>(
@@ -76,11 +92,19 @@ export function startCronFirer(deps: {
       }),
     );
     const advances: CronAdvance[] = [];
-    const retry: string[] = [];
     for (const plan of plans) {
-      // A tick whose job could not be stored (the queue full, the database away): the next pass fires it again.
+      // A tick whose job could not be stored (the queue full, the database away): a later pass fires it again.
       if (plan.made.some((job) => idOf.get(job) === undefined)) {
-        retry.push(plan.row.name);
+        failed.push(plan.row.name);
+        continue;
+      }
+      // The jobs of earlier ticks still running, each by its own stop grace: before the
+      // advance, so that a replica dying in between leaves the cancel to the next firing.
+      try {
+        for (const job of plan.cancel) await deps.transitions.cancel([job.id], job.stop_grace_ms);
+      } catch (err) {
+        log.warn({ cron: plan.row.name, err }, 'periodic job: cannot cancel the earlier tick\'s job; trying again later');
+        failed.push(plan.row.name);
         continue;
       }
       const lastJob = plan.made.at(-1);
@@ -93,21 +117,17 @@ export function startCronFirer(deps: {
       });
       for (const job of plan.made) log.info({ cron: plan.row.name, job_id: idOf.get(job), tick: job.cron!.tick.toISOString() }, 'periodic job submitted');
     }
-    // The earlier ticks' jobs, by their own stop grace.
-    for (const plan of plans) {
-      if (plan.cancel && !retry.includes(plan.row.name)) await deps.transitions.cancel([plan.cancel.id], plan.cancel.stopGraceMs);
-    }
     await advanceCrons(sql, deps.replicaId, advances);
-    await releaseCrons(sql, deps.replicaId, retry);
+    await releaseCrons(sql, deps.replicaId, failed, RETRY_AFTER_ERROR_MS);
   }
 
-  /** The schedules' last jobs that are still queued or running. */
-  async function activePrevious(rows: CronRow[]): Promise<Map<string, { id: string; stopGraceMs: number }>> {
-    const ids = rows.flatMap((r) => (r.last_job_id ? [r.last_job_id] : []));
-    if (ids.length === 0) return new Map();
-    const active = await sql<{ id: string; stop_grace_ms: number }[]>`
-      SELECT id, stop_grace_ms FROM jobs WHERE id = ANY(${ids}::uuid[]) AND state = ANY(${[QUEUED, ...ACTIVE_DB_STATES]}::text[])`;
-    return new Map(active.map((r) => [r.id, { id: r.id, stopGraceMs: r.stop_grace_ms }]));
+  /** Each schedule's jobs still queued or on a node. */
+  async function activeByCron(names: string[]): Promise<Map<string, { id: string; stop_grace_ms: number }[]>> {
+    const byName = new Map<string, { id: string; stop_grace_ms: number }[]>();
+    for (const job of await activeCronJobs(sql, names, [QUEUED, ...ACTIVE_DB_STATES])) {
+      byName.set(job.cron_name, [...(byName.get(job.cron_name) ?? []), job]);
+    }
+    return byName;
   }
 
   /** A tick's job, validated again under today's policy; undefined (said why) if it no longer passes. */

@@ -3,7 +3,7 @@
 // the spec as a submit would, so that a bad one is refused now rather than at
 // every tick.
 import type { Logger } from 'pino';
-import { alreadyExists, invalidArgument, notFound } from '../common/errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../common/errors.js';
 import { CronOverlap, type Cron, type CronServiceImplementation } from '../common/gen/grid/v1/cron.js';
 import { JobSpec } from '../common/gen/grid/v1/job.js';
 import { nameProblem, scheduleProblem, tickAtOrAfter, type OverlapPolicy } from './cron-schedule.js';
@@ -68,7 +68,9 @@ export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes
     },
     async resumeCron(request) {
       const existing = await requireCron(request.name);
-      const row = await setCronPaused(sql, request.name, tickAtOrAfter(existing.schedule, new Date()));
+      const next = tickAtOrAfter(existing.schedule, new Date());
+      if (!next) throw failedPrecondition(`periodic job "${request.name}" has no tick left to fire (${existing.schedule}); delete it`);
+      const row = await setCronPaused(sql, request.name, next);
       if (!row) throw notFound(`no periodic job is named "${request.name}"`);
       return { cron: cronOf(row) };
     },

@@ -474,4 +474,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN cron_name text, ADD COLUMN cron_tick timestamptz;
     `,
   },
+  {
+    version: 23,
+    name: 'the active jobs of a periodic schedule',
+    sql: `
+      -- What a firing's overlap policy looks at (sql/fire-crons.ts activeCronJobs): every job of the
+      -- schedule still queued or on a node, not only the last one it recorded, which a replica that died
+      -- between submit and advance never recorded.
+      CREATE INDEX jobs_cron_active ON jobs (cron_name) WHERE cron_name IS NOT NULL AND state IN ('QUEUED', 'ASSIGNED', 'RUNNING', 'CANCELLING');
+    `,
+  },
 ];

@@ -45,15 +45,31 @@ export async function advanceCrons(sql: Sql, replica: string, advances: CronAdva
   return rows.map((r) => r.name);
 }
 
-/** Releases leases without moving the schedules on (their firing failed: the next pass tries again). */
-export async function releaseCrons(sql: Sql, replica: string, names: string[]): Promise<void> {
+/**
+ * Gives up leases without moving the schedules on (their firing failed): no
+ * replica leases them again for `coolOffMs`, so that a failing one (the queue
+ * full, a spec that throws) is retried at that pace, not in a loop.
+ */
+export async function releaseCrons(sql: Sql, replica: string, names: string[], coolOffMs: number): Promise<void> {
   if (names.length === 0) return;
-  await sql`UPDATE cron_schedules SET lease_by = NULL, lease_until = NULL WHERE name = ANY(${names}::text[]) AND lease_by = ${replica}`;
+  await sql`UPDATE cron_schedules SET lease_by = NULL, lease_until = now() + ${coolOffMs} * interval '1 millisecond'
+            WHERE name = ANY(${names}::text[]) AND lease_by = ${replica}`;
 }
 
-/** In how long (by the database's clock) the next unpaused schedule is due; undefined if none is. */
+/**
+ * In how long (by the database's clock) an unpaused schedule can next be
+ * leased: when it is due, or when its lease (another replica's, or a cool-off)
+ * ends if that is later. Undefined if there is none.
+ */
 export async function nextCronDueInMs(sql: Sql): Promise<number | undefined> {
   const [row] = await sql<{ in_ms: number | null }[]>`
-    SELECT (extract(epoch FROM min(next_fire_at) - now()) * 1000)::float8 AS in_ms FROM cron_schedules WHERE NOT paused`;
+    SELECT (extract(epoch FROM min(greatest(next_fire_at, lease_until)) - now()) * 1000)::float8 AS in_ms FROM cron_schedules WHERE NOT paused`;
   return row?.in_ms ?? undefined;
+}
+
+/** The jobs of these schedules that are queued or on a node: what an overlap policy looks at. */
+export async function activeCronJobs(sql: Sql, names: string[], activeStates: readonly string[]): Promise<{ id: string; cron_name: string; stop_grace_ms: number }[]> {
+  if (names.length === 0) return [];
+  return sql<{ id: string; cron_name: string; stop_grace_ms: number }[]>`
+    SELECT id, cron_name, stop_grace_ms FROM jobs WHERE cron_name = ANY(${names}::text[]) AND state = ANY(${activeStates as string[]}::text[])`;
 }

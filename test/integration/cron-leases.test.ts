@@ -5,7 +5,7 @@
 import test from 'ava';
 import { migrate } from '../../control-plane/db/migrate.js';
 import { insertCron, setCronPaused } from '../../control-plane/sql/cron-schedules.js';
-import { advanceCrons, leaseDueCrons, nextCronDueInMs } from '../../control-plane/sql/fire-crons.js';
+import { advanceCrons, leaseDueCrons, nextCronDueInMs, releaseCrons } from '../../control-plane/sql/fire-crons.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 let db: TestDatabase;
@@ -46,4 +46,16 @@ test.serial('a pause drops the lease and stops the schedule; the next due time i
   await setCronPaused(db.sql, 'p', new Date(Date.now() + 5000));
   const inMs = (await nextCronDueInMs(db.sql))!;
   t.true(inMs > 4000 && inMs <= 5000, `${inMs}`);
+});
+
+test.serial('a schedule leased elsewhere, or released to cool off, is next due when its lease ends: no replica polls it before', async (t) => {
+  await db.sql`DELETE FROM cron_schedules`;
+  await store('busy');
+  t.is((await leaseDueCrons(db.sql, 'x', 10_000, 10)).rows.length, 1);
+  const leased = (await nextCronDueInMs(db.sql))!;
+  t.true(leased > 9000 && leased <= 10_000, `overdue, but leased for 10 s: next due in ${leased} ms`);
+  await releaseCrons(db.sql, 'x', ['busy'], 2000);
+  t.is((await leaseDueCrons(db.sql, 'y', 10_000, 10)).rows.length, 0, 'cooling off');
+  const cooling = (await nextCronDueInMs(db.sql))!;
+  t.true(cooling > 1000 && cooling <= 2000, `${cooling} ms`);
 });
