@@ -29,6 +29,9 @@ export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes
   const { sql } = deps;
 
   async function requireCron(name: string): Promise<CronRow> {
+    // Not even a name a schedule could have (a NUL would fail the query as INTERNAL).
+    const problem = nameProblem(name);
+    if (problem) throw invalidArgument(problem, 'name');
     const row = await getCron(sql, name);
     if (!row) throw notFound(`no periodic job is named "${name}" (gridctl cron list shows them)`);
     return row;
@@ -36,6 +39,8 @@ export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes
 
   return {
     async createCron(request, context) {
+      // PostgreSQL text cannot hold NUL: stored, it would be an INTERNAL error.
+      if (request.schedule.includes('\0')) throw invalidArgument('schedule contains a NUL byte', 'schedule');
       const problem = nameProblem(request.name) ?? scheduleProblem(request.schedule);
       if (problem) throw invalidArgument(problem, nameProblem(request.name) ? 'name' : 'schedule');
       const overlap = OVERLAP_TO_DB.get(request.overlap);
@@ -75,6 +80,7 @@ export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes
       return { cron: cronOf(row) };
     },
     async deleteCron(request) {
+      await requireCron(request.name);
       if (!(await deleteCron(sql, request.name))) throw notFound(`no periodic job is named "${request.name}" (gridctl cron list shows them)`);
       deps.log.info({ cron: request.name }, 'periodic job deleted');
       return {};

@@ -249,6 +249,8 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
       });
       const states = request.states.filter((s) => s !== JobState.JOB_STATE_UNSPECIFIED);
       if (request.nodeId.length > 128) throw invalidArgument('node_id is longer than 128 characters');
+      // PostgreSQL text cannot hold NUL: compared, it would be an INTERNAL error.
+      if (request.nodeId.includes('\0')) throw invalidArgument('node_id contains a NUL byte');
       const rows = await listJobs(sql, { states, limit: pageSize + 1, beforeId, submittedAfter: request.submittedAfter, nodeId: request.nodeId || undefined });
       const page = rows.slice(0, pageSize);
       return {

@@ -17,6 +17,7 @@ import { GRID_VERSION } from '../../common/version.js';
 import { JobServiceDefinition } from '../../common/gen/grid/v1/job.js';
 import { NodeServiceDefinition } from '../../common/gen/grid/v1/node.js';
 import { TokenServiceDefinition } from '../../common/gen/grid/v1/token.js';
+import { CronServiceDefinition } from '../../common/gen/grid/v1/cron.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { clients, gridctl, sleep, startAgent, startControlPlane, waitForNodes, type ControlPlaneProcess } from '../helpers/grid.js';
 
@@ -88,7 +89,7 @@ interface Method {
   requestType: { fromPartial(o: unknown): unknown; encode(m: unknown): { finish(): Uint8Array }; decode(b: Uint8Array): unknown };
   responseStream: boolean;
 }
-const METHODS: Method[] = [JobServiceDefinition, NodeServiceDefinition, TokenServiceDefinition].flatMap((def) =>
+const METHODS: Method[] = [JobServiceDefinition, NodeServiceDefinition, TokenServiceDefinition, CronServiceDefinition].flatMap((def) =>
   Object.values(def.methods).map((m) => ({ path: `/${def.fullName}/${m.name}`, name: m.name, requestType: m.requestType as never, responseStream: m.responseStream })),
 );
 
@@ -309,5 +310,25 @@ test('more than 10,000 hostile messages: no crash, no INTERNAL for a request tha
   } finally {
     api.close();
     await agent.stop();
+  }
+});
+
+// Inputs the fuzzer found (seed 310408, and the cron calls it now reaches):
+// text holding a NUL, which PostgreSQL cannot compare or store, was an
+// INTERNAL error; it is refused by name.
+test('a NUL in a node_id filter, a schedule or a schedule\'s name is INVALID_ARGUMENT, not INTERNAL', async (t) => {
+  const api = clients(cp.address);
+  try {
+    const refused = async (call: Promise<unknown>, message: RegExp) => {
+      const err = await t.throwsAsync(call);
+      t.is((err as { code?: number }).code, 3, (err as Error).message);
+      t.regex((err as Error).message, message);
+    };
+    await refused(api.jobs.listJobs({ nodeId: 'a\0b' }), /node_id contains a NUL byte/);
+    await refused(api.crons.pauseCron({ name: 'a\0b' }), /name "a\0b" must be 1-64 characters/);
+    await refused(api.crons.deleteCron({ name: 'x\0' }), /must be 1-64 characters/);
+    await refused(api.crons.createCron({ name: 'n', schedule: '* * * * *\0', spec: { command: ['true'] } as never }), /schedule contains a NUL byte/);
+  } finally {
+    api.close();
   }
 });
