@@ -8,8 +8,7 @@
 // It wakes when the next schedule is due, by the database's clock, and at
 // least every second, for schedules other replicas store.
 import { v7 as uuidv7 } from 'uuid';
-import { JobSpec, JobState } from '../common/gen/grid/v1/job.js';
-import { ACTIVE_DB_STATES, stateToDb } from '../common/job-state.js';
+import { JobSpec } from '../common/gen/grid/v1/job.js';
 import type { Logger } from '../common/logger.js';
 import { dueTicks, overlapDecision, tickRequestId } from './cron-schedule.js';
 import type { Sql } from './db/connect.js';
@@ -19,7 +18,6 @@ import { validateSubmission, type SpecPolicy } from './spec-validation.js';
 import type { CronRow } from './sql/cron-schedules.js';
 import { activeCronJobs, advanceCrons, leaseDueCrons, nextCronDueInMs, releaseCrons, type CronAdvance } from './sql/fire-crons.js';
 
-const QUEUED = stateToDb(JobState.JOB_STATE_QUEUED);
 // Longer than a submit can be held under backlog (job-transitions' hold, 10 s), so that a
 // firing in progress rarely loses its lease; a dead replica's ticks wait this long.
 const LEASE_MS = 30_000;
@@ -124,7 +122,7 @@ export function startCronFirer(deps: {
   /** Each schedule's jobs still queued or on a node. */
   async function activeByCron(names: string[]): Promise<Map<string, { id: string; stop_grace_ms: number }[]>> {
     const byName = new Map<string, { id: string; stop_grace_ms: number }[]>();
-    for (const job of await activeCronJobs(sql, names, [QUEUED, ...ACTIVE_DB_STATES])) {
+    for (const job of await activeCronJobs(sql, names)) {
       byName.set(job.cron_name, [...(byName.get(job.cron_name) ?? []), job]);
     }
     return byName;

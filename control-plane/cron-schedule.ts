@@ -50,8 +50,8 @@ export function dueTicks(schedule: string, nextAt: Date, now: Date): DueTicks {
   // Far behind (no replica ran for a while): skip to the window instead of stepping through every old tick.
   if (tick && now.getTime() - tick.getTime() > CATCH_UP_MS) {
     const windowStart = cron.nextRun(new Date(now.getTime() - CATCH_UP_MS - 1));
-    missed = windowStart && windowStart.getTime() <= now.getTime() ? countBetween(cron, tick, windowStart) : countBetween(cron, tick, now, true);
-    tick = windowStart && windowStart.getTime() <= now.getTime() ? windowStart : null;
+    missed = countBefore(cron, tick, windowStart);
+    tick = windowStart;
   }
   while (tick && tick.getTime() <= now.getTime()) {
     due.push(tick);
@@ -62,10 +62,10 @@ export function dueTicks(schedule: string, nextAt: Date, now: Date): DueTicks {
   return { due, missed, next: tick ?? cron.nextRun(now) ?? undefined };
 }
 
-/** Ticks in [from, to) (or [from, to] with `inclusive`), at most a bounded count: it only feeds a log line. */
-function countBetween(cron: Cron, from: Date, to: Date, inclusive = false): number {
+/** Ticks from `from` up to `to` (exclusive; none: all), at most a bounded count: it only feeds a log line. */
+function countBefore(cron: Cron, from: Date, to: Date | null): number {
   let n = 0;
-  for (let t: Date | null = from; t && (inclusive ? t.getTime() <= to.getTime() : t.getTime() < to.getTime()) && n < 100_000; t = cron.nextRun(t)) n++;
+  for (let t: Date | null = from; t && (!to || t.getTime() < to.getTime()) && n < 100_000; t = cron.nextRun(t)) n++;
   return n;
 }
 

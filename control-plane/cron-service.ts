@@ -28,14 +28,12 @@ const OVERLAP_FROM_DB: Record<OverlapPolicy, CronOverlap> = {
 export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes: RuntimeTable; log: Logger }): CronServiceImplementation {
   const { sql } = deps;
 
-  async function requireCron(name: string): Promise<CronRow> {
-    // Not even a name a schedule could have (a NUL would fail the query as INTERNAL).
+  /** Not even a name a schedule could have is INVALID_ARGUMENT (a NUL would fail a query as INTERNAL). */
+  function checkName(name: string): void {
     const problem = nameProblem(name);
     if (problem) throw invalidArgument(problem, 'name');
-    const row = await getCron(sql, name);
-    if (!row) throw notFound(`no periodic job is named "${name}" (gridctl cron list shows them)`);
-    return row;
   }
+  const unknown = (name: string) => notFound(`no periodic job is named "${name}" (gridctl cron list shows them)`);
 
   return {
     async createCron(request, context) {
@@ -66,22 +64,24 @@ export function createCronService(deps: { sql: Sql; policy: SpecPolicy; runtimes
       return { crons: (await listCrons(sql)).map(cronOf) };
     },
     async pauseCron(request) {
-      await requireCron(request.name);
+      checkName(request.name);
       const row = await setCronPaused(sql, request.name, undefined);
-      if (!row) throw notFound(`no periodic job is named "${request.name}"`);
+      if (!row) throw unknown(request.name);
       return { cron: cronOf(row) };
     },
     async resumeCron(request) {
-      const existing = await requireCron(request.name);
+      checkName(request.name);
+      const existing = await getCron(sql, request.name);
+      if (!existing) throw unknown(request.name);
       const next = tickAtOrAfter(existing.schedule, new Date());
       if (!next) throw failedPrecondition(`periodic job "${request.name}" has no tick left to fire (${existing.schedule}); delete it`);
       const row = await setCronPaused(sql, request.name, next);
-      if (!row) throw notFound(`no periodic job is named "${request.name}"`);
+      if (!row) throw unknown(request.name);
       return { cron: cronOf(row) };
     },
     async deleteCron(request) {
-      await requireCron(request.name);
-      if (!(await deleteCron(sql, request.name))) throw notFound(`no periodic job is named "${request.name}" (gridctl cron list shows them)`);
+      checkName(request.name);
+      if (!(await deleteCron(sql, request.name))) throw unknown(request.name);
       deps.log.info({ cron: request.name }, 'periodic job deleted');
       return {};
     },

@@ -180,9 +180,10 @@ export function createJobService(deps: JobServiceDeps): JobServiceImplementation
         throw invalidArgument(`requests holds ${count} submissions: must be between 1 and ${MAX_SUBMIT_BATCH}`);
       }
       // Each request is judged on its own: a bad spec refuses only itself.
+      const submitter = submitterOf(context);
       const checked = request.requests.map((r, i) => {
         try {
-          return { job: validated(r, submitterOf(context)) };
+          return { job: validated(r, submitter) };
         } catch (err) {
           if (!(err instanceof ServerError)) throw err;
           return { refused: { code: err.code, message: `requests[${i}]: ${err.details}` } };

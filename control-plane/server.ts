@@ -141,8 +141,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     .use(errorMiddleware(log))
     .use(serverVersionHeader);
   const server = auth ? base.use(auth.middleware) : base;
+  const runtimes = runtimeTable(options.runtimes);
   server.add(TokenServiceDefinition, createTokenService({ sql, auth, log }));
-  server.add(CronServiceDefinition, createCronService({ sql, policy: options.policy, runtimes: runtimeTable(options.runtimes), log }));
+  server.add(CronServiceDefinition, createCronService({ sql, policy: options.policy, runtimes, log }));
   const operator = addOperatorServices(server);
   server.add(
     JobServiceDefinition,
@@ -151,7 +152,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       events,
       transitions,
       policy: options.policy,
-      runtimes: runtimeTable(options.runtimes),
+      runtimes,
       maxQueued: options.maxQueued,
       watchRecheckMs: 10_000,
       blobs,
@@ -193,7 +194,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const feed = await startJobEventFeed({ sql, replicaId, events, deliverCancel: (row) => transitions.deliverCancel(row), log });
   const deadlines = startDeadlineEnforcer({ transitions, log, intervalMs: options.deadlineCheckMs });
-  const crons = startCronFirer({ sql, transitions, policy: options.policy, runtimes: runtimeTable(options.runtimes), maxQueued: options.maxQueued, replicaId, log });
+  const crons = startCronFirer({ sql, transitions, policy: options.policy, runtimes, maxQueued: options.maxQueued, replicaId, log });
   const port = await server.listen(options.listen, await serverCredentials(options.transport));
   operator.setServing(true);
   const metricsEndpoint = options.metricsListen ? await serveMetrics(metrics.registry, options.metricsListen) : undefined;

@@ -4,8 +4,13 @@
 // it is released or lapses (a replica that died holding it), and the advance
 // is fenced by it and by the tick it started from, so a firing that lost its
 // lease changes nothing.
+import { JobState } from '../../common/gen/grid/v1/job.js';
+import { ACTIVE_DB_STATES, stateToDb } from '../../common/job-state.js';
 import type { Sql } from '../db/connect.js';
 import type { CronRow } from './cron-schedules.js';
+
+// Queued or on a node: what migration 23's jobs_cron_active holds.
+const NOT_ENDED = [stateToDb(JobState.JOB_STATE_QUEUED), ...ACTIVE_DB_STATES];
 
 /** Leases up to `limit` due, unpaused schedules for `leaseMs`, oldest due first; with the database's now. */
 export async function leaseDueCrons(sql: Sql, replica: string, leaseMs: number, limit: number): Promise<{ rows: CronRow[]; now: Date }> {
@@ -68,8 +73,8 @@ export async function nextCronDueInMs(sql: Sql): Promise<number | undefined> {
 }
 
 /** The jobs of these schedules that are queued or on a node: what an overlap policy looks at. */
-export async function activeCronJobs(sql: Sql, names: string[], activeStates: readonly string[]): Promise<{ id: string; cron_name: string; stop_grace_ms: number }[]> {
+export async function activeCronJobs(sql: Sql, names: string[]): Promise<{ id: string; cron_name: string; stop_grace_ms: number }[]> {
   if (names.length === 0) return [];
   return sql<{ id: string; cron_name: string; stop_grace_ms: number }[]>`
-    SELECT id, cron_name, stop_grace_ms FROM jobs WHERE cron_name = ANY(${names}::text[]) AND state = ANY(${activeStates as string[]}::text[])`;
+    SELECT id, cron_name, stop_grace_ms FROM jobs WHERE cron_name = ANY(${names}::text[]) AND state = ANY(${NOT_ENDED}::text[])`;
 }
